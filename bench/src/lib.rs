@@ -1,0 +1,1 @@
+//! Shared helpers for voxgate's benchmarks and the `voxgate-load` generator.

@@ -1,0 +1,7 @@
+//! voxgate media engine.
+//!
+//! The protocol code here (RTP/RTCP, SRTP, codecs, jitter buffer, media session) is
+//! sans-IO: bytes and `now` in, packets, events and the next timeout out. Only the
+//! worker I/O modules touch sockets or io_uring, and only they contain `unsafe`.
+#![deny(missing_docs)]
+#![deny(unsafe_code)]

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The test command (CI runs exactly this): set up, lint, run every test and fuzz briefly.
+# Exits non-zero when anything fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export CARGO_TERM_COLOR=never
+
+echo "== fmt"; cargo fmt --all -- --check
+echo "== clippy"; cargo clippy --locked --workspace --all-targets -- -D warnings
+echo "== tests"; cargo test --locked --workspace --all-targets
+echo "== doc tests"; cargo test --locked --workspace --doc
+if [ -x fuzz/run.sh ]; then echo "== fuzz (brief)"; fuzz/run.sh; fi
+echo "== all checks passed"

@@ -1,0 +1,6 @@
+//! voxgate control plane: SIP signaling, the per-call conversation loop, speech and
+//! assistant providers, storage and the admin API. Media runs in `voxgate-engine`.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod settings;
