@@ -5,3 +5,7 @@
 //! worker I/O modules touch sockets or io_uring, and only they contain `unsafe`.
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
+
+pub mod codec;
+pub mod jitter;
+pub mod rtp;
