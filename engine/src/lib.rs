@@ -7,5 +7,8 @@
 #![deny(unsafe_code)]
 
 pub mod codec;
+pub mod dtmf;
 pub mod jitter;
+pub mod rtcp;
 pub mod rtp;
+pub mod vad;
