@@ -11,4 +11,5 @@ pub mod dtmf;
 pub mod jitter;
 pub mod rtcp;
 pub mod rtp;
+pub mod session;
 pub mod vad;
