@@ -337,6 +337,11 @@ impl MediaSession {
         n
     }
 
+    /// Samples waiting in the play queue.
+    pub fn queued_samples(&self) -> usize {
+        self.play.len()
+    }
+
     /// Drops queued audio (barge-in); the next packet carries silence.
     pub fn stop_playback(&mut self) {
         let had = !self.play.is_empty() || self.was_playing;
