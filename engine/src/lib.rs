@@ -8,6 +8,8 @@
 
 pub mod codec;
 pub mod dtmf;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod jitter;
 pub mod rtcp;
 pub mod rtp;

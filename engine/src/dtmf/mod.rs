@@ -125,14 +125,14 @@ impl DtmfReceiver {
         }
         if let Some((_, event, duration, reported)) = self.current.as_mut() {
             *duration = (*duration).max(ev.duration);
-            if ev.end && !*reported {
+            // When this call already reports the previous event, this one's end is left
+            // for its repeated end packets.
+            if ev.end && !*reported && out.is_none() {
                 *reported = true;
-                if out.is_none() {
-                    out = event_digit(*event).map(|digit| ReceivedDigit {
-                        digit,
-                        duration: u32::from(*duration),
-                    });
-                }
+                out = event_digit(*event).map(|digit| ReceivedDigit {
+                    digit,
+                    duration: u32::from(*duration),
+                });
             }
         }
         Ok(out)
@@ -325,5 +325,21 @@ mod tests {
         assert_eq!(rx.handle(900, &[4, 0x8a, 1, 0]).unwrap(), None);
         assert_eq!(rx.handle(900, &[4, 0x8a, 1, 0]).unwrap(), None);
         assert!(rx.handle(1, &[1]).is_err());
+    }
+
+    #[test]
+    fn new_event_starting_with_end_is_reported_on_its_repeat() {
+        let mut rx = DtmfReceiver::new();
+        assert_eq!(rx.handle(100, &[3, 0x0a, 0, 160]).unwrap(), None);
+        // Event at 900 arrives as end packets only: the first flushes '3', the second reports '4'.
+        assert_eq!(
+            rx.handle(900, &[4, 0x8a, 1, 0]).unwrap().map(|d| d.digit),
+            Some('3')
+        );
+        assert_eq!(
+            rx.handle(900, &[4, 0x8a, 1, 0]).unwrap().map(|d| d.digit),
+            Some('4')
+        );
+        assert_eq!(rx.handle(900, &[4, 0x8a, 1, 0]).unwrap(), None);
     }
 }
