@@ -96,7 +96,9 @@ pub struct MediaSession {
     // Send.
     play: VecDeque<i16>,
     play_cap: usize,
+    /// The previous RTP packet carried queued audio.
     was_playing: bool,
+    /// The next audio packet starts a talkspurt (after a telephone-event).
     talkspurt_start: bool,
     seq: u16,
     ts: u32,
@@ -156,7 +158,7 @@ impl MediaSession {
         let clock = cfg.codec.rtp_clock_rate();
         let mut jcfg = JitterConfig::new(clock, cfg.ptime_ms);
         jcfg.max_payload = match cfg.codec {
-            crate::codec::CodecKind::Pcmu | crate::codec::CodecKind::Pcma => (8 * 120).max(enc_n),
+            crate::codec::CodecKind::Pcmu | crate::codec::CodecKind::Pcma => (8 * 60).max(enc_n),
             _ => 1275,
         };
         let play_cap = (cfg.pcm_rate * PLAY_QUEUE_MS / 1000) as usize;
@@ -384,7 +386,12 @@ impl MediaSession {
             self.next_send += ptime * skip;
             self.ts = self.ts.wrapping_add(self.samples_per_packet() * skip);
         }
-        let dest = self.remote?;
+        let Some(dest) = self.remote else {
+            // Nowhere to send yet: keep the clock running.
+            self.next_send += ptime;
+            self.ts = self.ts.wrapping_add(self.samples_per_packet());
+            return None;
+        };
         let res = self.build_rtp(buf);
         self.next_send += ptime;
         self.ts = self.ts.wrapping_add(self.samples_per_packet());
@@ -439,6 +446,7 @@ impl MediaSession {
             None => pcm,
         };
         let n = self.encoder.encode(input, payload_buf).ok()?;
+        // The marker starts a talkspurt: audio after silence (or after a DTMF event).
         let marker = playing && (self.talkspurt_start || !self.was_playing);
         let marker = marker || (self.stats.packets_out == 0);
         let h = RtpHeader {
@@ -452,15 +460,24 @@ impl MediaSession {
         if playing {
             self.talkspurt_start = false;
         }
-        if self.was_playing && self.play.is_empty() {
+        // Playback ends when a packet finds the queue empty after one that carried audio.
+        // An echo session's queue is refilled by the caller, so it reports nothing.
+        if self.was_playing && !playing && !self.cfg.echo {
             self.push_event(SessionEvent::PlaybackIdle);
         }
-        self.was_playing = !self.play.is_empty();
+        self.was_playing = playing;
         Some(RTP_HEADER_LEN + n)
     }
 
     fn poll_rtcp(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
-        let dest = self.rtcp_dest()?;
+        if now < self.rtcp.next_report() {
+            return None;
+        }
+        let Some(dest) = self.rtcp_dest() else {
+            // Nowhere to send: skip this report.
+            self.rtcp.skip(now);
+            return None;
+        };
         let limit = buf.len().checked_sub(TAIL_ROOM)?;
         let rx = self.rx.as_mut().zip(self.remote_ssrc);
         let len = self.rtcp.poll(
@@ -468,7 +485,6 @@ impl MediaSession {
             &mut buf[..limit],
             self.cfg.local_ssrc,
             self.ts,
-            self.epoch,
             self.cfg.codec.rtp_clock_rate(),
             self.next_send,
             rx,

@@ -59,6 +59,10 @@ impl RtcpState {
         self.next_report
     }
 
+    pub(super) fn skip(&mut self, now: Instant) {
+        self.next_report = now + self.interval;
+    }
+
     pub(super) fn learned_source(&self) -> Option<SocketAddr> {
         self.learned
     }
@@ -136,7 +140,6 @@ impl RtcpState {
         buf: &mut [u8],
         local_ssrc: u32,
         next_ts: u32,
-        _epoch: Instant,
         clock: u32,
         next_send: Instant,
         rx: Option<(&mut ReceiveStats, u32)>,

@@ -155,3 +155,52 @@ fn dtmf_requires_telephone_event() {
         Err(SessionError::NoTelephoneEvent)
     );
 }
+
+#[test]
+fn idle_session_without_remote_does_not_spin() {
+    let t0 = Instant::now();
+    let mut s = MediaSession::new(SessionConfig::new(1, CodecKind::Pcmu, 0), t0).unwrap();
+    let mut buf = [0u8; 1500];
+    let mut now = t0;
+    let mut wakeups = 0;
+    while now < t0 + Duration::from_secs(10) {
+        s.handle_timeout(now);
+        while s.poll_transmit(now, &mut buf).is_some() {}
+        let next = s.poll_timeout();
+        assert!(next > now, "poll_timeout did not advance");
+        now = next;
+        wakeups += 1;
+    }
+    assert!(wakeups <= 520, "{wakeups} wakeups in 10 s");
+}
+
+#[test]
+fn echo_stream_marks_only_talkspurt_starts() {
+    let t0 = Instant::now();
+    let mut c = SessionConfig::new(2, CodecKind::Pcmu, 0);
+    c.echo = true;
+    let mut s = MediaSession::new(c, t0).unwrap();
+    let mut buf = [0u8; 1500];
+    let loud: Vec<u8> = (0..160)
+        .map(|i| if i % 2 == 0 { 0x10 } else { 0x90 })
+        .collect();
+    let (mut markers, mut audio_packets) = (0, 0);
+    for n in 0..300u16 {
+        let now = t0 + Duration::from_millis(u64::from(n) * 20 + 3);
+        s.handle_rtp(now, addr(7000), &mut rtp(n, u32::from(n) * 160, 0, &loud));
+        s.handle_timeout(now);
+        while let Some(t) = s.poll_transmit(now, &mut buf) {
+            if t.kind == PacketKind::Rtp {
+                let p = RtpPacket::parse(&buf[..t.len]).unwrap();
+                markers += usize::from(p.marker());
+                audio_packets += usize::from(p.payload()[0] != 0xff);
+            }
+        }
+    }
+    assert!(audio_packets > 280, "{audio_packets} echoed packets");
+    assert!(markers <= 2, "{markers} marker bits");
+    let idle = std::iter::from_fn(|| s.poll_event())
+        .filter(|e| *e == SessionEvent::PlaybackIdle)
+        .count();
+    assert_eq!(idle, 0);
+}
