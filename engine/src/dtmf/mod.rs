@@ -342,4 +342,70 @@ mod tests {
         );
         assert_eq!(rx.handle(900, &[4, 0x8a, 1, 0]).unwrap(), None);
     }
+
+    /// The payload format of RFC 4733 section 2.3 (event, E/R/volume, duration), with an
+    /// update sequence for one digit as section 2.5 describes it, and tampered twins.
+    mod rfc4733 {
+        use super::super::*;
+
+        // Digit 9, volume 7: updates every 400 units, then three end packets at 1600.
+        const SEQUENCE: [[u8; 4]; 7] = [
+            [0x09, 0x07, 0x01, 0x90],
+            [0x09, 0x07, 0x03, 0x20],
+            [0x09, 0x07, 0x04, 0xb0],
+            [0x09, 0x07, 0x06, 0x40],
+            [0x09, 0x87, 0x06, 0x40],
+            [0x09, 0x87, 0x06, 0x40],
+            [0x09, 0x87, 0x06, 0x40],
+        ];
+
+        #[test]
+        fn vector_reports_digit_once() {
+            let mut rx = DtmfReceiver::new();
+            let got: Vec<_> = SEQUENCE
+                .iter()
+                .filter_map(|p| rx.handle(0x1234, p).unwrap())
+                .collect();
+            assert_eq!(
+                got,
+                vec![ReceivedDigit {
+                    digit: '9',
+                    duration: 1600
+                }]
+            );
+            let ev = TelephoneEvent::parse(&SEQUENCE[4]).unwrap();
+            assert_eq!(
+                ev,
+                TelephoneEvent {
+                    event: 9,
+                    end: true,
+                    volume: 7,
+                    duration: 1600
+                }
+            );
+        }
+
+        #[test]
+        fn tampered_twins() {
+            // Event 17 (not a DTMF digit) is never reported as one.
+            let mut rx = DtmfReceiver::new();
+            for p in SEQUENCE {
+                let mut t = p;
+                t[0] = 17;
+                assert_eq!(rx.handle(0x1234, &t).unwrap(), None);
+            }
+            // Without the E bit nothing is reported until the next event starts.
+            let mut rx = DtmfReceiver::new();
+            for p in SEQUENCE {
+                let mut t = p;
+                t[1] &= 0x7f;
+                assert_eq!(rx.handle(0x1234, &t).unwrap(), None);
+            }
+            assert_eq!(
+                rx.handle(0x9999, &SEQUENCE[0]).unwrap().map(|d| d.digit),
+                Some('9')
+            );
+            assert!(TelephoneEvent::parse(&SEQUENCE[0][..2]).is_err());
+        }
+    }
 }

@@ -313,4 +313,53 @@ mod tests {
         };
         assert!(bad.write(&mut [0u8; 12]).is_err());
     }
+
+    /// A PCMU packet laid out field by field as in RFC 3550 section 5.1, and tampered twins.
+    mod rfc3550 {
+        use super::super::*;
+
+        const PACKET: [u8; 16] = [
+            0x80, // V=2 P=0 X=0 CC=0
+            0x80, // M=1 PT=0 (PCMU)
+            0x1e, 0x61, // sequence number 7777
+            0x00, 0x00, 0x03, 0x20, // timestamp 800
+            0xde, 0xad, 0xbe, 0xef, // SSRC
+            0xff, 0xff, 0x7f, 0x00, // payload
+        ];
+
+        #[test]
+        fn parses_vector() {
+            let p = RtpPacket::parse(&PACKET).unwrap();
+            assert!(p.marker());
+            assert_eq!(
+                (
+                    p.payload_type(),
+                    p.sequence_number(),
+                    p.timestamp(),
+                    p.ssrc()
+                ),
+                (0, 7777, 800, 0xdead_beef)
+            );
+            assert_eq!(p.payload(), &[0xff, 0xff, 0x7f, 0x00]);
+        }
+
+        #[test]
+        fn tampered_twins_fail() {
+            let mut t = PACKET;
+            t[0] ^= 0x40; // version 3
+            assert_eq!(RtpPacket::parse(&t).unwrap_err(), RtpError::BadVersion(3));
+            let mut t = PACKET;
+            t[0] |= 0x02; // CC=2: eight CSRC bytes that are not there
+            assert!(matches!(
+                RtpPacket::parse(&t),
+                Err(RtpError::TooShort { need: 20, .. })
+            ));
+            let mut t = PACKET;
+            t[0] |= 0x20; // padding: last byte 0 is an invalid count
+            assert!(matches!(
+                RtpPacket::parse(&t),
+                Err(RtpError::BadPadding { pad: 0, .. })
+            ));
+        }
+    }
 }
