@@ -5,3 +5,4 @@
 //! worker I/O modules touch sockets or io_uring, and only they contain `unsafe`.
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
+pub mod srtp;
