@@ -377,12 +377,6 @@ impl SrtpContext {
         }
     }
 
-    /// Forces the RTP replay state (tests of ROC exhaustion).
-    #[cfg(test)]
-    pub(crate) fn set_rtp_packets(&mut self, n: u64) {
-        self.rtp_packets = n;
-    }
-
     fn r_for(&self, index: u64) -> u64 {
         if self.kdr == 0 {
             0
