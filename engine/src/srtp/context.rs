@@ -91,6 +91,8 @@ impl GcmCipher {
 }
 
 /// Session keys for SRTP or SRTCP: the expanded cipher and the pre-keyed HMAC.
+// Inline on purpose: one per stream, and boxing would add a pointer chase per packet.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 enum SessionKeys {
     Cm {
@@ -378,11 +380,8 @@ impl SrtpContext {
     }
 
     fn r_for(&self, index: u64) -> u64 {
-        if self.kdr == 0 {
-            0
-        } else {
-            index / self.kdr
-        }
+        // r = index DIV kdr, and 0 when the rate is 0 (RFC 3711 §4.3.1).
+        index.checked_div(self.kdr).unwrap_or(0)
     }
 
     /// Session keys for `index`: the current ones, or (non-zero KDR) freshly derived
