@@ -94,3 +94,19 @@ pub enum SrtpError {
     #[error("key derivation rate must be 0 or a power of two up to 2^24, got {0}")]
     InvalidKeyDerivationRate(u64),
 }
+
+impl SrtpError {
+    /// True when the packet is at fault (drop it and count it against the peer):
+    /// too short, malformed, failed authentication, replayed, unknown MKI.
+    pub fn is_peer_fault(&self) -> bool {
+        matches!(
+            self,
+            SrtpError::TooShort
+                | SrtpError::Malformed
+                | SrtpError::AuthenticationFailed
+                | SrtpError::Replay { .. }
+                | SrtpError::UnknownMki
+                | SrtpError::TooLong
+        )
+    }
+}

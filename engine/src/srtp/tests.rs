@@ -474,3 +474,10 @@ fn fuzz_entry_points_refuse_the_vectors() {
     }
     assert!(seen >= 20, "seed corpus present ({seen} files)");
 }
+
+#[test]
+fn context_is_small_enough_for_thousands_of_sessions() {
+    let size = std::mem::size_of::<SrtpContext>();
+    assert!(size < 4096, "SrtpContext is {size} bytes");
+    eprintln!("size_of::<SrtpContext>() = {size}");
+}
