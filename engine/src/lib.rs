@@ -15,3 +15,4 @@ pub mod rtcp;
 pub mod rtp;
 pub mod session;
 pub mod vad;
+pub mod srtp;
