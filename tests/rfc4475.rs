@@ -275,8 +275,16 @@ fn unusual_but_valid_requests() {
     assert_eq!(r.headers.top_via().unwrap().rfc3261_branch(), None);
     let r = request("inv2543");
     assert_eq!(r.headers.from().unwrap().tag(), None);
-    assert_eq!(r.uri().unwrap().telephone_number(), None, "UserB is not a number");
-    assert_eq!(r.called_number().as_deref(), Some("+16505552222"), "falls back to To");
+    assert_eq!(
+        r.uri().unwrap().telephone_number(),
+        None,
+        "UserB is not a number"
+    );
+    assert_eq!(
+        r.called_number().as_deref(),
+        Some("+16505552222"),
+        "falls back to To"
+    );
     let r = request("zeromf");
     assert_eq!(r.headers.max_forwards().unwrap(), Some(0));
     let r = request("regaut01");
