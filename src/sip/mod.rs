@@ -29,6 +29,8 @@
 pub mod auth;
 pub mod check;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod header;
 pub mod message;
 pub mod params;
