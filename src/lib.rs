@@ -3,4 +3,5 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod assistant;
 pub mod settings;
