@@ -82,9 +82,11 @@ fn main() -> anyhow::Result<()> {
 /// `VOXGATE_ASSISTANT_API_KEY` turns on IAM-style and basic authentication.
 fn assistant_server(listen: SocketAddr, skill: Option<PathBuf>) -> anyhow::Result<()> {
     use voxgate::assistant::{AssistantServer, DialogSkill};
-    let _ = tracing_subscriber::fmt().with_env_filter(
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-    ).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .try_init();
     let skill = match &skill {
         Some(path) => DialogSkill::from_file(path)?,
         None => DialogSkill::demo()?,
@@ -96,7 +98,10 @@ fn assistant_server(listen: SocketAddr, skill: Option<PathBuf>) -> anyhow::Resul
         Ok(key) if !key.is_empty() => AssistantServer::with_api_key(skill, key, 3600),
         _ => AssistantServer::new(skill),
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         tracing::info!(%listen, "assistant-server listening");

@@ -257,7 +257,9 @@ fn as_num(v: Option<&Value>) -> Option<f64> {
 }
 
 fn as_u32(v: Option<&Value>) -> Option<u32> {
-    as_num(v).filter(|n| *n >= 0.0 && *n <= f64::from(u32::MAX)).map(|n| n as u32)
+    as_num(v)
+        .filter(|n| *n >= 0.0 && *n <= f64::from(u32::MAX))
+        .map(|n| n as u32)
 }
 
 fn as_bool(v: Option<&Value>) -> Option<bool> {
@@ -273,7 +275,9 @@ fn as_bool(v: Option<&Value>) -> Option<bool> {
 }
 
 fn millis(v: Option<&Value>) -> Option<Duration> {
-    as_num(v).filter(|n| *n >= 0.0 && n.is_finite()).map(|n| Duration::from_millis(n as u64))
+    as_num(v)
+        .filter(|n| *n >= 0.0 && n.is_finite())
+        .map(|n| Duration::from_millis(n as u64))
 }
 
 /// Removes the `\\@` (or `\@`) escape Watson requires in SIP URIs.
@@ -287,15 +291,27 @@ fn headers_from_list(v: Option<&Value>) -> Vec<SipHeader> {
         Some(Value::Array(items)) => {
             for item in items {
                 if let (Some(n), Some(val)) = (as_str(item.get("name")), item.get("value")) {
-                    let value = val.as_str().map(str::to_string).unwrap_or_else(|| val.to_string());
-                    out.push(SipHeader { name: n.to_string(), value });
+                    let value = val
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| val.to_string());
+                    out.push(SipHeader {
+                        name: n.to_string(),
+                        value,
+                    });
                 }
             }
         }
         Some(Value::Object(map)) => {
             for (n, val) in map {
-                let value = val.as_str().map(str::to_string).unwrap_or_else(|| val.to_string());
-                out.push(SipHeader { name: n.clone(), value });
+                let value = val
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| val.to_string());
+                out.push(SipHeader {
+                    name: n.clone(),
+                    value,
+                });
             }
         }
         _ => {}
@@ -306,13 +322,18 @@ fn headers_from_list(v: Option<&Value>) -> Vec<SipHeader> {
 fn is_for_phone(response: &Value) -> bool {
     match response.get("channels").and_then(Value::as_array) {
         None => true,
-        Some(chs) => chs.iter().any(|c| as_str(c.get("channel")) == Some("voice_telephony")),
+        Some(chs) => chs
+            .iter()
+            .any(|c| as_str(c.get("channel")) == Some("voice_telephony")),
     }
 }
 
 fn speak(text: &str) -> Option<VoiceAction> {
     let t = prepare_for_speech(text);
-    (!t.is_empty()).then_some(VoiceAction::Speak { text: t, fallback_audio_url: None })
+    (!t.is_empty()).then_some(VoiceAction::Speak {
+        text: t,
+        fallback_audio_url: None,
+    })
 }
 
 fn object_params(v: Option<&Value>) -> Map<String, Value> {
@@ -393,7 +414,11 @@ fn parse_connect_to_agent(r: &Value) -> Vec<VoiceAction> {
     let codes = get("accept_transfer_reject_codes").or_else(|| get("notify_codes_to_accept"));
     let accept_codes = codes
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|c| as_u32(Some(c)).map(|c| c as u16)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| as_u32(Some(c)).map(|c| c as u16))
+                .collect()
+        })
         .unwrap_or_default();
     out.push(VoiceAction::Transfer(Transfer {
         target,
@@ -412,15 +437,29 @@ fn parse_search(r: &Value) -> Option<VoiceAction> {
     let results = r.get("primary_results").or_else(|| r.get("results"));
     let first = results.and_then(Value::as_array).and_then(|a| a.first());
     let body = first
-        .and_then(|f| as_str(f.get("body")).or_else(|| as_str(f.get("highlight").and_then(|h| h.get("body")).and_then(|b| b.get(0)))))
+        .and_then(|f| {
+            as_str(f.get("body")).or_else(|| {
+                as_str(
+                    f.get("highlight")
+                        .and_then(|h| h.get("body"))
+                        .and_then(|b| b.get(0)),
+                )
+            })
+        })
         .unwrap_or("");
     let text = prepare_for_speech(&format!("{header}\n\n{body}"));
     let chars = text.chars().count();
     if chars >= MAX_SEARCH_CHARS {
-        tracing::warn!(chars, "search response of 5,000 characters or more is not read");
+        tracing::warn!(
+            chars,
+            "search response of 5,000 characters or more is not read"
+        );
         return None;
     }
-    (!text.is_empty()).then_some(VoiceAction::Speak { text, fallback_audio_url: None })
+    (!text.is_empty()).then_some(VoiceAction::Speak {
+        text,
+        fallback_audio_url: None,
+    })
 }
 
 /// Parses one `output.generic` item. `texts` collects spoken text for legacy PlayText.
@@ -428,13 +467,23 @@ fn parse_generic(r: &Value, out: &mut Vec<(VoiceAction, bool)>) {
     if !is_for_phone(r) {
         return;
     }
-    let cmd = r.pointer("/command_info/type").and_then(Value::as_str).unwrap_or("");
-    let params = r.pointer("/command_info/parameters").cloned().unwrap_or(Value::Null);
+    let cmd = r
+        .pointer("/command_info/type")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let params = r
+        .pointer("/command_info/parameters")
+        .cloned()
+        .unwrap_or(Value::Null);
     let push = |out: &mut Vec<(VoiceAction, bool)>, a: VoiceAction| out.push((a, false));
     match as_str(r.get("response_type")).unwrap_or("") {
         "text" => {
             let t = as_str(r.get("text")).or_else(|| {
-                as_str(r.get("values").and_then(|v| v.get(0)).and_then(|v| v.get("text")))
+                as_str(
+                    r.get("values")
+                        .and_then(|v| v.get(0))
+                        .and_then(|v| v.get("text")),
+                )
             });
             if let Some(a) = t.and_then(speak) {
                 out.push((a, true));
@@ -465,7 +514,9 @@ fn parse_generic(r: &Value, out: &mut Vec<(VoiceAction, bool)>) {
         "end_session" => push(
             out,
             VoiceAction::Hangup {
-                headers: headers_from_list(r.pointer("/channel_options/voice_telephony/sip/headers")),
+                headers: headers_from_list(
+                    r.pointer("/channel_options/voice_telephony/sip/headers"),
+                ),
             },
         ),
         "dtmf" => match cmd {
@@ -497,9 +548,20 @@ fn parse_generic(r: &Value, out: &mut Vec<(VoiceAction, bool)>) {
             other => tracing::warn!(command = other, "unknown text_to_speech command skipped"),
         },
         "start_activities" | "stop_activities" => {
-            let list = r.get("activities").and_then(Value::as_array).cloned().unwrap_or_default();
+            let list = r
+                .get("activities")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             let start = as_str(r.get("response_type")) == Some("start_activities");
-            push(out, if start { VoiceAction::StartActivities(list) } else { VoiceAction::StopActivities(list) });
+            push(
+                out,
+                if start {
+                    VoiceAction::StartActivities(list)
+                } else {
+                    VoiceAction::StopActivities(list)
+                },
+            );
         }
         "user_defined" => {
             let ud = r.get("user_defined");
@@ -507,7 +569,10 @@ fn parse_generic(r: &Value, out: &mut Vec<(VoiceAction, bool)>) {
                 parse_legacy(&cmd, out);
             }
         }
-        other => tracing::warn!(response_type = other, "response type not supported on the phone; skipped"),
+        other => tracing::warn!(
+            response_type = other,
+            "response type not supported on the phone; skipped"
+        ),
     }
 }
 
@@ -532,14 +597,31 @@ fn parse_legacy(cmd: &Value, out: &mut Vec<(VoiceAction, bool)>) {
     match name {
         "vgwActPlayText" => {
             let fallback = as_str(p.get("errAudioURL")).map(str::to_string);
-            match p.get("text").and_then(Value::as_array).and_then(|a| a.first()).and_then(Value::as_str) {
+            match p
+                .get("text")
+                .and_then(Value::as_array)
+                .and_then(|a| a.first())
+                .and_then(Value::as_str)
+            {
                 Some(t) => {
                     if let Some(VoiceAction::Speak { text, .. }) = speak(t) {
-                        push(out, VoiceAction::Speak { text, fallback_audio_url: fallback });
+                        push(
+                            out,
+                            VoiceAction::Speak {
+                                text,
+                                fallback_audio_url: fallback,
+                            },
+                        );
                     }
                 }
                 // Marker: play the turn's text responses here.
-                None => out.push((VoiceAction::Speak { text: String::new(), fallback_audio_url: fallback }, true)),
+                None => out.push((
+                    VoiceAction::Speak {
+                        text: String::new(),
+                        fallback_audio_url: fallback,
+                    },
+                    true,
+                )),
             }
         }
         "vgwActPlayUrl" => match as_str(p.get("url")) {
@@ -554,8 +636,14 @@ fn parse_legacy(cmd: &Value, out: &mut Vec<(VoiceAction, bool)>) {
         },
         "vgwActTransfer" => {
             let mut headers = headers_from_list(p.get("transferHeaders"));
-            if let (Some(n), Some(v)) = (as_str(p.get("transferHeader")), as_str(p.get("transferHeaderVal"))) {
-                headers.push(SipHeader { name: n.into(), value: v.into() });
+            if let (Some(n), Some(v)) = (
+                as_str(p.get("transferHeader")),
+                as_str(p.get("transferHeaderVal")),
+            ) {
+                headers.push(SipHeader {
+                    name: n.into(),
+                    value: v.into(),
+                });
             }
             let header_method = match as_str(p.get("uuiSendMethod")) {
                 Some("contactHeader") => TransferHeaderMethod::ContactHeader,
@@ -563,7 +651,10 @@ fn parse_legacy(cmd: &Value, out: &mut Vec<(VoiceAction, bool)>) {
                 _ => TransferHeaderMethod::CustomHeader,
             };
             if let Some(uui) = as_str(p.get("uuiData")) {
-                headers.push(SipHeader { name: "User-to-User".into(), value: uui.into() });
+                headers.push(SipHeader {
+                    name: "User-to-User".into(),
+                    value: uui.into(),
+                });
             }
             let method = match as_str(p.get("transferMethod")) {
                 Some(m) if m.eq_ignore_ascii_case("hangup") => TransferMethod::Hangup,
@@ -585,7 +676,12 @@ fn parse_legacy(cmd: &Value, out: &mut Vec<(VoiceAction, bool)>) {
                 }),
             );
         }
-        "vgwActHangup" => push(out, VoiceAction::Hangup { headers: Vec::new() }),
+        "vgwActHangup" => push(
+            out,
+            VoiceAction::Hangup {
+                headers: Vec::new(),
+            },
+        ),
         "vgwActCollectDTMF" => push(out, parse_collect(&p, true)),
         "vgwActEnableSpeechBargeIn" => push(out, VoiceAction::SpeechBargeIn(true)),
         "vgwActDisableSpeechBargeIn" => push(out, VoiceAction::SpeechBargeIn(false)),
@@ -623,28 +719,55 @@ fn variables(context: &Context) -> Vec<VoiceAction> {
     let ud = context.user_defined();
     let vt = context.voice_telephony();
     let get = |legacy: &str, modern: &str| {
-        vt.and_then(|v| if modern.contains('/') { v.get("turn_settings").and_then(|t| t.get("timeout_count")) } else { v.get(modern) })
-            .or_else(|| ud.and_then(|u| u.get(legacy)))
+        vt.and_then(|v| {
+            if modern.contains('/') {
+                v.get("turn_settings").and_then(|t| t.get("timeout_count"))
+            } else {
+                v.get(modern)
+            }
+        })
+        .or_else(|| ud.and_then(|u| u.get(legacy)))
     };
     let mut push_ms = |v: Option<&Value>, f: fn(Duration) -> CallVariable| {
         if let Some(d) = millis(v) {
             out.push(VoiceAction::Set(f(d)));
         }
     };
-    push_ms(get("vgwConversationResponseTimeout", "turn_settings/timeout_count"), CallVariable::ConversationResponseTimeout);
-    push_ms(get("vgwPostResponseTimeoutCount", "post_response_timeout_count"), CallVariable::PostResponseTimeout);
-    push_ms(get("vgwFinalUtteranceTimeout", "final_utterance_timeout_count"), CallVariable::FinalUtteranceTimeout);
+    push_ms(
+        get(
+            "vgwConversationResponseTimeout",
+            "turn_settings/timeout_count",
+        ),
+        CallVariable::ConversationResponseTimeout,
+    );
+    push_ms(
+        get("vgwPostResponseTimeoutCount", "post_response_timeout_count"),
+        CallVariable::PostResponseTimeout,
+    );
+    push_ms(
+        get("vgwFinalUtteranceTimeout", "final_utterance_timeout_count"),
+        CallVariable::FinalUtteranceTimeout,
+    );
     let u = |k: &str| ud.and_then(|u| u.get(k));
     if let Some(b) = as_bool(u("vgwDisconnectCallOnTransferFailure")) {
-        out.push(VoiceAction::Set(CallVariable::DisconnectOnTransferFailure(b)));
+        out.push(VoiceAction::Set(CallVariable::DisconnectOnTransferFailure(
+            b,
+        )));
     }
     if let Some(m) = as_str(u("vgwTransferFailedMessage")) {
-        out.push(VoiceAction::Set(CallVariable::TransferFailedMessage(prepare_for_speech(m))));
+        out.push(VoiceAction::Set(CallVariable::TransferFailedMessage(
+            prepare_for_speech(m),
+        )));
     }
     if let Some(m) = as_str(u("vgwConversationFailedMessage")) {
-        out.push(VoiceAction::Set(CallVariable::ConversationFailedMessage(prepare_for_speech(m))));
+        out.push(VoiceAction::Set(CallVariable::ConversationFailedMessage(
+            prepare_for_speech(m),
+        )));
     }
-    if let Some(cdr) = vt.and_then(|v| v.get("cdr_custom_data")).and_then(Value::as_object) {
+    if let Some(cdr) = vt
+        .and_then(|v| v.get("cdr_custom_data"))
+        .and_then(Value::as_object)
+    {
         out.push(VoiceAction::Set(CallVariable::CdrCustomData(cdr.clone())));
     }
     out
@@ -688,21 +811,34 @@ pub fn from_response(output: &Value, context: &mut Context) -> Vec<VoiceAction> 
     for cmd in from_user_defined.into_iter().chain(from_top) {
         parse_legacy(&cmd, &mut legacy);
     }
-    let plays_default = legacy
-        .iter()
-        .any(|(a, marker)| *marker && matches!(a, VoiceAction::Speak { text, .. } if text.is_empty()));
+    let plays_default = legacy.iter().any(|(a, marker)| {
+        *marker && matches!(a, VoiceAction::Speak { text, .. } if text.is_empty())
+    });
     if plays_default {
-        let texts: Vec<VoiceAction> = list.iter().filter(|(_, t)| *t).map(|(a, _)| a.clone()).collect();
+        let texts: Vec<VoiceAction> = list
+            .iter()
+            .filter(|(_, t)| *t)
+            .map(|(a, _)| a.clone())
+            .collect();
         list.retain(|(_, t)| !*t);
         let mut merged = Vec::new();
         let mut used = false;
         for (a, marker) in legacy {
             match a {
-                VoiceAction::Speak { text, fallback_audio_url } if marker && text.is_empty() => {
+                VoiceAction::Speak {
+                    text,
+                    fallback_audio_url,
+                } if marker && text.is_empty() => {
                     if !used {
                         for t in &texts {
                             if let VoiceAction::Speak { text, .. } = t {
-                                merged.push((VoiceAction::Speak { text: text.clone(), fallback_audio_url: fallback_audio_url.clone() }, false));
+                                merged.push((
+                                    VoiceAction::Speak {
+                                        text: text.clone(),
+                                        fallback_audio_url: fallback_audio_url.clone(),
+                                    },
+                                    false,
+                                ));
                             }
                         }
                         used = true;

@@ -24,8 +24,8 @@ pub const INTENT_THRESHOLD: f64 = 0.5;
 
 const STOP_WORDS: &[&str] = &[
     "a", "an", "the", "to", "i", "im", "my", "me", "please", "would", "like", "want", "can",
-    "could", "you", "is", "it", "of", "for", "and", "do", "with", "on", "in", "need", "be",
-    "some", "just", "id", "d", "speak", "get", "now", "yes", "hi", "hello", "that", "this",
+    "could", "you", "is", "it", "of", "for", "and", "do", "with", "on", "in", "need", "be", "some",
+    "just", "id", "d", "speak", "get", "now", "yes", "hi", "hello", "that", "this",
 ];
 
 fn weight(tok: &str) -> f64 {
@@ -40,7 +40,10 @@ fn weight(tok: &str) -> f64 {
 fn words(text: &str) -> Vec<(String, usize, usize)> {
     let mut out = Vec::new();
     let mut start = None;
-    for (i, c) in text.char_indices().chain(std::iter::once((text.len(), ' '))) {
+    for (i, c) in text
+        .char_indices()
+        .chain(std::iter::once((text.len(), ' ')))
+    {
         if c.is_alphanumeric() {
             start.get_or_insert(i);
         } else if let Some(s) = start.take() {
@@ -95,22 +98,32 @@ impl Classifier {
     pub(crate) fn add_phrase(&mut self, entity: &str, value: &str, phrase: &str) {
         let w: Vec<String> = words(phrase).into_iter().map(|(w, ..)| w).collect();
         if !w.is_empty() {
-            self.phrases.push(Phrase { words: w, entity: entity.into(), value: value.into() });
+            self.phrases.push(Phrase {
+                words: w,
+                entity: entity.into(),
+                value: value.into(),
+            });
         }
     }
 
     /// Whether an entity of this name is defined.
     pub(crate) fn has_entity(&self, name: &str) -> bool {
-        self.phrases.iter().any(|p| p.entity == name) || self.patterns.iter().any(|p| p.entity == name)
+        self.phrases.iter().any(|p| p.entity == name)
+            || self.patterns.iter().any(|p| p.entity == name)
     }
 
     pub(crate) fn add_pattern(&mut self, entity: &str, value: &str, regex: Regex) {
-        self.patterns.push(Pattern { regex, entity: entity.into(), value: value.into() });
+        self.patterns.push(Pattern {
+            regex,
+            entity: entity.into(),
+            value: value.into(),
+        });
     }
 
     /// Call after all phrases are added and before intents.
     pub(crate) fn sort_phrases(&mut self) {
-        self.phrases.sort_by(|a, b| b.words.len().cmp(&a.words.len()));
+        self.phrases
+            .sort_by_key(|p| std::cmp::Reverse(p.words.len()));
     }
 
     pub(crate) fn add_intent(&mut self, intent: &str, examples: &[String]) {
@@ -135,7 +148,10 @@ impl Classifier {
         while i < ws.len() {
             let hit = self.phrases.iter().find(|p| {
                 p.words.len() <= ws.len() - i
-                    && p.words.iter().zip(&ws[i..]).all(|(a, (b, ..))| a == b || stem(a) == stem(b))
+                    && p.words
+                        .iter()
+                        .zip(&ws[i..])
+                        .all(|(a, (b, ..))| a == b || stem(a) == stem(b))
             });
             match hit {
                 Some(p) => {
@@ -240,7 +256,10 @@ mod tests {
     fn unrelated_text_stays_below_threshold() {
         let c = demo();
         let r = c.classify("what is the weather like");
-        assert!(r.first().is_none_or(|(_, s)| *s < INTENT_THRESHOLD), "{r:?}");
+        assert!(
+            r.first().is_none_or(|(_, s)| *s < INTENT_THRESHOLD),
+            "{r:?}"
+        );
     }
 
     #[test]

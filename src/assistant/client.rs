@@ -77,7 +77,11 @@ pub struct ClientConfig {
 
 impl ClientConfig {
     /// A configuration with the default version and timeouts (5 s request, 2 s connect).
-    pub fn new(base_url: impl Into<String>, assistant_id: impl Into<String>, auth: Auth) -> ClientConfig {
+    pub fn new(
+        base_url: impl Into<String>,
+        assistant_id: impl Into<String>,
+        auth: Auth,
+    ) -> ClientConfig {
         ClientConfig {
             base_url: base_url.into(),
             assistant_id: assistant_id.into(),
@@ -137,7 +141,11 @@ impl WatsonClient {
             .connect_timeout(cfg.connect_timeout)
             .build()
             .map_err(|e| AssistantError::InvalidRequest(e.to_string()))?;
-        Ok(WatsonClient { http, cfg: Arc::new(cfg), token: Arc::new(Mutex::new(None)) })
+        Ok(WatsonClient {
+            http,
+            cfg: Arc::new(cfg),
+            token: Arc::new(Mutex::new(None)),
+        })
     }
 
     fn url(&self, tail: &str) -> String {
@@ -161,15 +169,23 @@ impl WatsonClient {
             .http
             .post(token_url)
             .header("Accept", "application/json")
-            .form(&[("grant_type", "urn:ibm:params:oauth:grant-type:apikey"), ("apikey", api_key)])
+            .form(&[
+                ("grant_type", "urn:ibm:params:oauth:grant-type:apikey"),
+                ("apikey", api_key),
+            ])
             .send()
             .await
             .map_err(|e| transport_error(e, self.cfg.timeout))?;
         if !resp.status().is_success() {
             let status = resp.status().as_u16();
-            return Err(AssistantError::Auth(format!("IAM token exchange failed: HTTP {status}")));
+            return Err(AssistantError::Auth(format!(
+                "IAM token exchange failed: HTTP {status}"
+            )));
         }
-        let body: Value = resp.json().await.map_err(|e| AssistantError::Auth(format!("IAM answer: {e}")))?;
+        let body: Value = resp
+            .json()
+            .await
+            .map_err(|e| AssistantError::Auth(format!("IAM answer: {e}")))?;
         let token = body
             .get("access_token")
             .and_then(Value::as_str)
@@ -179,16 +195,24 @@ impl WatsonClient {
         // Refresh a minute early, or at 90% of a short lifetime.
         let early = (lifetime / 10).min(60);
         let refresh_at = Instant::now() + Duration::from_secs(lifetime.saturating_sub(early));
-        *cached = Some(CachedToken { token: token.clone(), refresh_at });
+        *cached = Some(CachedToken {
+            token: token.clone(),
+            refresh_at,
+        });
         Ok(token)
     }
 
-    async fn authed(&self, rb: reqwest::RequestBuilder) -> Result<reqwest::RequestBuilder, AssistantError> {
+    async fn authed(
+        &self,
+        rb: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, AssistantError> {
         Ok(match &self.cfg.auth {
             Auth::None => rb,
             Auth::Bearer(t) => rb.bearer_auth(t),
             Auth::Basic { username, password } => rb.basic_auth(username, Some(password)),
-            Auth::IamApiKey { api_key, token_url } => rb.bearer_auth(self.iam_token(api_key, token_url).await?),
+            Auth::IamApiKey { api_key, token_url } => {
+                rb.bearer_auth(self.iam_token(api_key, token_url).await?)
+            }
         })
     }
 
@@ -199,7 +223,12 @@ impl WatsonClient {
         session_url: bool,
     ) -> Result<reqwest::Response, AssistantError> {
         for attempt in 0..2 {
-            let resp = self.authed(make()).await?.send().await.map_err(|e| transport_error(e, self.cfg.timeout))?;
+            let resp = self
+                .authed(make())
+                .await?
+                .send()
+                .await
+                .map_err(|e| transport_error(e, self.cfg.timeout))?;
             let iam = matches!(self.cfg.auth, Auth::IamApiKey { .. });
             if resp.status().as_u16() == 401 && iam && attempt == 0 {
                 *self.token.lock().await = None;
@@ -216,8 +245,13 @@ impl WatsonClient {
     /// Creates a session and returns its ID.
     pub async fn create_session(&self) -> Result<String, AssistantError> {
         let url = self.url("");
-        let resp = self.send(|| self.http.post(&url).json(&json!({})), false).await?;
-        let v: Value = resp.json().await.map_err(|e| AssistantError::BadResponse(e.to_string()))?;
+        let resp = self
+            .send(|| self.http.post(&url).json(&json!({})), false)
+            .await?;
+        let v: Value = resp
+            .json()
+            .await
+            .map_err(|e| AssistantError::BadResponse(e.to_string()))?;
         v.get("session_id")
             .and_then(Value::as_str)
             .map(str::to_string)
@@ -243,7 +277,10 @@ impl WatsonClient {
         input.apply_legacy(&mut ctx);
         let body = json!({ "input": input.to_v2_json(), "context": ctx.to_json() });
         let resp = self.send(|| self.http.post(&url).json(&body), true).await?;
-        let v: Value = resp.json().await.map_err(|e| AssistantError::BadResponse(e.to_string()))?;
+        let v: Value = resp
+            .json()
+            .await
+            .map_err(|e| AssistantError::BadResponse(e.to_string()))?;
         let output = v
             .get("output")
             .filter(|o| o.is_object())
@@ -287,15 +324,26 @@ impl Assistant for WatsonClient {
     fn open_session(&self) -> BoxFuture<'_, Result<Box<dyn AssistantSession>, AssistantError>> {
         Box::pin(async move {
             let session_id = self.create_session().await?;
-            let s: Box<dyn AssistantSession> = Box::new(WatsonSession { client: self.clone(), session_id });
+            let s: Box<dyn AssistantSession> = Box::new(WatsonSession {
+                client: self.clone(),
+                session_id,
+            });
             Ok(s)
         })
     }
 }
 
 impl AssistantSession for WatsonSession {
-    fn message(&mut self, input: TurnInput, context: Context) -> BoxFuture<'_, Result<Reply, AssistantError>> {
-        Box::pin(async move { self.client.message_reply(&self.session_id, &input, &context).await })
+    fn message(
+        &mut self,
+        input: TurnInput,
+        context: Context,
+    ) -> BoxFuture<'_, Result<Reply, AssistantError>> {
+        Box::pin(async move {
+            self.client
+                .message_reply(&self.session_id, &input, &context)
+                .await
+        })
     }
 
     fn close(&mut self) -> BoxFuture<'_, Result<(), AssistantError>> {

@@ -100,8 +100,13 @@ fn lex(src: &str) -> Result<Vec<Tok>, String> {
                     i += 1;
                     if chars.get(i) == Some(&'(') {
                         let start = i + 1;
-                        let end = chars[start..].iter().position(|&c| c == ')').map(|p| start + p);
-                        let Some(end) = end else { return Err("unclosed `@entity:(`".into()) };
+                        let end = chars[start..]
+                            .iter()
+                            .position(|&c| c == ')')
+                            .map(|p| start + p);
+                        let Some(end) = end else {
+                            return Err("unclosed `@entity:(`".into());
+                        };
                         value = Some(chars[start..end].iter().collect());
                         i = end + 1;
                     } else {
@@ -159,7 +164,9 @@ fn lex(src: &str) -> Result<Vec<Tok>, String> {
                     i += 1;
                 }
                 let s: String = chars[start..i].iter().collect();
-                out.push(Tok::Num(s.parse().map_err(|_| format!("bad number `{s}`"))?));
+                out.push(Tok::Num(
+                    s.parse().map_err(|_| format!("bad number `{s}`"))?,
+                ));
             }
             '&' if next == Some('&') => {
                 out.push(Tok::And);
@@ -283,17 +290,27 @@ impl Parser {
         }
     }
     fn atom(&mut self) -> Result<Expr, String> {
-        let t = self.toks.get(self.pos).cloned().ok_or("expression ends early")?;
+        let t = self
+            .toks
+            .get(self.pos)
+            .cloned()
+            .ok_or("expression ends early")?;
         self.pos += 1;
         Ok(match t {
             Tok::Intent(n) => Expr::Intent(n),
             Tok::Entity(n, v) => Expr::Entity(n, v),
             Tok::Var(p) => Expr::Var(p),
             Tok::Str(s) => Expr::Lit(Value::String(s)),
-            Tok::Num(n) => Expr::Lit(serde_json::Number::from_f64(n).map(Value::Number).unwrap_or(Value::Null)),
+            Tok::Num(n) => Expr::Lit(
+                serde_json::Number::from_f64(n)
+                    .map(Value::Number)
+                    .unwrap_or(Value::Null),
+            ),
             Tok::Minus => match self.atom()? {
                 Expr::Lit(Value::Number(n)) => Expr::Lit(
-                    serde_json::Number::from_f64(-n.as_f64().unwrap_or(0.0)).map(Value::Number).unwrap_or(Value::Null),
+                    serde_json::Number::from_f64(-n.as_f64().unwrap_or(0.0))
+                        .map(Value::Number)
+                        .unwrap_or(Value::Null),
                 ),
                 _ => return Err("unary minus on a non-number".into()),
             },
@@ -339,7 +356,11 @@ impl Expr {
     pub(crate) fn visit(&self, f: &mut dyn FnMut(&Expr)) {
         match self {
             Expr::Not(a) => a.visit(f),
-            Expr::And(a, b) | Expr::Or(a, b) | Expr::Cmp(_, a, b) | Expr::Add(a, b) | Expr::Sub(a, b) => {
+            Expr::And(a, b)
+            | Expr::Or(a, b)
+            | Expr::Cmp(_, a, b)
+            | Expr::Add(a, b)
+            | Expr::Sub(a, b) => {
                 a.visit(f);
                 b.visit(f);
             }
@@ -431,7 +452,9 @@ pub(crate) fn eval(e: &Expr, env: &Env<'_>) -> Value {
             .map(|m| Value::String(m.literal.clone().unwrap_or_else(|| m.value.clone())))
             .unwrap_or(Value::Null),
         Expr::Entity(n, Some(v)) => Value::Bool(
-            env.entities.iter().any(|m| &m.entity == n && m.value.eq_ignore_ascii_case(v)),
+            env.entities
+                .iter()
+                .any(|m| &m.entity == n && m.value.eq_ignore_ascii_case(v)),
         ),
         Expr::Var(path) => {
             let v = if path[0] == "integrations" {
@@ -458,15 +481,71 @@ pub(crate) fn eval(e: &Expr, env: &Env<'_>) -> Value {
                     if r.fract() == 0.0 && r.abs() < 9.0e15 {
                         Value::from(r as i64)
                     } else {
-                        serde_json::Number::from_f64(r).map(Value::Number).unwrap_or(Value::Null)
+                        serde_json::Number::from_f64(r)
+                            .map(Value::Number)
+                            .unwrap_or(Value::Null)
                     }
                 }
                 _ if !minus => {
-                    let s = |v: &Value| v.as_str().map(str::to_string).unwrap_or_else(|| if v.is_null() { String::new() } else { v.to_string() });
+                    let s = |v: &Value| {
+                        v.as_str().map(str::to_string).unwrap_or_else(|| {
+                            if v.is_null() {
+                                String::new()
+                            } else {
+                                v.to_string()
+                            }
+                        })
+                    };
                     Value::String(s(&x) + &s(&y))
                 }
                 _ => Value::Null,
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence_and_binds_tighter_than_or() {
+        let e = parse("#a || #b && !#c").expect("parses");
+        assert!(
+            matches!(e, Expr::Or(_, ref r) if matches!(**r, Expr::And(..))),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn entity_value_forms() {
+        assert_eq!(
+            parse("@size:large").expect("p"),
+            Expr::Entity("size".into(), Some("large".into()))
+        );
+        assert_eq!(
+            parse("@city:(New York)").expect("p"),
+            Expr::Entity("city".into(), Some("New York".into()))
+        );
+        assert_eq!(
+            parse("$a.b").expect("p"),
+            Expr::Var(vec!["a".into(), "b".into()])
+        );
+    }
+
+    #[test]
+    fn unsupported_constructs_name_themselves() {
+        for (src, needle) in [
+            ("intents[0].confidence > 0.5", "intents["),
+            ("$name.contains('x')", "method call"),
+            ("input.text.matches('a')", "function or index"),
+            ("#a ||", "ends early"),
+            ("(#a", "missing `)`"),
+            ("\"open", "unterminated"),
+            ("#a ? 1 : 2", "unsupported character"),
+        ] {
+            let err = parse(src).expect_err(src);
+            assert!(err.contains(needle), "{src}: {err}");
         }
     }
 }

@@ -20,7 +20,9 @@ pub struct Context {
 fn object_at<'a>(map: &'a mut Map<String, Value>, path: &[&str]) -> &'a mut Map<String, Value> {
     let mut cur = map;
     for key in path {
-        let slot = cur.entry((*key).to_string()).or_insert_with(|| Value::Object(Map::new()));
+        let slot = cur
+            .entry((*key).to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
         if !slot.is_object() {
             *slot = Value::Object(Map::new());
         }
@@ -58,7 +60,11 @@ impl Context {
 
     /// `skills["main skill"].user_defined` (dialog `$variables`).
     pub fn user_defined(&self) -> Option<&Map<String, Value>> {
-        self.json.get("skills")?.get(MAIN_SKILL)?.get("user_defined")?.as_object()
+        self.json
+            .get("skills")?
+            .get(MAIN_SKILL)?
+            .get("user_defined")?
+            .as_object()
     }
 
     /// Mutable `skills["main skill"].user_defined`, created if absent.
@@ -78,7 +84,10 @@ impl Context {
 
     /// `integrations.voice_telephony`.
     pub fn voice_telephony(&self) -> Option<&Map<String, Value>> {
-        self.json.get("integrations")?.get("voice_telephony")?.as_object()
+        self.json
+            .get("integrations")?
+            .get("voice_telephony")?
+            .as_object()
     }
 
     /// Mutable `integrations.voice_telephony`, created if absent.
@@ -127,8 +136,13 @@ impl VoiceTelephony {
         self
     }
     /// A header copied from the INVITE (listed in the integration settings).
-    pub fn custom_invite_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.custom_headers.insert(name.into(), Value::String(value.into()));
+    pub fn custom_invite_header(
+        mut self,
+        name: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Self {
+        self.custom_headers
+            .insert(name.into(), Value::String(value.into()));
         self
     }
     /// From URI of the INVITE.

@@ -49,7 +49,9 @@ pub struct DialogSkill {
 impl DialogSkill {
     /// Loads a workspace JSON export.
     pub fn from_json(text: &str) -> Result<DialogSkill, SkillError> {
-        Ok(DialogSkill { dialog: Arc::new(Dialog::from_json(text)?) })
+        Ok(DialogSkill {
+            dialog: Arc::new(Dialog::from_json(text)?),
+        })
     }
 
     /// Loads a workspace JSON export from a file.
@@ -88,7 +90,10 @@ impl DialogSkill {
 
     /// A new session (one per call).
     pub fn session(&self) -> DialogSession {
-        DialogSession { dialog: Arc::clone(&self.dialog), state: State::default() }
+        DialogSession {
+            dialog: Arc::clone(&self.dialog),
+            state: State::default(),
+        }
     }
 }
 
@@ -129,7 +134,10 @@ impl DialogSession {
         let d = Arc::clone(&self.dialog);
         let intents = d.classifier.classify(&text);
         let entities = d.classifier.entities(&text);
-        let intent = intents.first().filter(|(_, c)| *c >= INTENT_THRESHOLD).map(|(n, _)| n.clone());
+        let intent = intents
+            .first()
+            .filter(|(_, c)| *c >= INTENT_THRESHOLD)
+            .map(|(n, _)| n.clone());
         let first = self.state.turns == 0;
         self.state.turns += 1;
         let mut run = Run {
@@ -166,7 +174,12 @@ impl DialogSession {
         output.insert("generic".into(), Value::Array(run.generic));
         output.insert(
             "intents".into(),
-            Value::Array(intents.iter().map(|(i, c)| json!({"intent": i, "confidence": c})).collect()),
+            Value::Array(
+                intents
+                    .iter()
+                    .map(|(i, c)| json!({"intent": i, "confidence": c}))
+                    .collect(),
+            ),
         );
         output.insert(
             "entities".into(),
@@ -178,7 +191,9 @@ impl DialogSession {
             ),
         );
         let mut context = run.context;
-        context.skill_system_mut().insert("dialog_turn_counter".into(), Value::from(self.state.turns));
+        context
+            .skill_system_mut()
+            .insert("dialog_turn_counter".into(), Value::from(self.state.turns));
         (Value::Object(output), context)
     }
 
@@ -191,7 +206,11 @@ impl DialogSession {
 }
 
 impl AssistantSession for DialogSession {
-    fn message(&mut self, input: TurnInput, context: Context) -> BoxFuture<'_, Result<Reply, AssistantError>> {
+    fn message(
+        &mut self,
+        input: TurnInput,
+        context: Context,
+    ) -> BoxFuture<'_, Result<Reply, AssistantError>> {
         let reply = self.message_sync(&input, context);
         Box::pin(async move { Ok(reply) })
     }
@@ -291,8 +310,12 @@ impl Run<'_> {
 
     fn respond(&mut self, idx: usize) {
         let node = &self.d.nodes[idx];
-        let rcs: Vec<usize> =
-            node.children.iter().copied().filter(|&c| self.d.nodes[c].kind == NodeType::ResponseCondition).collect();
+        let rcs: Vec<usize> = node
+            .children
+            .iter()
+            .copied()
+            .filter(|&c| self.d.nodes[c].kind == NodeType::ResponseCondition)
+            .collect();
         if rcs.is_empty() {
             self.emit(idx);
             return;
@@ -314,7 +337,9 @@ impl Run<'_> {
                     self.fall_back_to_root();
                 }
             }
-            Some(Next::JumpTo(t, Selector::UserInput)) => self.state.waiting = Some(Resume::Siblings(t)),
+            Some(Next::JumpTo(t, Selector::UserInput)) => {
+                self.state.waiting = Some(Resume::Siblings(t))
+            }
             Some(Next::SkipUserInput) => {
                 let kids = self.d.nodes[idx].children.clone();
                 if !self.evaluate(&kids) {
@@ -322,7 +347,10 @@ impl Run<'_> {
                 }
             }
             None => {
-                let waits = self.d.nodes[idx].children.iter().any(|&c| is_dialog_node(self.d.nodes[c].kind));
+                let waits = self.d.nodes[idx]
+                    .children
+                    .iter()
+                    .any(|&c| is_dialog_node(self.d.nodes[c].kind));
                 if waits {
                     self.state.waiting = Some(Resume::Children(idx));
                 }
@@ -332,13 +360,17 @@ impl Run<'_> {
 
     fn handler(&self, parent: usize, event: &str) -> Option<usize> {
         self.d.nodes[parent].children.iter().copied().find(|&c| {
-            self.d.nodes[c].kind == NodeType::EventHandler && self.d.nodes[c].event_name.as_deref() == Some(event)
+            self.d.nodes[c].kind == NodeType::EventHandler
+                && self.d.nodes[c].event_name.as_deref() == Some(event)
         })
     }
 
     fn slot_empty(&self, slot: usize) -> bool {
         match self.d.nodes[slot].variable.as_deref() {
-            Some(v) => self.context.variable(v).is_none_or(|x| !condition::truthy(x)),
+            Some(v) => self
+                .context
+                .variable(v)
+                .is_none_or(|x| !condition::truthy(x)),
             None => false,
         }
     }
@@ -362,12 +394,20 @@ impl Run<'_> {
                 }
             }
         }
-        let slots: Vec<usize> =
-            self.d.nodes[f].children.iter().copied().filter(|&c| self.d.nodes[c].kind == NodeType::Slot).collect();
+        let slots: Vec<usize> = self.d.nodes[f]
+            .children
+            .iter()
+            .copied()
+            .filter(|&c| self.d.nodes[c].kind == NodeType::Slot)
+            .collect();
         let mut filled_any = false;
         for &s in &slots {
-            let Some(h) = self.handler(s, "input") else { continue };
-            let Some(expr) = self.d.nodes[h].condition.clone() else { continue };
+            let Some(h) = self.handler(s, "input") else {
+                continue;
+            };
+            let Some(expr) = self.d.nodes[h].condition.clone() else {
+                continue;
+            };
             let value = condition::eval(&expr, &self.env());
             if !condition::truthy(&value) {
                 continue;
@@ -382,10 +422,17 @@ impl Run<'_> {
                 self.emit(filled);
             }
         }
-        let missing = slots.iter().copied().find(|&s| self.slot_empty(s) && self.handler(s, "focus").is_some());
+        let missing = slots
+            .iter()
+            .copied()
+            .find(|&s| self.slot_empty(s) && self.handler(s, "focus").is_some());
         if let Some(s) = missing {
             let reprompt = !entering && !filled_any && self.state.focused_slot == Some(s);
-            let h = if reprompt { self.handler(s, "nomatch").or(self.handler(s, "focus")) } else { self.handler(s, "focus") };
+            let h = if reprompt {
+                self.handler(s, "nomatch").or(self.handler(s, "focus"))
+            } else {
+                self.handler(s, "focus")
+            };
             if let Some(h) = h {
                 self.emit(h);
             }
@@ -415,23 +462,34 @@ impl Run<'_> {
     }
 
     fn emit(&mut self, idx: usize) {
-        let Some(out) = self.d.nodes[idx].output.clone() else { return };
+        let Some(out) = self.d.nodes[idx].output.clone() else {
+            return;
+        };
         for (k, v) in &out {
             match k.as_str() {
                 "generic" => {
                     for (gi, g) in v.as_array().into_iter().flatten().enumerate() {
                         let mut item = g.as_object().cloned().unwrap_or_default();
-                        let is_text = item.get("response_type").and_then(Value::as_str) == Some("text");
+                        let is_text =
+                            item.get("response_type").and_then(Value::as_str) == Some("text");
                         if is_text && !item.contains_key("text") {
                             let values: Vec<String> = item
                                 .get("values")
                                 .and_then(Value::as_array)
                                 .into_iter()
                                 .flatten()
-                                .filter_map(|x| x.get("text").and_then(Value::as_str).map(str::to_string))
+                                .filter_map(|x| {
+                                    x.get("text").and_then(Value::as_str).map(str::to_string)
+                                })
                                 .collect();
-                            let policy = item.get("selection_policy").and_then(Value::as_str).unwrap_or("sequential").to_string();
-                            let Some(t) = self.select((idx, gi), &values, &policy) else { continue };
+                            let policy = item
+                                .get("selection_policy")
+                                .and_then(Value::as_str)
+                                .unwrap_or("sequential")
+                                .to_string();
+                            let Some(t) = self.select((idx, gi), &values, &policy) else {
+                                continue;
+                            };
                             item.remove("values");
                             item.remove("selection_policy");
                             item.remove("delimiter");
@@ -443,7 +501,13 @@ impl Run<'_> {
                 "text" => {
                     let (values, policy): (Vec<String>, String) = match v {
                         Value::String(s) => (vec![s.clone()], "sequential".into()),
-                        Value::Array(a) => (a.iter().filter_map(Value::as_str).map(str::to_string).collect(), "multiline".into()),
+                        Value::Array(a) => (
+                            a.iter()
+                                .filter_map(Value::as_str)
+                                .map(str::to_string)
+                                .collect(),
+                            "multiline".into(),
+                        ),
                         Value::Object(o) => (
                             o.get("values")
                                 .and_then(Value::as_array)
@@ -452,13 +516,17 @@ impl Run<'_> {
                                 .filter_map(Value::as_str)
                                 .map(str::to_string)
                                 .collect(),
-                            o.get("selection_policy").and_then(Value::as_str).unwrap_or("sequential").to_string(),
+                            o.get("selection_policy")
+                                .and_then(Value::as_str)
+                                .unwrap_or("sequential")
+                                .to_string(),
                         ),
                         _ => (Vec::new(), String::new()),
                     };
                     if let Some(t) = self.select((idx, usize::MAX), &values, &policy) {
                         let t = self.substitute(&Value::String(t));
-                        self.generic.push(json!({"response_type": "text", "text": t}));
+                        self.generic
+                            .push(json!({"response_type": "text", "text": t}));
                     }
                 }
                 _ => {
@@ -477,7 +545,9 @@ impl Run<'_> {
                 if let Value::Object(m) = value {
                     let json = self.context.to_json();
                     let mut root = json.as_object().cloned().unwrap_or_default();
-                    let integ = root.entry("integrations").or_insert_with(|| Value::Object(Map::new()));
+                    let integ = root
+                        .entry("integrations")
+                        .or_insert_with(|| Value::Object(Map::new()));
                     merge(integ, Value::Object(m));
                     self.context = Context::from_json(Value::Object(root));
                 }
@@ -492,20 +562,30 @@ impl Run<'_> {
         match v {
             Value::String(s) => {
                 let t = s.trim();
-                let whole = if t.starts_with("<?") && t.ends_with("?>") && t.matches("<?").count() == 1 {
-                    Some(&t[2..t.len() - 2])
-                } else if (t.starts_with('$') || t.starts_with('@')) && t[1..].chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '.') && t.len() > 1 {
-                    Some(t)
-                } else {
-                    None
-                };
+                let whole =
+                    if t.starts_with("<?") && t.ends_with("?>") && t.matches("<?").count() == 1 {
+                        Some(&t[2..t.len() - 2])
+                    } else if (t.starts_with('$') || t.starts_with('@'))
+                        && t[1..]
+                            .chars()
+                            .all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '.')
+                        && t.len() > 1
+                    {
+                        Some(t)
+                    } else {
+                        None
+                    };
                 match whole.and_then(|src| condition::parse(src).ok()) {
                     Some(e) => condition::eval(&e, &self.env()),
                     None => Value::String(self.text_of(s)),
                 }
             }
             Value::Array(a) => Value::Array(a.iter().map(|x| self.value_of(x)).collect()),
-            Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (k.clone(), self.value_of(x))).collect()),
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .map(|(k, x)| (k.clone(), self.value_of(x)))
+                    .collect(),
+            ),
             other => other.clone(),
         }
     }
@@ -514,7 +594,11 @@ impl Run<'_> {
         match v {
             Value::String(s) => Value::String(self.text_of(s)),
             Value::Array(a) => Value::Array(a.iter().map(|x| self.substitute(x)).collect()),
-            Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (k.clone(), self.substitute(x))).collect()),
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .map(|(k, x)| (k.clone(), self.substitute(x)))
+                    .collect(),
+            ),
             other => other.clone(),
         }
     }
@@ -543,20 +627,34 @@ impl Run<'_> {
                 }
             }
             let escaped = i > 0 && chars[i - 1] == '\\';
-            if (c == '$' || c == '@') && !escaped && chars.get(i + 1).is_some_and(|n| n.is_alphabetic() || *n == '_') {
+            if (c == '$' || c == '@')
+                && !escaped
+                && chars
+                    .get(i + 1)
+                    .is_some_and(|n| n.is_alphabetic() || *n == '_')
+            {
                 let start = i + 1;
                 let mut j = start;
-                while j < chars.len() && (chars[j].is_alphanumeric() || chars[j] == '_' || (c == '@' && chars[j] == '-')) {
+                while j < chars.len()
+                    && (chars[j].is_alphanumeric()
+                        || chars[j] == '_'
+                        || (c == '@' && chars[j] == '-'))
+                {
                     j += 1;
                 }
                 let name: String = chars[start..j].iter().collect();
                 if c == '$' {
-                    out.push_str(&show(self.context.variable(&name).cloned().unwrap_or(Value::Null)));
+                    out.push_str(&show(
+                        self.context.variable(&name).cloned().unwrap_or(Value::Null),
+                    ));
                     i = j;
                     continue;
                 }
                 if self.d.classifier.has_entity(&name) {
-                    out.push_str(&show(condition::eval(&condition::Expr::Entity(name, None), &self.env())));
+                    out.push_str(&show(condition::eval(
+                        &condition::Expr::Entity(name, None),
+                        &self.env(),
+                    )));
                     i = j;
                     continue;
                 }

@@ -87,17 +87,26 @@ pub struct TurnInput {
 impl TurnInput {
     /// The first turn of a call.
     pub fn welcome() -> TurnInput {
-        TurnInput { kind: InputKind::Welcome, flags: TurnFlags::default() }
+        TurnInput {
+            kind: InputKind::Welcome,
+            flags: TurnFlags::default(),
+        }
     }
 
     /// Recognised speech.
     pub fn text(text: impl Into<String>) -> TurnInput {
-        TurnInput { kind: InputKind::Text(text.into()), flags: TurnFlags::default() }
+        TurnInput {
+            kind: InputKind::Text(text.into()),
+            flags: TurnFlags::default(),
+        }
     }
 
     /// DTMF digits.
     pub fn dtmf(digits: impl Into<String>) -> TurnInput {
-        TurnInput { kind: InputKind::Dtmf(digits.into()), flags: TurnFlags::default() }
+        TurnInput {
+            kind: InputKind::Dtmf(digits.into()),
+            flags: TurnFlags::default(),
+        }
     }
 
     /// A gateway event; sets the matching per-turn flag.
@@ -108,7 +117,10 @@ impl TurnInput {
             CallEvent::FinalUtteranceTimeout => flags.final_utterance_timeout_occurred = true,
             _ => {}
         }
-        TurnInput { kind: InputKind::Event(event), flags }
+        TurnInput {
+            kind: InputKind::Event(event),
+            flags,
+        }
     }
 
     /// Marks that barge-in occurred on this turn.
@@ -147,7 +159,10 @@ impl TurnInput {
     pub fn voice_telephony_json(&self) -> Value {
         let mut m = Map::new();
         m.insert("is_dtmf".into(), Value::Bool(self.is_dtmf()));
-        m.insert("barge_in_occurred".into(), Value::Bool(self.flags.barge_in_occurred));
+        m.insert(
+            "barge_in_occurred".into(),
+            Value::Bool(self.flags.barge_in_occurred),
+        );
         if self.flags.post_response_timeout_occurred {
             m.insert("post_response_timeout_occurred".into(), Value::Bool(true));
         }
@@ -210,7 +225,10 @@ impl TurnInput {
         }
         let yes_no = |b: bool| Value::String(if b { "Yes" } else { "No" }.into());
         ud.insert("vgwIsDTMF".into(), yes_no(self.is_dtmf()));
-        ud.insert("vgwBargeInOccurred".into(), yes_no(self.flags.barge_in_occurred));
+        ud.insert(
+            "vgwBargeInOccurred".into(),
+            yes_no(self.flags.barge_in_occurred),
+        );
         if let Some(ok) = self.flags.dtmf_collection_succeeded {
             ud.insert("vgwDTMFCollectionSucceeded".into(), yes_no(ok));
         }

@@ -47,12 +47,12 @@ pub use actions::{
     TransferMethod, UpdateStrategy, VoiceAction,
 };
 
-pub use context::{Context, VoiceTelephony};
 pub use client::{Auth, ClientConfig, WatsonClient, WatsonSession};
+pub use context::{Context, VoiceTelephony};
 pub use engine::{DialogSession, DialogSkill};
-pub use server::AssistantServer;
 pub use error::{AssistantError, SkillError};
 pub use input::{CallEvent, InputKind, TurnFlags, TurnInput};
+pub use server::AssistantServer;
 pub use skill::{LoadReport, Unsupported, Vocabulary};
 
 use futures_util::future::BoxFuture;

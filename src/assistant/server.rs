@@ -48,12 +48,18 @@ pub struct AssistantServer {
 
 impl std::fmt::Debug for AssistantServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AssistantServer").field("skill", &self.shared.skill.name()).finish()
+        f.debug_struct("AssistantServer")
+            .field("skill", &self.shared.skill.name())
+            .finish()
     }
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({"error": message, "code": status.as_u16()}))).into_response()
+    (
+        status,
+        Json(json!({"error": message, "code": status.as_u16()})),
+    )
+        .into_response()
 }
 
 fn random_id() -> String {
@@ -90,12 +96,20 @@ impl AssistantServer {
 
     /// Requires credentials derived from `api_key` (IAM exchange or basic `apikey:KEY`).
     /// `token_lifetime_secs` is the `expires_in` of issued tokens.
-    pub fn with_api_key(skill: DialogSkill, api_key: String, token_lifetime_secs: u64) -> AssistantServer {
+    pub fn with_api_key(
+        skill: DialogSkill,
+        api_key: String,
+        token_lifetime_secs: u64,
+    ) -> AssistantServer {
         let s = AssistantServer::new(skill);
-        let Ok(mut shared) = Arc::try_unwrap(s.shared) else { unreachable!("fresh Arc has one owner") };
+        let Ok(mut shared) = Arc::try_unwrap(s.shared) else {
+            unreachable!("fresh Arc has one owner")
+        };
         shared.api_key = Some(api_key);
         shared.token_lifetime_secs = token_lifetime_secs;
-        AssistantServer { shared: Arc::new(shared) }
+        AssistantServer {
+            shared: Arc::new(shared),
+        }
     }
 
     /// How many IAM tokens were issued so far.
@@ -105,12 +119,20 @@ impl AssistantServer {
 
     /// Invalidates every issued token (clients must exchange their key again).
     pub fn revoke_tokens(&self) {
-        self.shared.tokens.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        self.shared
+            .tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 
     /// Number of open sessions.
     pub fn session_count(&self) -> usize {
-        self.shared.sessions.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.shared
+            .sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// The axum router.
@@ -118,7 +140,10 @@ impl AssistantServer {
         Router::new()
             .route("/identity/token", post(issue_token))
             .route("/v2/assistants/{aid}/sessions", post(create_session))
-            .route("/v2/assistants/{aid}/sessions/{sid}", delete(delete_session))
+            .route(
+                "/v2/assistants/{aid}/sessions/{sid}",
+                delete(delete_session),
+            )
             .route("/v2/assistants/{aid}/sessions/{sid}/message", post(message))
             .with_state(self.clone())
     }
@@ -128,14 +153,30 @@ impl AssistantServer {
         axum::serve(listener, self.router()).await
     }
 
-    fn check(&self, headers: &HeaderMap, q: &VersionQuery) -> Result<(), Response> {
+    fn check(
+        &self,
+        headers: &HeaderMap,
+        q: &VersionQuery,
+    ) -> Result<(), (StatusCode, &'static str)> {
         if q.version.as_deref().is_none_or(str::is_empty) {
-            return Err(error(StatusCode::BAD_REQUEST, "Missing required query parameter `version`"));
+            return Err((
+                StatusCode::BAD_REQUEST,
+                "Missing required query parameter `version`",
+            ));
         }
-        let Some(key) = &self.shared.api_key else { return Ok(()) };
-        let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let Some(key) = &self.shared.api_key else {
+            return Ok(());
+        };
+        let auth = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         let ok = if let Some(token) = auth.strip_prefix("Bearer ") {
-            self.shared.tokens.lock().unwrap_or_else(PoisonError::into_inner).contains(token)
+            self.shared
+                .tokens
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains(token)
         } else if let Some(b) = auth.strip_prefix("Basic ") {
             base64::engine::general_purpose::STANDARD
                 .decode(b.trim())
@@ -148,7 +189,7 @@ impl AssistantServer {
         if ok {
             Ok(())
         } else {
-            Err(error(StatusCode::UNAUTHORIZED, "Unauthorized"))
+            Err((StatusCode::UNAUTHORIZED, "Unauthorized"))
         }
     }
 }
@@ -161,13 +202,21 @@ async fn issue_token(State(s): State<AssistantServer>, Form(f): Form<TokenForm>)
         return error(StatusCode::BAD_REQUEST, "Unsupported grant_type");
     }
     if &f.apikey != key {
-        return error(StatusCode::BAD_REQUEST, "Provided API key could not be found");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Provided API key could not be found",
+        );
     }
     let token = random_id();
-    s.shared.tokens.lock().unwrap_or_else(PoisonError::into_inner).insert(token.clone());
+    s.shared
+        .tokens
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(token.clone());
     s.shared.tokens_issued.fetch_add(1, Ordering::Relaxed);
     let lifetime = s.shared.token_lifetime_secs;
-    Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": lifetime})).into_response()
+    Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": lifetime}))
+        .into_response()
 }
 
 async fn create_session(
@@ -176,12 +225,19 @@ async fn create_session(
     Query(q): Query<VersionQuery>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = s.check(&headers, &q) {
-        return r;
+    if let Err((status, message)) = s.check(&headers, &q) {
+        return error(status, message);
     }
     let id = random_id();
-    let session = Session { dialog: s.shared.skill.session(), context: Context::new() };
-    s.shared.sessions.lock().unwrap_or_else(PoisonError::into_inner).insert(id.clone(), session);
+    let session = Session {
+        dialog: s.shared.skill.session(),
+        context: Context::new(),
+    };
+    s.shared
+        .sessions
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(id.clone(), session);
     (StatusCode::CREATED, Json(json!({"session_id": id}))).into_response()
 }
 
@@ -191,10 +247,16 @@ async fn delete_session(
     Query(q): Query<VersionQuery>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = s.check(&headers, &q) {
-        return r;
+    if let Err((status, message)) = s.check(&headers, &q) {
+        return error(status, message);
     }
-    match s.shared.sessions.lock().unwrap_or_else(PoisonError::into_inner).remove(&sid) {
+    match s
+        .shared
+        .sessions
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(&sid)
+    {
         Some(_) => Json(json!({})).into_response(),
         None => error(StatusCode::NOT_FOUND, "Invalid Session"),
     }
@@ -207,16 +269,25 @@ async fn message(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(r) = s.check(&headers, &q) {
-        return r;
+    if let Err((status, message)) = s.check(&headers, &q) {
+        return error(status, message);
     }
     let req: Value = match serde_json::from_slice(&body) {
         Ok(v @ Value::Object(_)) => v,
-        Ok(_) => return error(StatusCode::BAD_REQUEST, "Request body must be a JSON object"),
+        Ok(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "Request body must be a JSON object",
+            )
+        }
         Err(e) => return error(StatusCode::BAD_REQUEST, &format!("Invalid JSON: {e}")),
     };
     let input = TurnInput::from_v2_json(req.get("input").unwrap_or(&Value::Null));
-    let mut sessions = s.shared.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut sessions = s
+        .shared
+        .sessions
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
     let Some(session) = sessions.get_mut(&sid) else {
         return error(StatusCode::NOT_FOUND, "Invalid Session");
     };

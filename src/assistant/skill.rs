@@ -210,7 +210,14 @@ pub(crate) struct Dialog {
     pub report: LoadReport,
 }
 
-const PHONE_SILENT: &[&str] = &["option", "image", "iframe", "video", "suggestion", "channel_transfer"];
+const PHONE_SILENT: &[&str] = &[
+    "option",
+    "image",
+    "iframe",
+    "video",
+    "suggestion",
+    "channel_transfer",
+];
 
 fn check_expressions(v: &Value, node: &str, what: &str, report: &mut LoadReport) {
     match v {
@@ -218,18 +225,30 @@ fn check_expressions(v: &Value, node: &str, what: &str, report: &mut LoadReport)
             let mut rest = s.as_str();
             while let Some(i) = rest.find("<?") {
                 let Some(j) = rest[i..].find("?>") else {
-                    report.add(node, format!("{what}: unterminated `<?`"), "text kept as written");
+                    report.add(
+                        node,
+                        format!("{what}: unterminated `<?`"),
+                        "text kept as written",
+                    );
                     break;
                 };
                 let src = &rest[i + 2..i + j];
                 if let Err(e) = condition::parse(src) {
-                    report.add(node, format!("{what}: expression `<?{src}?>`: {e}"), "replaced by empty text");
+                    report.add(
+                        node,
+                        format!("{what}: expression `<?{src}?>`: {e}"),
+                        "replaced by empty text",
+                    );
                 }
                 rest = &rest[i + j + 2..];
             }
         }
-        Value::Array(a) => a.iter().for_each(|x| check_expressions(x, node, what, report)),
-        Value::Object(m) => m.values().for_each(|x| check_expressions(x, node, what, report)),
+        Value::Array(a) => a
+            .iter()
+            .for_each(|x| check_expressions(x, node, what, report)),
+        Value::Object(m) => m
+            .values()
+            .for_each(|x| check_expressions(x, node, what, report)),
         _ => {}
     }
 }
@@ -255,7 +274,11 @@ impl Dialog {
         for (ei, e) in ws.entities.iter().enumerate() {
             entity_names.push(e.entity.clone());
             if e.fuzzy_match == Some(true) {
-                report.add(&format!("entity:{}", e.entity), "fuzzy_match", "exact word matching only");
+                report.add(
+                    &format!("entity:{}", e.entity),
+                    "fuzzy_match",
+                    "exact word matching only",
+                );
             }
             for (vi, v) in e.values.iter().enumerate() {
                 match v.kind {
@@ -288,8 +311,12 @@ impl Dialog {
             intent_names.push(i.intent.clone());
         }
 
-        let index: HashMap<&str, usize> =
-            ws.dialog_nodes.iter().enumerate().map(|(i, n)| (n.dialog_node.as_str(), i)).collect();
+        let index: HashMap<&str, usize> = ws
+            .dialog_nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.dialog_node.as_str(), i))
+            .collect();
         let mut nodes = Vec::with_capacity(ws.dialog_nodes.len());
         let mut parents = Vec::with_capacity(ws.dialog_nodes.len());
         for (i, d) in ws.dialog_nodes.iter().enumerate() {
@@ -302,7 +329,12 @@ impl Dialog {
                 None => None,
             };
             parents.push(parent);
-            let condition = match d.conditions.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+            let condition = match d
+                .conditions
+                .as_deref()
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+            {
                 None => None,
                 Some(src) => match condition::parse(src) {
                     Ok(e) => {
@@ -311,10 +343,18 @@ impl Dialog {
                                 report.add(id, format!("system entity `@{n}`"), "never recognised");
                             }
                             Expr::Entity(n, _) if !entity_names.contains(n) => {
-                                report.add(id, format!("undefined entity `@{n}`"), "never recognised");
+                                report.add(
+                                    id,
+                                    format!("undefined entity `@{n}`"),
+                                    "never recognised",
+                                );
                             }
                             Expr::Intent(n) if !intent_names.contains(n) => {
-                                report.add(id, format!("undefined intent `#{n}`"), "never recognised");
+                                report.add(
+                                    id,
+                                    format!("undefined intent `#{n}`"),
+                                    "never recognised",
+                                );
                             }
                             _ => {}
                         });
@@ -340,7 +380,11 @@ impl Dialog {
                             "body" => Selector::Body,
                             "user_input" => Selector::UserInput,
                             other => {
-                                report.add(id, format!("next_step.selector = {other}"), "treated as `condition`");
+                                report.add(
+                                    id,
+                                    format!("next_step.selector = {other}"),
+                                    "treated as `condition`",
+                                );
                                 Selector::Condition
                             }
                         };
@@ -349,13 +393,21 @@ impl Dialog {
                     "skip_user_input" => Some(Next::SkipUserInput),
                     "get_user_input" => None,
                     other => {
-                        report.add(id, format!("next_step.behavior = {other}"), "waits for user input instead");
+                        report.add(
+                            id,
+                            format!("next_step.behavior = {other}"),
+                            "waits for user input instead",
+                        );
                         None
                     }
                 },
             };
             if !d.actions.is_empty() {
-                report.add(id, "actions (webhook or client call)", "not called; their result variables stay unset");
+                report.add(
+                    id,
+                    "actions (webhook or client call)",
+                    "not called; their result variables stay unset",
+                );
             }
             if let Some(ev) = &d.event_name {
                 if !["focus", "input", "filled", "nomatch", "generic"].contains(&ev.as_str()) {
@@ -366,10 +418,20 @@ impl Dialog {
                 report.add(id, "event_handler without event_name", "handler never runs");
             }
             if let Some(out) = &d.output {
-                for (gi, g) in out.get("generic").and_then(Value::as_array).into_iter().flatten().enumerate() {
+                for (gi, g) in out
+                    .get("generic")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .enumerate()
+                {
                     let rt = g.get("response_type").and_then(Value::as_str).unwrap_or("");
                     if PHONE_SILENT.contains(&rt) {
-                        report.add(id, format!("output.generic[{gi}] response_type `{rt}`"), "not spoken on the phone");
+                        report.add(
+                            id,
+                            format!("output.generic[{gi}] response_type `{rt}`"),
+                            "not spoken on the phone",
+                        );
                     }
                 }
                 check_expressions(&Value::Object(out.clone()), id, "output", &mut report);
@@ -387,7 +449,10 @@ impl Dialog {
                 context: d.context.clone(),
                 next,
                 event_name: d.event_name.clone(),
-                variable: d.variable.as_deref().map(|v| v.trim_start_matches('$').to_string()),
+                variable: d
+                    .variable
+                    .as_deref()
+                    .map(|v| v.trim_start_matches('$').to_string()),
             });
         }
 

@@ -63,7 +63,9 @@ fn decode_entities(s: &str) -> String {
                 "apos" => Some('\''),
                 "nbsp" => Some(' '),
                 _ if name.starts_with("#x") || name.starts_with("#X") => {
-                    u32::from_str_radix(&name[2..], 16).ok().and_then(char::from_u32)
+                    u32::from_str_radix(&name[2..], 16)
+                        .ok()
+                        .and_then(char::from_u32)
                 }
                 _ if name.starts_with('#') => name[1..].parse().ok().and_then(char::from_u32),
                 _ => None,
@@ -112,7 +114,10 @@ pub fn markdown_to_plain(text: &str) -> String {
             }
             // A horizontal rule is not read.
             let t = l.trim();
-            if t.len() >= 3 && t.chars().all(|c| c == '-' || c == '*' || c == '_' || c == ' ') {
+            if t.len() >= 3
+                && t.chars()
+                    .all(|c| c == '-' || c == '*' || c == '_' || c == ' ')
+            {
                 continue;
             }
             l = p.heading.replace(&l, "").into_owned();
@@ -130,7 +135,11 @@ pub fn markdown_to_plain(text: &str) -> String {
             continue;
         }
         let ends = l.ends_with(['.', '!', '?', ':', ';', ',']);
-        parts.push(if structural && !ends { format!("{l}.") } else { l });
+        parts.push(if structural && !ends {
+            format!("{l}.")
+        } else {
+            l
+        });
     }
     parts.join(" ")
 }
@@ -166,6 +175,9 @@ mod tests {
 
     #[test]
     fn snake_case_words_survive() {
-        assert_eq!(prepare_for_speech("use my_account_id now"), "use my_account_id now");
+        assert_eq!(
+            prepare_for_speech("use my_account_id now"),
+            "use my_account_id now"
+        );
     }
 }

@@ -11,7 +11,10 @@ use voxgate::assistant::{
 };
 
 fn load(name: &str) -> (Vec<VoiceAction>, Context) {
-    let path = format!("{}/tests/data/assistant/actions/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/data/assistant/actions/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
     let mut ctx = Context::from_json(v.get("context").cloned().unwrap_or(json!({})));
@@ -20,11 +23,17 @@ fn load(name: &str) -> (Vec<VoiceAction>, Context) {
 }
 
 fn speak(t: &str) -> VoiceAction {
-    VoiceAction::Speak { text: t.into(), fallback_audio_url: None }
+    VoiceAction::Speak {
+        text: t.into(),
+        fallback_audio_url: None,
+    }
 }
 
 fn h(n: &str, v: &str) -> SipHeader {
-    SipHeader { name: n.into(), value: v.into() }
+    SipHeader {
+        name: n.into(),
+        value: v.into(),
+    }
 }
 
 fn obj(v: Value) -> serde_json::Map<String, Value> {
@@ -45,13 +54,19 @@ fn pause_is_ignored() {
 fn audio_plays_url_in_loop() {
     assert_eq!(
         load("rt_audio").0,
-        vec![VoiceAction::PlayAudio { url: "https://example.com/hold.wav".into(), looped: true }]
+        vec![VoiceAction::PlayAudio {
+            url: "https://example.com/hold.wav".into(),
+            looped: true
+        }]
     );
 }
 
 #[test]
 fn search_reads_intro_and_first_result_only() {
-    assert_eq!(load("rt_search_short").0, vec![speak("I searched my knowledge base. Reset it in settings.")]);
+    assert_eq!(
+        load("rt_search_short").0,
+        vec![speak("I searched my knowledge base. Reset it in settings.")]
+    );
 }
 
 #[test]
@@ -70,7 +85,10 @@ fn connect_to_agent_speaks_then_transfers() {
                 target: Some("sip:user@domain.com".into()),
                 method: TransferMethod::Refer,
                 target_header: None,
-                headers: vec![h("Customer-Header1", "Some-Custom-Info"), h("User-To-User", "XXXXXX")],
+                headers: vec![
+                    h("Customer-Header1", "Some-Custom-Info"),
+                    h("User-To-User", "XXXXXX")
+                ],
                 header_method: TransferHeaderMethod::ReferToHeader,
                 accept_codes: vec![410, 202],
                 failure_message: Some("Sorry, I could not find an agent.".into()),
@@ -83,7 +101,9 @@ fn connect_to_agent_speaks_then_transfers() {
 fn connect_to_agent_hangup_method_with_messages_inside_transfer_info() {
     let (a, _) = load("rt_connect_hangup_method");
     assert_eq!(a[0], speak("Please hold on."));
-    let VoiceAction::Transfer(t) = &a[1] else { panic!("{a:?}") };
+    let VoiceAction::Transfer(t) = &a[1] else {
+        panic!("{a:?}")
+    };
     assert_eq!(t.method, TransferMethod::Hangup);
     assert_eq!(t.target_header.as_deref(), Some("Transfer-Target"));
     assert_eq!(t.failure_message.as_deref(), Some("No agent."));
@@ -93,7 +113,9 @@ fn connect_to_agent_hangup_method_with_messages_inside_transfer_info() {
 fn end_session_carries_bye_headers() {
     assert_eq!(
         load("rt_end_session").0,
-        vec![VoiceAction::Hangup { headers: vec![h("Customer-Header1", "Some-Custom-Info")] }]
+        vec![VoiceAction::Hangup {
+            headers: vec![h("Customer-Header1", "Some-Custom-Info")]
+        }]
     );
 }
 
@@ -121,14 +143,27 @@ fn dtmf_send_digits() {
         a,
         vec![VoiceAction::SendDtmf {
             digits: vec![
-                DtmfDigit { code: 9, duration: ms(200), volume: -8 },
-                DtmfDigit { code: 11, duration: ms(100), volume: 0 }
+                DtmfDigit {
+                    code: 9,
+                    duration: ms(200),
+                    volume: -8
+                },
+                DtmfDigit {
+                    code: 11,
+                    duration: ms(100),
+                    volume: 0
+                }
             ],
             interval: ms(100),
         }]
     );
-    let VoiceAction::SendDtmf { digits, .. } = &a[0] else { unreachable!() };
-    assert_eq!(digits.iter().map(DtmfDigit::symbol).collect::<String>(), "9#");
+    let VoiceAction::SendDtmf { digits, .. } = &a[0] else {
+        unreachable!()
+    };
+    assert_eq!(
+        digits.iter().map(DtmfDigit::symbol).collect::<String>(),
+        "9#"
+    );
 }
 
 #[test]
@@ -138,7 +173,13 @@ fn dtmf_send_with_out_of_range_code_is_skipped_not_fatal() {
 
 #[test]
 fn dtmf_barge_in_toggles() {
-    assert_eq!(load("rt_dtmf_barge_in").0, vec![VoiceAction::DtmfBargeIn(false), VoiceAction::DtmfBargeIn(true)]);
+    assert_eq!(
+        load("rt_dtmf_barge_in").0,
+        vec![
+            VoiceAction::DtmfBargeIn(false),
+            VoiceAction::DtmfBargeIn(true)
+        ]
+    );
 }
 
 #[test]
@@ -146,7 +187,9 @@ fn speech_to_text_configure_with_update_strategy() {
     assert_eq!(
         load("rt_stt_configure").0,
         vec![VoiceAction::ConfigureStt {
-            config: obj(json!({"narrowband_recognize": {"model": "en-US_NarrowbandModel", "language_customization_id": "abc"}})),
+            config: obj(
+                json!({"narrowband_recognize": {"model": "en-US_NarrowbandModel", "language_customization_id": "abc"}})
+            ),
             strategy: UpdateStrategy::MergeOnce,
         }]
     );
@@ -184,7 +227,10 @@ fn user_defined_vgw_action_in_generic_order() {
         load("rt_user_defined").0,
         vec![
             VoiceAction::ForceNoInputTurn,
-            VoiceAction::PlayAudio { url: "https://example.com/moh.wav".into(), looped: true }
+            VoiceAction::PlayAudio {
+                url: "https://example.com/moh.wav".into(),
+                looped: true
+            }
         ]
     );
 }
@@ -209,27 +255,42 @@ fn legacy_transfer_from_context_is_consumed() {
             target: Some("sip:12345556789@myhost.com".into()),
             method: TransferMethod::Refer,
             target_header: None,
-            headers: vec![h("Custom-Header1", "123"), h("X-Reason", "billing"), h("User-to-User", "abcd")],
+            headers: vec![
+                h("Custom-Header1", "123"),
+                h("X-Reason", "billing"),
+                h("User-to-User", "abcd")
+            ],
             header_method: TransferHeaderMethod::ContactHeader,
             accept_codes: vec![410, 202],
             failure_message: None,
         })]
     );
-    assert!(ctx.variable("vgwAction").is_none(), "command must run once: {ctx:?}");
+    assert!(
+        ctx.variable("vgwAction").is_none(),
+        "command must run once: {ctx:?}"
+    );
 }
 
 #[test]
 fn legacy_transfer_hangup_method_after_text() {
     let (a, _) = load("legacy_transfer_hangup");
     assert_eq!(a[0], speak("Transferring."));
-    let VoiceAction::Transfer(t) = &a[1] else { panic!("{a:?}") };
-    assert_eq!((t.target.as_deref(), t.method), (Some("tel:+18883334444"), TransferMethod::Hangup));
+    let VoiceAction::Transfer(t) = &a[1] else {
+        panic!("{a:?}")
+    };
+    assert_eq!(
+        (t.target.as_deref(), t.method),
+        (Some("tel:+18883334444"), TransferMethod::Hangup)
+    );
     assert_eq!(t.target_header.as_deref(), Some("X-Target"));
 }
 
 #[test]
 fn legacy_hangup_after_text() {
-    assert_eq!(load("legacy_hangup").0, vec![speak("Goodbye."), VoiceAction::Hangup { headers: vec![] }]);
+    assert_eq!(
+        load("legacy_hangup").0,
+        vec![speak("Goodbye."), VoiceAction::Hangup { headers: vec![] }]
+    );
 }
 
 #[test]
@@ -247,7 +308,11 @@ fn legacy_play_text_with_own_text_and_fallback_audio() {
 fn legacy_play_text_without_text_plays_output_in_sequence_position() {
     assert_eq!(
         load("legacy_play_text_default").0,
-        vec![VoiceAction::SpeechBargeIn(false), speak("Default text."), VoiceAction::Hangup { headers: vec![] }]
+        vec![
+            VoiceAction::SpeechBargeIn(false),
+            speak("Default text."),
+            VoiceAction::Hangup { headers: vec![] }
+        ]
     );
 }
 
@@ -255,7 +320,10 @@ fn legacy_play_text_without_text_plays_output_in_sequence_position() {
 fn legacy_play_url() {
     assert_eq!(
         load("legacy_play_url").0,
-        vec![VoiceAction::PlayAudio { url: "https://example.com/a.wav".into(), looped: true }]
+        vec![VoiceAction::PlayAudio {
+            url: "https://example.com/a.wav".into(),
+            looped: true
+        }]
     );
 }
 
@@ -308,7 +376,9 @@ fn legacy_stt_and_tts_config() {
     assert_eq!(
         load("legacy_stt_config").0,
         vec![VoiceAction::ConfigureStt {
-            config: obj(json!({"config": {"model": "en-GB_NarrowbandModel", "smart_formatting": true}})),
+            config: obj(
+                json!({"config": {"model": "en-GB_NarrowbandModel", "smart_formatting": true}})
+            ),
             strategy: UpdateStrategy::MergeOnce,
         }]
     );
@@ -323,12 +393,21 @@ fn legacy_stt_and_tts_config() {
 
 #[test]
 fn legacy_force_no_input_exclude_cache_and_sip_info() {
-    assert_eq!(load("legacy_force_no_input").0, vec![VoiceAction::ForceNoInputTurn]);
-    assert_eq!(load("legacy_exclude_cache").0, vec![speak("Your PIN is 1234."), VoiceAction::ExcludeFromTtsCache]);
+    assert_eq!(
+        load("legacy_force_no_input").0,
+        vec![VoiceAction::ForceNoInputTurn]
+    );
+    assert_eq!(
+        load("legacy_exclude_cache").0,
+        vec![speak("Your PIN is 1234."), VoiceAction::ExcludeFromTtsCache]
+    );
     assert_eq!(
         load("legacy_sip_info").0,
         vec![VoiceAction::SendSipInfo {
-            headers: vec![h("Content-Type", "application/text"), h("User-to-User", "3a4b")],
+            headers: vec![
+                h("Content-Type", "application/text"),
+                h("User-to-User", "3a4b")
+            ],
             body: Some("hello".into())
         }]
     );
@@ -344,8 +423,12 @@ fn variables_come_first_legacy_and_modern() {
             VoiceAction::Set(CallVariable::PostResponseTimeout(ms(9000))),
             VoiceAction::Set(CallVariable::FinalUtteranceTimeout(ms(4000))),
             VoiceAction::Set(CallVariable::DisconnectOnTransferFailure(false)),
-            VoiceAction::Set(CallVariable::TransferFailedMessage("Sorry, the transfer failed.".into())),
-            VoiceAction::Set(CallVariable::ConversationFailedMessage("We have a problem.".into())),
+            VoiceAction::Set(CallVariable::TransferFailedMessage(
+                "Sorry, the transfer failed.".into()
+            )),
+            VoiceAction::Set(CallVariable::ConversationFailedMessage(
+                "We have a problem.".into()
+            )),
             VoiceAction::Set(CallVariable::CdrCustomData(obj(json!({"key1": "value1"})))),
         ]
     );
@@ -361,7 +444,13 @@ fn variables_come_first_legacy_and_modern() {
 #[test]
 fn v1_top_level_context_commands_and_output_text() {
     let (a, ctx) = load("legacy_top_context");
-    assert_eq!(a, vec![speak("Bye."), VoiceAction::Hangup { headers: vec![] }]);
+    assert_eq!(
+        a,
+        vec![speak("Bye."), VoiceAction::Hangup { headers: vec![] }]
+    );
     assert!(ctx.as_map().get("vgwActionSequence").is_none());
-    assert_eq!(load("legacy_output_text").0, vec![speak("First line."), speak("Second line.")]);
+    assert_eq!(
+        load("legacy_output_text").0,
+        vec![speak("First line."), speak("Second line.")]
+    );
 }

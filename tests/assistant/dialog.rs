@@ -3,10 +3,15 @@
 //! `previous_sibling`), plus load errors and the load-time report.
 
 use serde_json::json;
-use voxgate::assistant::{Context, DialogSession, DialogSkill, SkillError, TurnInput, VoiceAction, VoiceTelephony};
+use voxgate::assistant::{
+    Context, DialogSession, DialogSkill, SkillError, TurnInput, VoiceAction, VoiceTelephony,
+};
 
 fn skill_text() -> String {
-    let path = format!("{}/tests/data/assistant/skills/features.json", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/data/assistant/skills/features.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
@@ -21,7 +26,10 @@ impl Call {
     }
     fn with_context(ctx: Context) -> Call {
         let skill = DialogSkill::from_json(&skill_text()).expect("features skill loads");
-        let mut c = Call { s: skill.session(), ctx };
+        let mut c = Call {
+            s: skill.session(),
+            ctx,
+        };
         assert_eq!(c.say_turn(TurnInput::welcome()), vec!["Features ready."]);
         c
     }
@@ -51,7 +59,10 @@ fn conversation_start_and_context_update() {
 #[test]
 fn intent_and_negated_entity_inside_conditioned_folder() {
     let mut c = Call::new();
-    assert_eq!(c.say("where is my order"), vec!["Your order is on its way."]);
+    assert_eq!(
+        c.say("where is my order"),
+        vec!["Your order is on its way."]
+    );
     // Folder condition false: its children are not evaluated.
     c.ctx.set_variable("vip", json!("no"));
     assert_eq!(c.say("where is my order"), vec!["Fallback."]);
@@ -74,8 +85,16 @@ fn pattern_entity_and_entity_reference_in_text() {
 fn frame_prompts_fills_and_answers() {
     let mut c = Call::new();
     assert_eq!(c.say("i want pizza"), vec!["What size?"]);
-    assert_eq!(c.say("purple"), vec!["Small, medium or large?"], "nomatch handler");
-    assert_eq!(c.say("cancel"), vec!["Say a size, or hang up."], "frame-level generic handler");
+    assert_eq!(
+        c.say("purple"),
+        vec!["Small, medium or large?"],
+        "nomatch handler"
+    );
+    assert_eq!(
+        c.say("cancel"),
+        vec!["Say a size, or hang up."],
+        "frame-level generic handler"
+    );
     assert_eq!(c.say("big"), vec!["Ordering a large pizza."]);
     assert_eq!(c.ctx.variable("size"), Some(&json!("large")));
 }
@@ -83,7 +102,10 @@ fn frame_prompts_fills_and_answers() {
 #[test]
 fn frame_filled_from_first_utterance() {
     let mut c = Call::new();
-    assert_eq!(c.say("order a medium pizza"), vec!["Ordering a medium pizza."]);
+    assert_eq!(
+        c.say("order a medium pizza"),
+        vec!["Ordering a medium pizza."]
+    );
 }
 
 #[test]
@@ -99,7 +121,11 @@ fn jump_to_body_and_expression_context_update() {
 fn children_wait_for_input() {
     let mut c = Call::new();
     assert_eq!(c.say("menu"), vec!["Menu. Say one or two."]);
-    assert_eq!(c.say("two"), vec!["You chose two."], "single-quoted literal");
+    assert_eq!(
+        c.say("two"),
+        vec!["You chose two."],
+        "single-quoted literal"
+    );
     // Children are only evaluated right after their parent.
     assert_eq!(c.say("two"), vec!["Fallback."]);
 }
@@ -157,7 +183,11 @@ fn selection_policies() {
     let mut c = Call::new();
     assert_eq!(c.say("seq"), vec!["S1."]);
     assert_eq!(c.say("seq"), vec!["S2."]);
-    assert_eq!(c.say("seq"), vec!["S2."], "sequential sticks at the last value");
+    assert_eq!(
+        c.say("seq"),
+        vec!["S2."],
+        "sequential sticks at the last value"
+    );
     assert_eq!(c.say("multi"), vec!["Line one. Line two."]);
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..64 {
@@ -175,9 +205,11 @@ fn selection_policies() {
 fn node_context_sets_integration_variables() {
     let mut c = Call::new();
     let r = c.s.message_sync(&TurnInput::text("slow"), c.ctx.clone());
-    assert!(r.actions.contains(&VoiceAction::Set(voxgate::assistant::CallVariable::PostResponseTimeout(
-        std::time::Duration::from_millis(12000)
-    ))));
+    assert!(r.actions.contains(&VoiceAction::Set(
+        voxgate::assistant::CallVariable::PostResponseTimeout(std::time::Duration::from_millis(
+            12000
+        ))
+    )));
 }
 
 #[test]
@@ -185,7 +217,10 @@ fn unsupported_constructs_are_reported_by_node() {
     let skill = DialogSkill::from_json(&skill_text()).expect("loads");
     let report = skill.report();
     let has = |node: &str, needle: &str| {
-        report.unsupported.iter().any(|u| u.node == node && u.construct.contains(needle))
+        report
+            .unsupported
+            .iter()
+            .any(|u| u.node == node && u.construct.contains(needle))
     };
     assert!(has("webhook_node", "actions"), "{report}");
     assert!(has("confidence_node", "intents"), "{report}");
@@ -205,12 +240,21 @@ fn malformed_json_is_rejected_with_its_path() {
         SkillError::Json { path, .. } => assert_eq!(path, "dialog_nodes[3].type"),
         other => panic!("{other:?}"),
     }
-    let err = DialogSkill::from_json(r#"{"intents": [{"intent": "a", "examples": [{"text": 5}]}]}"#)
-        .expect_err("bad example");
-    assert!(matches!(err, SkillError::Json { ref path, .. } if path == "intents[0].examples[0].text"), "{err}");
-    let err = DialogSkill::from_json(r#"{"dialog_nodes": [{"dialog_node": "a", "output": {"generic": [}}]}"#)
-        .expect_err("syntax");
-    assert!(matches!(err, SkillError::Json { ref path, .. } if path.starts_with("dialog_nodes[0].output")), "{err}");
+    let err =
+        DialogSkill::from_json(r#"{"intents": [{"intent": "a", "examples": [{"text": 5}]}]}"#)
+            .expect_err("bad example");
+    assert!(
+        matches!(err, SkillError::Json { ref path, .. } if path == "intents[0].examples[0].text"),
+        "{err}"
+    );
+    let err = DialogSkill::from_json(
+        r#"{"dialog_nodes": [{"dialog_node": "a", "output": {"generic": [}}]}"#,
+    )
+    .expect_err("syntax");
+    assert!(
+        matches!(err, SkillError::Json { ref path, .. } if path.starts_with("dialog_nodes[0].output")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -219,10 +263,35 @@ fn dangling_references_and_bad_patterns_are_rejected_with_path() {
         r#"{"dialog_nodes": [{"dialog_node": "a", "next_step": {"behavior": "jump_to", "dialog_node": "zz"}}]}"#,
     )
     .expect_err("dangling");
-    assert!(matches!(err, SkillError::Invalid { ref path, .. } if path == "dialog_nodes[0].next_step.dialog_node"), "{err}");
+    assert!(
+        matches!(err, SkillError::Invalid { ref path, .. } if path == "dialog_nodes[0].next_step.dialog_node"),
+        "{err}"
+    );
     let err = DialogSkill::from_json(
         r#"{"entities": [{"entity": "e", "values": [{"value": "v", "type": "patterns", "patterns": ["("]}]}]}"#,
     )
     .expect_err("regex");
-    assert!(matches!(err, SkillError::Invalid { ref path, .. } if path == "entities[0].values[0].patterns[0]"), "{err}");
+    assert!(
+        matches!(err, SkillError::Invalid { ref path, .. } if path == "entities[0].values[0].patterns[0]"),
+        "{err}"
+    );
+}
+
+#[test]
+fn jump_loop_is_bounded() {
+    let skill = DialogSkill::from_json(
+        r#"{"dialog_nodes": [{"dialog_node": "a", "conditions": "true",
+            "output": {"text": "again"},
+            "next_step": {"behavior": "jump_to", "dialog_node": "a", "selector": "body"}}]}"#,
+    )
+    .expect("loads");
+    let r = skill
+        .session()
+        .message_sync(&TurnInput::text("x"), Context::new());
+    let n = r
+        .actions
+        .iter()
+        .filter(|a| matches!(a, VoiceAction::Speak { .. }))
+        .count();
+    assert_eq!(n, 64, "a turn runs at most 64 nodes");
 }

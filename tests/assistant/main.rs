@@ -5,3 +5,4 @@ mod actions;
 mod demo;
 mod dialog;
 mod http;
+mod robustness;
