@@ -11,6 +11,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -29,12 +30,20 @@ use super::input::TurnInput;
 struct Session {
     dialog: DialogSession,
     context: Context,
+    last_used: Instant,
 }
+
+/// Idle time after which a session expires (Watson's default for the lite plan).
+pub const SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Most sessions held at once; creating more answers `429`.
+pub const MAX_SESSIONS: usize = 10_000;
 
 struct Shared {
     skill: DialogSkill,
     api_key: Option<String>,
     token_lifetime_secs: u64,
+    idle_timeout: Duration,
     sessions: Mutex<HashMap<String, Session>>,
     tokens: Mutex<HashSet<String>>,
     tokens_issued: AtomicU64,
@@ -82,16 +91,7 @@ struct TokenForm {
 impl AssistantServer {
     /// A server for `skill`, without authentication.
     pub fn new(skill: DialogSkill) -> AssistantServer {
-        AssistantServer {
-            shared: Arc::new(Shared {
-                skill,
-                api_key: None,
-                token_lifetime_secs: 3600,
-                sessions: Mutex::new(HashMap::new()),
-                tokens: Mutex::new(HashSet::new()),
-                tokens_issued: AtomicU64::new(0),
-            }),
-        }
+        AssistantServer::build(skill, None, 3600)
     }
 
     /// Requires credentials derived from `api_key` (IAM exchange or basic `apikey:KEY`).
@@ -101,14 +101,40 @@ impl AssistantServer {
         api_key: String,
         token_lifetime_secs: u64,
     ) -> AssistantServer {
-        let s = AssistantServer::new(skill);
-        let Ok(mut shared) = Arc::try_unwrap(s.shared) else {
-            unreachable!("fresh Arc has one owner")
-        };
-        shared.api_key = Some(api_key);
-        shared.token_lifetime_secs = token_lifetime_secs;
+        AssistantServer::build(skill, Some(api_key), token_lifetime_secs)
+    }
+
+    fn build(
+        skill: DialogSkill,
+        api_key: Option<String>,
+        token_lifetime_secs: u64,
+    ) -> AssistantServer {
         AssistantServer {
-            shared: Arc::new(shared),
+            shared: Arc::new(Shared {
+                skill,
+                api_key,
+                token_lifetime_secs,
+                idle_timeout: SESSION_IDLE_TIMEOUT,
+                sessions: Mutex::new(HashMap::new()),
+                tokens: Mutex::new(HashSet::new()),
+                tokens_issued: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Changes the idle time after which sessions expire (default [`SESSION_IDLE_TIMEOUT`]).
+    pub fn with_idle_timeout(self, idle: Duration) -> AssistantServer {
+        let shared = &self.shared;
+        AssistantServer {
+            shared: Arc::new(Shared {
+                skill: shared.skill.clone(),
+                api_key: shared.api_key.clone(),
+                token_lifetime_secs: shared.token_lifetime_secs,
+                idle_timeout: idle,
+                sessions: Mutex::new(HashMap::new()),
+                tokens: Mutex::new(HashSet::new()),
+                tokens_issued: AtomicU64::new(0),
+            }),
         }
     }
 
@@ -229,15 +255,24 @@ async fn create_session(
         return error(status, message);
     }
     let id = random_id();
+    let now = Instant::now();
     let session = Session {
         dialog: s.shared.skill.session(),
         context: Context::new(),
+        last_used: now,
     };
-    s.shared
+    let mut sessions = s
+        .shared
         .sessions
         .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert(id.clone(), session);
+        .unwrap_or_else(PoisonError::into_inner);
+    let idle = s.shared.idle_timeout;
+    sessions.retain(|_, v| now.duration_since(v.last_used) < idle);
+    if sessions.len() >= MAX_SESSIONS {
+        return error(StatusCode::TOO_MANY_REQUESTS, "Too many sessions");
+    }
+    sessions.insert(id.clone(), session);
+    drop(sessions);
     (StatusCode::CREATED, Json(json!({"session_id": id}))).into_response()
 }
 
@@ -288,9 +323,16 @@ async fn message(
         .sessions
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
-    let Some(session) = sessions.get_mut(&sid) else {
+    let now = Instant::now();
+    let idle = s.shared.idle_timeout;
+    let Some(session) = sessions
+        .get_mut(&sid)
+        .filter(|v| now.duration_since(v.last_used) < idle)
+    else {
+        sessions.remove(&sid);
         return error(StatusCode::NOT_FOUND, "Invalid Session");
     };
+    session.last_used = now;
     let context = match req.get("context") {
         Some(c) if c.is_object() => Context::from_json(c.clone()),
         _ => session.context.clone(),

@@ -199,6 +199,23 @@ pub struct Vocabulary {
     pub phrases: Vec<String>,
 }
 
+impl Vocabulary {
+    /// The distinct words of all phrases (letters, digits and apostrophes kept), sorted:
+    /// what a recogniser's pronunciation dictionary must cover.
+    pub fn words(&self) -> Vec<String> {
+        let mut w: Vec<String> = self
+            .phrases
+            .iter()
+            .flat_map(|p| p.split(|c: char| !(c.is_alphanumeric() || c == '\'')))
+            .map(|w| w.trim_matches('\'').to_string())
+            .filter(|w| !w.is_empty())
+            .collect();
+        w.sort();
+        w.dedup();
+        w
+    }
+}
+
 /// A loaded, compiled dialog skill.
 #[derive(Debug)]
 pub(crate) struct Dialog {

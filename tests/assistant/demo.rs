@@ -221,6 +221,11 @@ fn vocabulary_holds_examples_and_synonyms_without_digits() {
     let mut sorted = v.clone();
     sorted.dedup();
     assert_eq!(&sorted, v);
+    let words = skill.vocabulary().words();
+    for w in ["agent", "representative", "goodbye", "balance"] {
+        assert!(words.contains(&w.to_string()), "{w} missing from {words:?}");
+    }
+    assert!(words.iter().all(|w| !w.contains(' ')));
 }
 
 /// Paraphrases not in the skill's examples, with the intent a caller means (None =

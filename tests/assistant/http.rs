@@ -262,3 +262,18 @@ async fn non_json_answer_is_bad_response() {
     assert!(matches!(err, AssistantError::BadResponse(_)), "{err:?}");
     srv.abort();
 }
+
+#[tokio::test]
+async fn expired_session_is_session_not_found() {
+    let server =
+        AssistantServer::new(DialogSkill::demo().expect("demo")).with_idle_timeout(Duration::ZERO);
+    let (base, task) = start(server).await;
+    let c = client(&base, Auth::None);
+    let sid = c.create_session().await.expect("session");
+    let err = c
+        .message(&sid, &TurnInput::welcome(), &Context::new())
+        .await
+        .expect_err("expired");
+    assert!(matches!(err, AssistantError::SessionNotFound(_)), "{err:?}");
+    task.abort();
+}
