@@ -681,3 +681,24 @@ fn merge(into: &mut Value, from: Value) {
         (slot, v) => *slot = v,
     }
 }
+
+/// Loads a skill from bytes and, if it loads, runs a short call through it. For fuzzing:
+/// whatever the bytes, this returns without panicking.
+pub fn load_and_run(bytes: &[u8]) -> Option<usize> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let skill = DialogSkill::from_json(text).ok()?;
+    let mut s = skill.session();
+    let mut ctx = Context::new();
+    let mut n = 0;
+    for input in [
+        TurnInput::welcome(),
+        TurnInput::dtmf("1"),
+        TurnInput::text("agent"),
+        TurnInput::text("yes"),
+    ] {
+        let r = s.message_sync(&input, ctx);
+        n += r.actions.len();
+        ctx = r.context;
+    }
+    Some(n)
+}

@@ -659,3 +659,12 @@ pub fn from_response(output: &Value, context: &mut Context) -> Vec<VoiceAction> 
     actions.extend(legacy.into_iter().map(|(a, _)| a));
     actions
 }
+
+/// Parses a whole v2 message response body (`{"output": ..., "context": ...}`) and turns
+/// it into voice actions plus the context to keep.
+pub fn from_message_json(body: &[u8]) -> Result<(Vec<VoiceAction>, Context), serde_json::Error> {
+    let v: Value = serde_json::from_slice(body)?;
+    let mut context = Context::from_json(v.get("context").cloned().unwrap_or(Value::Null));
+    let actions = from_response(v.get("output").unwrap_or(&Value::Null), &mut context);
+    Ok((actions, context))
+}
