@@ -252,3 +252,41 @@ const PER_TURN_LEGACY: &[&str] = &[
     "vgwHangUp",
     "vgwCallTransferFailed",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v2_input_round_trips_flags_and_kind() {
+        let cases = [
+            TurnInput::welcome(),
+            TurnInput::text("agent")
+                .with_barge_in(true)
+                .with_stt_result(json!({"result_index": 0})),
+            TurnInput::dtmf("12#").with_dtmf_collection(false),
+            TurnInput::event(CallEvent::PostResponseTimeout),
+            TurnInput::event(CallEvent::FinalUtteranceTimeout),
+            TurnInput::event(CallEvent::CallTransferFailed),
+        ];
+        for t in cases {
+            assert_eq!(TurnInput::from_v2_json(&t.to_v2_json()), t);
+        }
+    }
+
+    #[test]
+    fn legacy_flags_are_per_turn() {
+        let mut ctx = Context::new();
+        TurnInput::event(CallEvent::CallTransferFailed).apply_legacy(&mut ctx);
+        assert_eq!(ctx.variable("vgwCallTransferFailed"), Some(&json!("Yes")));
+        TurnInput::dtmf("1")
+            .with_dtmf_collection(true)
+            .apply_legacy(&mut ctx);
+        assert_eq!(ctx.variable("vgwCallTransferFailed"), None);
+        assert_eq!(ctx.variable("vgwIsDTMF"), Some(&json!("Yes")));
+        assert_eq!(
+            ctx.variable("vgwDTMFCollectionSucceeded"),
+            Some(&json!("Yes"))
+        );
+    }
+}
