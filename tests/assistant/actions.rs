@@ -454,3 +454,18 @@ fn v1_top_level_context_commands_and_output_text() {
         vec![speak("First line."), speak("Second line.")]
     );
 }
+
+#[test]
+fn transfer_failure_message_is_capped_at_1024_chars() {
+    let long = "a".repeat(1500);
+    let mut ctx = Context::from_json(
+        json!({"skills": {"main skill": {"user_defined": {"vgwTransferFailedMessage": long}}}}),
+    );
+    let a = from_response(&json!({"generic": []}), &mut ctx);
+    assert_eq!(
+        a,
+        vec![VoiceAction::Set(CallVariable::TransferFailedMessage(
+            "a".repeat(1024)
+        ))]
+    );
+}

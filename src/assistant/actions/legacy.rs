@@ -183,7 +183,7 @@ pub(super) fn variables(context: &Context) -> Vec<VoiceAction> {
     }
     if let Some(m) = as_str(u("vgwTransferFailedMessage")) {
         out.push(VoiceAction::Set(CallVariable::TransferFailedMessage(
-            prepare_for_speech(m),
+            transfer_failure_text(m),
         )));
     }
     if let Some(m) = as_str(u("vgwConversationFailedMessage")) {

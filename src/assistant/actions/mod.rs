@@ -20,6 +20,7 @@ use serde_json::{Map, Value};
 
 use super::context::Context;
 use super::speech_text::prepare_for_speech;
+use crate::settings::MAX_TRANSFER_FAILURE_MESSAGE;
 
 mod legacy;
 use legacy::{legacy_commands, parse_legacy, take_legacy, variables};
@@ -339,6 +340,20 @@ fn speak(text: &str) -> Option<VoiceAction> {
     })
 }
 
+/// A transfer-failure message prepared for speech and capped at the integration's limit
+/// ([`MAX_TRANSFER_FAILURE_MESSAGE`] characters).
+fn transfer_failure_text(m: &str) -> String {
+    let t = prepare_for_speech(m);
+    if t.chars().count() > MAX_TRANSFER_FAILURE_MESSAGE {
+        tracing::warn!(
+            chars = t.chars().count(),
+            "transfer-failure message over {MAX_TRANSFER_FAILURE_MESSAGE} characters; truncated"
+        );
+        return t.chars().take(MAX_TRANSFER_FAILURE_MESSAGE).collect();
+    }
+    t
+}
+
 fn object_params(v: Option<&Value>) -> Map<String, Value> {
     v.and_then(Value::as_object).cloned().unwrap_or_default()
 }
@@ -430,7 +445,7 @@ fn parse_connect_to_agent(r: &Value) -> Vec<VoiceAction> {
         headers: headers_from_list(get("transfer_headers")),
         header_method,
         accept_codes,
-        failure_message: msg("agent_unavailable").map(prepare_for_speech),
+        failure_message: msg("agent_unavailable").map(transfer_failure_text),
     }));
     out
 }
