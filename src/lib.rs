@@ -3,5 +3,6 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod assistant;
 pub mod settings;
 pub mod sip;

@@ -73,9 +73,39 @@ fn main() -> anyhow::Result<()> {
         Command::Demo { .. } => anyhow::bail!("`voxgate demo` is not built yet"),
         Command::Call { .. } => anyhow::bail!("`voxgate call` is not built yet"),
         Command::SpeechServer { .. } => anyhow::bail!("`voxgate speech-server` is not built yet"),
-        Command::AssistantServer { .. } => {
-            anyhow::bail!("`voxgate assistant-server` is not built yet")
-        }
+        Command::AssistantServer { listen, skill } => assistant_server(listen, skill),
         Command::CheckConfig { .. } => anyhow::bail!("`voxgate check-config` is not built yet"),
     }
+}
+
+/// `voxgate assistant-server`: the v2 API over the embedded dialog engine. An API key in
+/// `VOXGATE_ASSISTANT_API_KEY` turns on IAM-style and basic authentication.
+fn assistant_server(listen: SocketAddr, skill: Option<PathBuf>) -> anyhow::Result<()> {
+    use voxgate::assistant::{AssistantServer, DialogSkill};
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .try_init();
+    let skill = match &skill {
+        Some(path) => DialogSkill::from_file(path)?,
+        None => DialogSkill::demo()?,
+    };
+    for u in &skill.report().unsupported {
+        tracing::warn!(node = %u.node, construct = %u.construct, effect = %u.effect, "skill construct not supported");
+    }
+    let server = match std::env::var("VOXGATE_ASSISTANT_API_KEY") {
+        Ok(key) if !key.is_empty() => AssistantServer::with_api_key(skill, key, 3600),
+        _ => AssistantServer::new(skill),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        tracing::info!(%listen, "assistant-server listening");
+        server.serve(listener).await?;
+        anyhow::Ok(())
+    })
 }
