@@ -4,4 +4,5 @@
 #![forbid(unsafe_code)]
 
 pub mod assistant;
+pub mod call;
 pub mod settings;
