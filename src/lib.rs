@@ -4,5 +4,6 @@
 #![forbid(unsafe_code)]
 
 pub mod assistant;
+pub mod call;
 pub mod settings;
 pub mod sip;

@@ -1,0 +1,9 @@
+//! The call: one task per call owns its dialog, its media session on a core, and its
+//! speech and assistant streams. The turn logic is the sans-IO [`Conversation`]; the
+//! driver executes its commands.
+
+pub mod conversation;
+
+pub use conversation::{
+    CallCommand, CallEventIn, CallOutcome, Conversation, ConversationConfig, TransferResult,
+};
