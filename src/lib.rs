@@ -5,5 +5,6 @@
 
 pub mod assistant;
 pub mod call;
+pub mod caller;
 pub mod settings;
 pub mod sip;
