@@ -4,5 +4,6 @@
 //! hears, and answers the gateway's hold re-INVITE and REFER as a trunk would.
 
 pub mod leg;
+pub mod media;
 
 pub use leg::{CallLeg, LegError, LegEvent, LegOptions, TransferBehaviour};
