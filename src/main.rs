@@ -72,7 +72,17 @@ fn main() -> anyhow::Result<()> {
         Command::Run { .. } => anyhow::bail!("`voxgate run` is not built yet"),
         Command::Demo { .. } => anyhow::bail!("`voxgate demo` is not built yet"),
         Command::Call { .. } => anyhow::bail!("`voxgate call` is not built yet"),
-        Command::SpeechServer { .. } => anyhow::bail!("`voxgate speech-server` is not built yet"),
+        Command::SpeechServer { listen } => {
+            let cfg = voxgate::speech::server::config_from_env()?;
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(listen).await?;
+                println!("speech-server listening on {}", listener.local_addr()?);
+                let state = voxgate::speech::server::ServerState::new(cfg);
+                voxgate::speech::server::serve(listener, state).await
+            })?;
+            Ok(())
+        }
         Command::AssistantServer { .. } => {
             anyhow::bail!("`voxgate assistant-server` is not built yet")
         }
