@@ -46,7 +46,7 @@ mod stream;
 mod watson_stt;
 mod watson_tts;
 
-pub use audio::{pcm_from_le_bytes, pcm_to_le_bytes, Resampler, SampleRate};
+pub use audio::{pcm_from_le_bytes, pcm_to_le_bytes, DecoderUpsampler, Resampler, SampleRate};
 pub use auth::{Credentials, Timeouts, DEFAULT_IAM_URL};
 pub use error::SpeechError;
 pub use espeak::{espeak_voice, EspeakTts, DEFAULT_VOICE};

@@ -16,9 +16,21 @@ use voxgate_speech_sys::{Recognizer, RecognizerConfig};
 
 use super::endpoint::{Boundary, Endpointer};
 use super::{
-    AudioInput, Grammar, RecognitionEvent, RecognitionStream, RecognitionWorker, RecognizeOptions,
-    Resampler, SpeechError, SpeechToText, Transcript,
+    AudioInput, DecoderUpsampler, Grammar, RecognitionEvent, RecognitionStream, RecognitionWorker, RecognizeOptions,
+    SpeechError, SpeechToText, Transcript,
 };
+
+/// Decoder options chosen on the tuning set (tests/speech/common.rs `TUNING`, 7 voices):
+/// no lattice best-path pass (its result was often a prefix), a phone insertion penalty
+/// that keeps long digit strings from swallowing phrases (49 → 80 of 140 with a warmed
+/// decoder), and an initial cepstral mean measured on telephone-band audio (our 8 kHz
+/// path, after the tuning set): the model's default (40,3,-1,…) is so far off (C0 ≈ 53 here)
+/// that a fresh decoder's first utterance came out as a digit string.
+const DECODER_OPTIONS: &[(&str, &str)] = &[
+    ("bestpath", "no"),
+    ("pip", "4"),
+    ("cmninit", "53.4,-5.5,-1.8,2.9,0.1,-7.6,-2.6,-5.3,-6.1,4.0,-6.8,1.6,-1.9"),
+];
 
 /// Decoder rate.
 const DECODE_HZ: u32 = 16_000;
@@ -88,6 +100,7 @@ impl PocketSphinxStt {
             hmm: self.model_dir.join("en-us"),
             dict: grammar.dict_file()?,
             jsgf: grammar.jsgf().to_string(),
+            options: DECODER_OPTIONS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
         let session = tokio::task::spawn_blocking(move || DecodeSession::new(&cfg, grammar, &opts))
             .await
@@ -165,7 +178,7 @@ async fn drive(mut w: RecognitionWorker, session: DecodeSession) {
 pub struct DecodeSession {
     rec: Recognizer,
     grammar: Arc<Grammar>,
-    up: Resampler,
+    up: DecoderUpsampler,
     ep: Endpointer,
     preroll: VecDeque<i16>,
     pending: Vec<i16>,
@@ -198,7 +211,7 @@ impl DecodeSession {
         Ok(DecodeSession {
             rec,
             grammar,
-            up: Resampler::new(opts.sample_rate.hz(), DECODE_HZ)?,
+            up: DecoderUpsampler::new(opts.sample_rate),
             ep: Endpointer::new(DECODE_HZ, opts.end_of_phrase_silence.as_millis() as u32),
             preroll: VecDeque::with_capacity(PREROLL_SAMPLES + STEP),
             pending: Vec::new(),
@@ -221,7 +234,6 @@ impl DecodeSession {
 
     /// End of audio: decode what is left and finalise the utterance.
     pub fn finish(&mut self, out: &mut Out) {
-        self.up.finish(&mut self.pending);
         self.drain(true, out);
         if self.feeding {
             self.finalise(out);

@@ -47,6 +47,7 @@ extern "C" {
     pub fn ps_get_logmath(ps: *mut ps_decoder_t) -> *mut logmath_t;
     pub fn logmath_exp(lmath: *mut logmath_t, logb_p: c_int) -> f64;
     pub fn err_set_logfp(stream: *mut libc::FILE);
+    pub fn ps_get_cmn(ps: *mut ps_decoder_t, update: c_int) -> *const c_char;
 }
 
 pub const AUDIO_OUTPUT_SYNCHRONOUS: c_int = 2;

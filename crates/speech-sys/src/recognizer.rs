@@ -18,6 +18,9 @@ pub enum RecognizerError {
     /// A model file is missing.
     #[error("model path {0} does not exist (run scripts/setup.sh or set VOXGATE_POCKETSPHINX_MODEL)")]
     MissingModel(PathBuf),
+    /// A decoder option name or value was refused.
+    #[error("pocketsphinx refused a decoder option")]
+    BadOption,
     /// `ps_init` failed (bad model or dictionary).
     #[error("pocketsphinx could not load the model/dictionary")]
     Init,
@@ -38,6 +41,8 @@ pub struct RecognizerConfig {
     pub dict: PathBuf,
     /// JSGF grammar text.
     pub jsgf: String,
+    /// Further decoder options by name without the leading `-` (e.g. `("beam", "1e-60")`).
+    pub options: Vec<(String, String)>,
 }
 
 /// The en-us model directory: `$VOXGATE_POCKETSPHINX_MODEL` if set, else the sdist's
@@ -99,6 +104,12 @@ impl Recognizer {
         let hmm = cpath(&cfg.hmm, "hmm path")?;
         let dict = cpath(&cfg.dict, "dict path")?;
         let jsgf = CString::new(cfg.jsgf.as_bytes()).map_err(|_| RecognizerError::Nul("grammar"))?;
+        let opts = cfg
+            .options
+            .iter()
+            .map(|(k, v)| Ok((CString::new(k.as_str())?, CString::new(v.as_str())?)))
+            .collect::<Result<Vec<_>, std::ffi::NulError>>()
+            .map_err(|_| RecognizerError::Nul("option"))?;
         // SAFETY: ps_config_init(NULL) uses the built-in argument definitions and returns
         // an owned config or NULL.
         let config = unsafe { ffi::ps_config_init(std::ptr::null()) };
@@ -111,6 +122,17 @@ impl Recognizer {
             ffi::ps_config_set_str(config, c"hmm".as_ptr(), hmm.as_ptr());
             ffi::ps_config_set_str(config, c"dict".as_ptr(), dict.as_ptr());
             ffi::ps_config_set_str(config, c"loglevel".as_ptr(), c"FATAL".as_ptr());
+            // Digital silence (exact zeros: padding, a resampler's delay line, µ-law
+            // silence, concealment) breaks cepstral mean normalisation; a little dither
+            // (fixed seed, so results repeat) avoids it.
+            ffi::ps_config_set_str(config, c"dither".as_ptr(), c"yes".as_ptr());
+            ffi::ps_config_set_str(config, c"seed".as_ptr(), c"1".as_ptr());
+            for (k, v) in &opts {
+                if ffi::ps_config_set_str(config, k.as_ptr(), v.as_ptr()).is_null() {
+                    ffi::ps_config_free(config);
+                    return Err(RecognizerError::BadOption);
+                }
+            }
             let ps = ffi::ps_init(config);
             // The decoder retains its own reference to the config.
             ffi::ps_config_free(config);
@@ -197,6 +219,19 @@ impl Recognizer {
             return None;
         }
         self.hyp(false)
+    }
+
+    /// The decoder's current cepstral mean, as the comma-separated string the `cmninit`
+    /// option takes (it adapts over utterances; use it to seed new decoders).
+    pub fn cepstral_mean(&mut self) -> Option<String> {
+        // SAFETY: ps is live; the string is owned by the decoder and copied at once.
+        unsafe {
+            let p = ffi::ps_get_cmn(self.ps.as_ptr(), 0);
+            if p.is_null() {
+                return None;
+            }
+            Some(CStr::from_ptr(p).to_string_lossy().into_owned())
+        }
     }
 
     /// End the utterance and return its final hypothesis; the next `process` starts a new one.

@@ -61,6 +61,7 @@ fn espeak_to_pocketsphinx() {
         hmm: model.join("en-us"),
         dict: model.join("cmudict-en-us.dict"),
         jsgf: jsgf.into(),
+        options: Vec::new(),
     })
     .expect("recognizer");
     for (phrase, voice) in [("check my balance", "en-us"), ("talk to an agent", "en+f3")] {
@@ -112,6 +113,7 @@ fn unknown_voice_and_bad_grammar_are_errors() {
         hmm: model.join("en-us"),
         dict: model.join("cmudict-en-us.dict"),
         jsgf: "#JSGF V1.0;\ngrammar t;\npublic <s> = zzqxwv;\n".into(),
+        options: Vec::new(),
     });
     assert!(r.is_err());
 }
