@@ -8,3 +8,4 @@ pub mod call;
 pub mod caller;
 pub mod settings;
 pub mod sip;
+pub mod speech;

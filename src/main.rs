@@ -74,6 +74,20 @@ fn main() -> anyhow::Result<()> {
         Command::Call { .. } => anyhow::bail!("`voxgate call` is not built yet"),
         Command::SpeechServer { .. } => anyhow::bail!("`voxgate speech-server` is not built yet"),
         Command::AssistantServer { listen, skill } => assistant_server(listen, skill),
+        Command::SpeechServer { listen } => {
+            let cfg = voxgate::speech::server::config_from_env()?;
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(listen).await?;
+                println!("speech-server listening on {}", listener.local_addr()?);
+                let state = voxgate::speech::server::ServerState::new(cfg);
+                voxgate::speech::server::serve(listener, state).await
+            })?;
+            Ok(())
+        }
+        Command::AssistantServer { .. } => {
+            anyhow::bail!("`voxgate assistant-server` is not built yet")
+        }
         Command::CheckConfig { .. } => anyhow::bail!("`voxgate check-config` is not built yet"),
     }
 }
