@@ -72,7 +72,6 @@ fn main() -> anyhow::Result<()> {
         Command::Run { .. } => anyhow::bail!("`voxgate run` is not built yet"),
         Command::Demo { .. } => anyhow::bail!("`voxgate demo` is not built yet"),
         Command::Call { .. } => anyhow::bail!("`voxgate call` is not built yet"),
-        Command::SpeechServer { .. } => anyhow::bail!("`voxgate speech-server` is not built yet"),
         Command::AssistantServer { listen, skill } => assistant_server(listen, skill),
         Command::SpeechServer { listen } => {
             let cfg = voxgate::speech::server::config_from_env()?;
@@ -84,9 +83,6 @@ fn main() -> anyhow::Result<()> {
                 voxgate::speech::server::serve(listener, state).await
             })?;
             Ok(())
-        }
-        Command::AssistantServer { .. } => {
-            anyhow::bail!("`voxgate assistant-server` is not built yet")
         }
         Command::CheckConfig { .. } => anyhow::bail!("`voxgate check-config` is not built yet"),
     }

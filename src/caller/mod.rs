@@ -5,5 +5,6 @@
 
 pub mod leg;
 pub mod media;
+pub mod run;
 
 pub use leg::{CallLeg, LegError, LegEvent, LegOptions, TransferBehaviour};
