@@ -1,0 +1,3 @@
+//! SIP signaling.
+
+pub mod transaction;
