@@ -1,3 +1,5 @@
 //! SIP signaling.
 
+pub mod nonce;
 pub mod transaction;
+pub mod transport;
