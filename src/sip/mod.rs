@@ -1,5 +1,7 @@
 //! SIP signaling.
 
+pub mod admission;
 pub mod nonce;
 pub mod transaction;
 pub mod transport;
+pub mod ua;
