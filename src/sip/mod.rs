@@ -1,6 +1,7 @@
 //! SIP signaling.
 
 pub mod admission;
+pub mod dialog;
 pub mod nonce;
 pub mod transaction;
 pub mod transport;
