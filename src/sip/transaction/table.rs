@@ -85,7 +85,7 @@ pub struct MergeKey {
 /// Server transactions by key, with the merge index.
 #[derive(Debug)]
 pub struct TransactionTable<T> {
-    by_key: HashMap<TransactionKey, T>,
+    by_key: HashMap<TransactionKey, (T, Option<MergeKey>)>,
     merge: HashMap<MergeKey, TransactionKey>,
 }
 
@@ -101,7 +101,7 @@ impl<T> Default for TransactionTable<T> {
 impl<T> TransactionTable<T> {
     /// The transaction for `key`, if any.
     pub fn get_mut(&mut self, key: &TransactionKey) -> Option<&mut T> {
-        self.by_key.get_mut(key)
+        self.by_key.get_mut(key).map(|(t, _)| t)
     }
 
     /// True if a request with `merge` (no To tag) but a different `key` is already
@@ -112,16 +112,33 @@ impl<T> TransactionTable<T> {
 
     /// Adds a transaction; `merge` is given for out-of-dialog requests.
     pub fn insert(&mut self, key: TransactionKey, merge: Option<MergeKey>, tx: T) {
-        if let Some(m) = merge {
-            self.merge.insert(m, key.clone());
+        if let Some(m) = &merge {
+            self.merge.insert(m.clone(), key.clone());
         }
-        self.by_key.insert(key, tx);
+        self.by_key.insert(key, (tx, merge));
+    }
+
+    /// The transaction key a merge key was recorded for (used to match an ACK whose
+    /// branch differs from its INVITE's, as some RFC 2543-era peers send).
+    pub fn key_for_merge(&self, merge: &MergeKey) -> Option<&TransactionKey> {
+        self.merge.get(merge)
+    }
+
+    /// Removes one transaction.
+    pub fn remove(&mut self, key: &TransactionKey) -> Option<T> {
+        let (t, m) = self.by_key.remove(key)?;
+        if let Some(m) = m {
+            if self.merge.get(&m) == Some(key) {
+                self.merge.remove(&m);
+            }
+        }
+        Some(t)
     }
 
     /// Removes the transactions for which `done` is true; returns how many.
     pub fn retain(&mut self, mut keep: impl FnMut(&TransactionKey, &mut T) -> bool) -> usize {
         let before = self.by_key.len();
-        self.by_key.retain(|k, t| keep(k, t));
+        self.by_key.retain(|k, (t, _)| keep(k, t));
         let by_key = &self.by_key;
         self.merge.retain(|_, k| by_key.contains_key(k));
         before - self.by_key.len()
@@ -139,7 +156,7 @@ impl<T> TransactionTable<T> {
 
     /// Iterates mutably over all transactions (timer sweep).
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&TransactionKey, &mut T)> {
-        self.by_key.iter_mut()
+        self.by_key.iter_mut().map(|(k, (t, _))| (k, t))
     }
 }
 
