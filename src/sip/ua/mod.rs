@@ -9,6 +9,7 @@ pub mod auth;
 pub mod build;
 mod core;
 pub mod events;
+mod from_parsed;
 mod in_dialog;
 pub mod media;
 pub mod sdp_glue;
