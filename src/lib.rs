@@ -5,3 +5,4 @@
 
 pub mod settings;
 pub mod sip;
+pub mod gateway;

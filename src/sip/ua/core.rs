@@ -211,6 +211,11 @@ impl SipCore {
         self.calls.len()
     }
 
+    /// The calls up now.
+    pub fn call_refs(&self) -> Vec<CallRef> {
+        self.calls.keys().copied().collect()
+    }
+
     /// Counters.
     pub fn stats(&self) -> CoreStats {
         self.stats
@@ -334,6 +339,7 @@ impl SipCore {
         let _ = now;
         let id = self.id();
         let reliability = flow.transport.reliability();
+        let flow = response_flow(req, flow);
         let merge = req.to_tag.is_none().then(|| MergeKey {
             from_tag: req.from_tag.clone().unwrap_or_default(),
             call_id: req.call_id.clone(),
@@ -1012,6 +1018,20 @@ fn failure_ack(d: &Dialog, branch: &str, cseq: u32, to: &str) -> Bytes {
         d.call_id,
     );
     Bytes::from(s)
+}
+
+/// Where responses to `req` go (RFC 3261 §18.2.2, RFC 3581 §4): over a stream, back on
+/// the connection; over UDP, to the source address when `rport` was asked for, else to
+/// the source IP (the `received` address) at the sent-by port (5060 by default).
+pub fn response_flow(req: &RequestView, flow: Flow) -> Flow {
+    if flow.transport != Transport::Udp || req.top_via.rport {
+        return flow;
+    }
+    let port = req.top_via.port.unwrap_or(5060);
+    Flow {
+        remote: SocketAddr::new(flow.remote.ip(), port),
+        ..flow
+    }
 }
 
 /// SDP session id for a call: unique per call within a run.

@@ -15,7 +15,7 @@ pub mod media;
 pub mod sdp_glue;
 pub mod view;
 
-pub use self::core::{CallError, CoreConfig, LocalAddrs, SipCore};
+pub use self::core::{response_flow, CallError, CoreConfig, LocalAddrs, SipCore};
 pub use events::{CallEvent, CoreStats, EndReason, IncomingCall, Transmit};
 pub use in_dialog::read_dtmf;
 pub use media::{NegotiatedMedia, SdpReject};
