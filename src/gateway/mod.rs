@@ -8,6 +8,7 @@
 //! sends what it emits (UDP directly, streams through each connection's write queue),
 //! and serves per-call commands from [`GatewayHandle`]. No locks.
 
+pub mod config;
 pub mod media;
 
 use std::collections::{HashMap, HashSet};
