@@ -104,11 +104,7 @@ pub fn check_request(req: &Request, policy: &UasPolicy<'_>) -> Result<(), Reject
     }
     let h = &req.headers;
     if req.framing.is_some() {
-        let at = h
-            .get_all(HeaderName::ContentLength)
-            .next()
-            .map(|_| 0)
-            .unwrap_or(0);
+        let at = h.position(HeaderName::ContentLength);
         return Err(Rejection::bad(ParseError::Header {
             header: "Content-Length",
             at,
@@ -143,13 +139,13 @@ pub fn check_request(req: &Request, policy: &UasPolicy<'_>) -> Result<(), Reject
     if cseq.method != req.method {
         return Err(Rejection::bad(ParseError::Header {
             header: "CSeq",
-            at: 0,
+            at: h.position(HeaderName::CSeq),
         }));
     }
     if req.method == Method::Register && !to.uri.is_sip() {
         return Err(Rejection::bad(ParseError::Header {
             header: "To",
-            at: 0,
+            at: h.position(HeaderName::To),
         }));
     }
     if !matches!(req.method, Method::Ack | Method::Cancel) {

@@ -8,7 +8,7 @@ use super::params::{is_lws, is_token, quoted_end, skip_lws, trim_lws, Params};
 use super::uri::{split_hostport, Host, Uri};
 
 macro_rules! header_names {
-    ($( $variant:ident => $canon:literal $(| $alias:literal)* ;)*) => {
+    ($( $variant:ident => $canon:literal $(| $alias:literal)+ ;)*) => {
         /// A header name, recognised case-insensitively including compact forms.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         #[non_exhaustive]
@@ -40,7 +40,7 @@ macro_rules! header_names {
                     *d = s.to_ascii_lowercase();
                 }
                 match &low[..name.len()] {
-                    $(x if x == $canon.to_ascii_lowercase().as_bytes() $(|| x == $alias.as_bytes())* => HeaderName::$variant,)*
+                    $($(| $alias)+ => HeaderName::$variant,)*
                     _ => HeaderName::Other,
                 }
             }
@@ -49,43 +49,43 @@ macro_rules! header_names {
 }
 
 header_names! {
-    Via => "Via" | "v";
-    From => "From" | "f";
-    To => "To" | "t";
-    CallId => "Call-ID" | "i";
-    CSeq => "CSeq";
-    MaxForwards => "Max-Forwards";
-    Contact => "Contact" | "m";
-    Route => "Route";
-    RecordRoute => "Record-Route";
-    ContentLength => "Content-Length" | "l";
-    ContentType => "Content-Type" | "c";
-    ContentEncoding => "Content-Encoding" | "e";
-    Require => "Require";
-    ProxyRequire => "Proxy-Require";
-    Supported => "Supported" | "k";
-    Unsupported => "Unsupported";
-    ReferTo => "Refer-To" | "r";
-    ReferredBy => "Referred-By" | "b";
-    Event => "Event" | "o";
-    SubscriptionState => "Subscription-State";
-    Allow => "Allow";
-    Accept => "Accept";
-    SessionExpires => "Session-Expires" | "x";
-    MinSe => "Min-SE";
-    Authorization => "Authorization";
-    WwwAuthenticate => "WWW-Authenticate";
-    ProxyAuthorization => "Proxy-Authorization";
-    ProxyAuthenticate => "Proxy-Authenticate";
-    Subject => "Subject" | "s";
-    Expires => "Expires";
-    Date => "Date";
-    Warning => "Warning";
-    RetryAfter => "Retry-After";
-    UserAgent => "User-Agent";
-    Server => "Server";
-    Reason => "Reason";
-    AllowEvents => "Allow-Events" | "u";
+    Via => "Via" | b"via" | b"v";
+    From => "From" | b"from" | b"f";
+    To => "To" | b"to" | b"t";
+    CallId => "Call-ID" | b"call-id" | b"i";
+    CSeq => "CSeq" | b"cseq";
+    MaxForwards => "Max-Forwards" | b"max-forwards";
+    Contact => "Contact" | b"contact" | b"m";
+    Route => "Route" | b"route";
+    RecordRoute => "Record-Route" | b"record-route";
+    ContentLength => "Content-Length" | b"content-length" | b"l";
+    ContentType => "Content-Type" | b"content-type" | b"c";
+    ContentEncoding => "Content-Encoding" | b"content-encoding" | b"e";
+    Require => "Require" | b"require";
+    ProxyRequire => "Proxy-Require" | b"proxy-require";
+    Supported => "Supported" | b"supported" | b"k";
+    Unsupported => "Unsupported" | b"unsupported";
+    ReferTo => "Refer-To" | b"refer-to" | b"r";
+    ReferredBy => "Referred-By" | b"referred-by" | b"b";
+    Event => "Event" | b"event" | b"o";
+    SubscriptionState => "Subscription-State" | b"subscription-state";
+    Allow => "Allow" | b"allow";
+    Accept => "Accept" | b"accept";
+    SessionExpires => "Session-Expires" | b"session-expires" | b"x";
+    MinSe => "Min-SE" | b"min-se";
+    Authorization => "Authorization" | b"authorization";
+    WwwAuthenticate => "WWW-Authenticate" | b"www-authenticate";
+    ProxyAuthorization => "Proxy-Authorization" | b"proxy-authorization";
+    ProxyAuthenticate => "Proxy-Authenticate" | b"proxy-authenticate";
+    Subject => "Subject" | b"subject" | b"s";
+    Expires => "Expires" | b"expires";
+    Date => "Date" | b"date";
+    Warning => "Warning" | b"warning";
+    RetryAfter => "Retry-After" | b"retry-after";
+    UserAgent => "User-Agent" | b"user-agent";
+    Server => "Server" | b"server";
+    Reason => "Reason" | b"reason";
+    AllowEvents => "Allow-Events" | b"allow-events" | b"u";
 }
 
 fn herr(header: HeaderName, at: usize) -> ParseError {
@@ -416,5 +416,64 @@ impl<'a> TokenParams<'a> {
             value: &s[i..j],
             params,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_compact_forms() {
+        for (raw, want) in [
+            ("VIA", HeaderName::Via),
+            ("v", HeaderName::Via),
+            ("I", HeaderName::CallId),
+            ("call-id", HeaderName::CallId),
+            ("m", HeaderName::Contact),
+            ("l", HeaderName::ContentLength),
+            ("c", HeaderName::ContentType),
+            ("e", HeaderName::ContentEncoding),
+            ("k", HeaderName::Supported),
+            ("s", HeaderName::Subject),
+            ("o", HeaderName::Event),
+            ("r", HeaderName::ReferTo),
+            ("b", HeaderName::ReferredBy),
+            ("u", HeaderName::AllowEvents),
+            ("x", HeaderName::SessionExpires),
+            ("www-authenticate", HeaderName::WwwAuthenticate),
+            ("C%6Fntact", HeaderName::Other),
+            ("q", HeaderName::Other),
+        ] {
+            assert_eq!(HeaderName::from_bytes(raw.as_bytes()), want, "{raw}");
+            if want != HeaderName::Other {
+                assert_eq!(HeaderName::from_bytes(want.as_str().as_bytes()), want);
+            }
+        }
+    }
+
+    #[test]
+    fn cseq_bounds() {
+        assert_eq!(CSeq::parse("4294967295 INVITE").unwrap().seq, u32::MAX);
+        assert!(CSeq::parse("4294967296 INVITE").is_err());
+        assert!(CSeq::parse("00000000000000000001 BYE").is_ok());
+        assert!(CSeq::parse("-1 INVITE").is_err());
+        assert!(CSeq::parse("1INVITE").is_err());
+        assert!(CSeq::parse("1 ").is_err());
+    }
+
+    #[test]
+    fn via_forms() {
+        let v =
+            Via::parse("SIP/2.0/TLS [2001:db8::1]:5061;received=2001:db8::9;rport=5062").unwrap();
+        assert_eq!(
+            (v.transport, v.port, v.rport()),
+            ("TLS", Some(5061), Some(Some(5062)))
+        );
+        assert_eq!(v.received(), Some("2001:db8::9"));
+        assert!(Via::parse("SIP/2.0/UDP").is_err());
+        assert!(Via::parse("SIP/2.0 UDP host").is_err());
+        assert!(Via::parse("SIP/2.0/UDP host;;").is_err());
+        assert!(Via::parse("HTTP/2.0/UDP host").is_err());
     }
 }

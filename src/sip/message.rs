@@ -163,6 +163,14 @@ impl Headers {
             .map(|f| (self.text(f.raw_name), self.text(f.value)))
     }
 
+    /// Byte offset of the first value of `name` (0 when absent), for error positions.
+    pub(crate) fn position(&self, name: HeaderName) -> usize {
+        self.fields
+            .iter()
+            .find(|f| f.name == name)
+            .map_or(0, |f| f.value.start as usize)
+    }
+
     /// Number of header fields.
     pub fn len(&self) -> usize {
         self.fields.len()

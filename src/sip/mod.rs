@@ -31,6 +31,8 @@ pub mod auth;
 pub mod check;
 pub mod dialog;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod header;
 pub mod message;
 pub mod nonce;

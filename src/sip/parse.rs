@@ -245,3 +245,152 @@ pub fn frame_len(b: &[u8]) -> Result<Option<usize>, ParseError> {
         cur = nx;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::{check_request, HeaderName, Host, MessageWriter, UasPolicy};
+
+    const TRUNK: &str = "INVITE sip:+19585550123@gw.example.com;user=phone SIP/2.0\n\
+v: SIP/2.0/UDP [2001:db8::7]:5062;branch=z9hG4bKx1;rport\n\
+f: \"Caller\" <sip:+15551230000@trunk.example.net>;tag=a1\n\
+t: <tel:+1-958-555-0123>\n\
+i: call-1@trunk\n\
+CSeq : 1\n INVITE\n\
+m: <sip:trunk@[2001:db8::7]:5062>\n\
+k: timer, replaces\n\
+x: 1800;refresher=uac\n\
+Max-Forwards: 70\n\
+c: application/sdp\n\
+l: 4\n\
+\n\
+v=0\ntrailing";
+
+    fn req(s: &str) -> Request {
+        match parse(Bytes::copy_from_slice(s.as_bytes())) {
+            Ok(SipMessage::Request(r)) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn lf_only_compact_folded_ipv6_tel() {
+        let r = req(TRUNK);
+        let h = &r.headers;
+        let v = h.top_via().unwrap();
+        assert_eq!(v.host, Host::Ipv6("2001:db8::7".parse().unwrap()));
+        assert_eq!(
+            (v.port, v.rport(), v.rfc3261_branch()),
+            (Some(5062), Some(None), Some("z9hG4bKx1"))
+        );
+        assert_eq!(
+            h.to().unwrap().uri.telephone_number().as_deref(),
+            Some("+19585550123")
+        );
+        assert_eq!(h.from().unwrap().display_name().unwrap(), "Caller");
+        assert_eq!(h.call_id().unwrap(), "call-1@trunk");
+        assert_eq!(h.cseq().unwrap().seq, 1);
+        assert_eq!(h.session_expires().unwrap(), Some((1800, Some("uac"))));
+        assert_eq!(
+            h.tokens(HeaderName::Supported).collect::<Vec<_>>(),
+            ["timer", "replaces"]
+        );
+        assert_eq!(&r.body[..], b"v=0\n", "body limited to Content-Length");
+        assert_eq!(r.called_number().as_deref(), Some("+19585550123"));
+        assert!(check_request(&r, &UasPolicy::GATEWAY).is_ok());
+    }
+
+    #[test]
+    fn structural_faults_have_positions() {
+        let e = parse(Bytes::from_static(
+            b"INVITE sip:a@b SIP/2.0\r\nNoColonHere\r\n\r\n",
+        ))
+        .unwrap_err();
+        assert_eq!(e, ParseError::HeaderLine { at: 24 });
+        assert_eq!(
+            e.disposition(b"INVITE"),
+            crate::sip::Disposition::Respond(400)
+        );
+        let e = parse(Bytes::from_static(b"SIP/2.0 4294967301 x\r\n\r\n")).unwrap_err();
+        assert_eq!(
+            e.disposition(b"SIP/2.0 4294967301 x"),
+            crate::sip::Disposition::Drop
+        );
+        assert!(matches!(
+            parse(Bytes::from_static(b"\r\n\r\n")),
+            Err(ParseError::Empty)
+        ));
+        assert!(matches!(
+            parse(Bytes::from_static(b"OPTIONS sip:a@b SIP/2.0\r\nVia: x\r\n")),
+            Err(ParseError::Incomplete { .. })
+        ));
+        assert!(matches!(
+            parse(Bytes::from_static(b" OPTIONS sip:a@b SIP/2.0\r\n\r\n")),
+            Err(ParseError::StartLine { .. })
+        ));
+        assert!(matches!(
+            parse(Bytes::from_static(
+                b"OPTIONS sip:a@b SIP/2.0\r\n x: y\r\n\r\n"
+            )),
+            Err(ParseError::HeaderLine { .. })
+        ));
+        assert!(matches!(
+            parse(Bytes::from_static(
+                b"OPTIONS sip:a@b SIP/2.0\r\nX: \xff\r\n\r\n"
+            )),
+            Err(ParseError::Utf8 { at: 28 })
+        ));
+    }
+
+    #[test]
+    fn stream_framing() {
+        let one = b"OPTIONS sip:a@b SIP/2.0\r\nl: 3\r\n\r\nabc";
+        let mut two = b"\r\n\r\n".to_vec();
+        two.extend_from_slice(one);
+        two.extend_from_slice(b"NEXT");
+        assert_eq!(frame_len(&two).unwrap(), Some(4 + one.len()));
+        assert_eq!(frame_len(&one[..one.len() - 1]).unwrap(), None);
+        assert_eq!(frame_len(b"OPTIONS sip:a@b SIP/2.0\r\n").unwrap(), None);
+        assert!(frame_len(b"X a SIP/2.0\r\nContent-Length: -1\r\n\r\n").is_err());
+        assert!(frame_len(b"X a SIP/2.0\r\nl: 1\r\nl: 2\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn response_to_request_round_trips() {
+        let r = req(TRUNK);
+        let mut out = Vec::new();
+        let mut w = MessageWriter::response_to(&mut out, &r, 200, None, Some("gw1"));
+        w.header("Contact", "<sip:gw@127.0.0.1:5060>");
+        w.finish(Some(("application/sdp", b"v=0\r\n")));
+        let resp = match parse(Bytes::from(out)) {
+            Ok(SipMessage::Response(resp)) => resp,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!((resp.status, resp.reason()), (200, "OK"));
+        let h = &resp.headers;
+        assert_eq!(h.to().unwrap().tag(), Some("gw1"));
+        assert_eq!(h.from().unwrap().tag(), Some("a1"));
+        assert_eq!(h.top_via().unwrap().branch(), Some("z9hG4bKx1"));
+        assert_eq!(
+            h.cseq().unwrap().method,
+            Method::Invite,
+            "folded CSeq unfolded"
+        );
+        assert_eq!(&resp.body[..], b"v=0\r\n");
+        assert!(crate::sip::check_response(&resp).is_ok());
+
+        let mut out = Vec::new();
+        let mut w = MessageWriter::request(
+            &mut out,
+            &Method::Refer,
+            "sip:+15551230000@trunk.example.net",
+        );
+        w.header("Refer-To", "<sip:agent@pbx.example.com>")
+            .header("Evil", "a\r\nInjected: 1");
+        w.finish(None);
+        let r2 = req(std::str::from_utf8(&out).unwrap());
+        assert_eq!(r2.method, Method::Refer);
+        assert_eq!(r2.headers.refer_to().unwrap().uri.user, Some("agent"));
+        assert_eq!(r2.headers.get_named("Injected").count(), 0);
+    }
+}

@@ -425,3 +425,101 @@ fn hex(c: u8) -> Option<u8> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod rfc3261 {
+    use super::*;
+
+    fn eq(a: &str, b: &str) -> bool {
+        Uri::parse(a).unwrap().equivalent(&Uri::parse(b).unwrap())
+    }
+
+    /// RFC 3261 §19.1.4: equivalent pairs.
+    #[test]
+    fn equivalent_examples() {
+        assert!(eq(
+            "sip:%61lice@atlanta.com;transport=TCP",
+            "sip:alice@AtLanTa.CoM;Transport=tcp"
+        ));
+        assert!(eq(
+            "sip:carol@chicago.com",
+            "sip:carol@chicago.com;newparam=5"
+        ));
+        assert!(eq(
+            "sip:carol@chicago.com",
+            "sip:carol@chicago.com;security=on"
+        ));
+        assert!(eq(
+            "sip:carol@chicago.com;newparam=5",
+            "sip:carol@chicago.com;security=on"
+        ));
+        assert!(eq(
+            "sip:biloxi.com;transport=tcp;method=REGISTER?to=sip:bob%40biloxi.com",
+            "sip:biloxi.com;method=REGISTER;transport=tcp?to=sip:bob%40biloxi.com"
+        ));
+        assert!(eq(
+            "sip:alice@atlanta.com?subject=project%20x&priority=urgent",
+            "sip:alice@atlanta.com?priority=urgent&subject=project%20x"
+        ));
+    }
+
+    /// RFC 3261 §19.1.4: the non-equivalent pairs (the tampered twins).
+    #[test]
+    fn non_equivalent_examples() {
+        assert!(!eq(
+            "SIP:ALICE@AtLanTa.CoM;Transport=udp",
+            "sip:alice@AtLanTa.CoM;Transport=UDP"
+        ));
+        assert!(!eq("sip:bob@biloxi.com", "sip:bob@biloxi.com:5060"));
+        assert!(!eq(
+            "sip:bob@biloxi.com",
+            "sip:bob@biloxi.com;transport=udp"
+        ));
+        assert!(!eq(
+            "sip:bob@biloxi.com",
+            "sip:bob@biloxi.com:6000;transport=tcp"
+        ));
+        assert!(!eq(
+            "sip:carol@chicago.com",
+            "sip:carol@chicago.com?Subject=next%20meeting"
+        ));
+        assert!(!eq("sip:bob@phone21.boxesbybob.com", "sip:bob@192.0.2.4"));
+        assert!(!eq(
+            "sip:carol@chicago.com;security=on",
+            "sip:carol@chicago.com;security=off"
+        ));
+    }
+
+    #[test]
+    fn components() {
+        let u = Uri::parse("sips:+1-555-0100;phone-context=x@[2001:db8::1]:5061;user=phone?h=v")
+            .unwrap();
+        assert_eq!(u.scheme, Scheme::Sips);
+        assert_eq!(u.host, Some(Host::Ipv6("2001:db8::1".parse().unwrap())));
+        assert_eq!(u.port, Some(5061));
+        assert_eq!(u.param("user"), Some(Some("phone")));
+        assert_eq!(u.headers, Some("h=v"));
+        assert_eq!(u.telephone_number().as_deref(), Some("+15550100"));
+        let t = Uri::parse("tel:+1-958-555-0123;phone-context=+1").unwrap();
+        assert_eq!(t.scheme, Scheme::Tel);
+        assert_eq!(t.telephone_number().as_deref(), Some("+19585550123"));
+        assert!(eq("tel:+1-958-555-0123", "tel:+19585550123"));
+        assert_eq!(
+            normalise_number("(958) 555.0123").as_deref(),
+            Some("9585550123")
+        );
+        assert_eq!(normalise_number("12+3"), None);
+        assert_eq!(normalise_number("alice"), None);
+        for bad in [
+            "sip:",
+            "sip:a@",
+            "sip:a@[::1",
+            "sip:a@h:99999",
+            "sip:a b@h",
+            "<sip:a@h>",
+            "sip:%4@h",
+        ] {
+            assert!(Uri::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
