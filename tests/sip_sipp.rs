@@ -155,6 +155,8 @@ async fn digest_over_tls_accepts_refuses_and_udp_is_forbidden() {
     let (cert, key, der) = test_cert(&dir);
     let mut cfg = GatewayConfig::ephemeral();
     cfg.tls_cert = Some((cert, key));
+    // SIPp 3.6 reads only the first WWW-Authenticate and knows only MD5.
+    cfg.digest_md5_first = true;
     cfg.settings.sip_auth = Some(SipCredentials { username: "trunk".into(), password: "s3cret".into() });
     let t = TestGateway::start("digest", cfg).await;
     let bridge = tls_bridge(t.gw.local.tls, der).await;

@@ -54,6 +54,8 @@ pub struct GatewayConfig {
     /// Answer admitted calls at once (prompt mode) instead of waiting for
     /// [`GatewayHandle::answer`].
     pub auto_answer: bool,
+    /// Put the MD5 digest challenge before SHA-256 (clients that read only the first).
+    pub digest_md5_first: bool,
 }
 
 impl GatewayConfig {
@@ -69,6 +71,7 @@ impl GatewayConfig {
             numbers: ["+19585550123".to_owned()].into_iter().collect(),
             limits: FrameLimits::default(),
             auto_answer: true,
+            digest_md5_first: false,
         }
     }
 
@@ -246,7 +249,9 @@ impl Gateway {
                 }
             }));
         }
-        let core = SipCore::new(CoreConfig::new(local, cfg.settings.clone(), cfg.numbers.clone()));
+        let mut core_cfg = CoreConfig::new(local, cfg.settings.clone(), cfg.numbers.clone());
+        core_cfg.digest_md5_first = cfg.digest_md5_first;
+        let core = SipCore::new(core_cfg);
         let task = CoreTask {
             core,
             media,
@@ -507,11 +512,12 @@ impl CoreTask {
             Inbound::Message { flow, bytes } => match crate::sip::parse(bytes) {
                 Err(e) => {
                     self.counters.unparseable.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(remote = %flow.remote, "unparseable message dropped: {e}");
+                    eprintln!("unparseable message dropped: {e}");
                 }
                 Ok(SipMessage::Request(req)) => {
                     if let Err(rej) = crate::sip::check_request(&req, &UasPolicy::GATEWAY) {
                         self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                        eprintln!("request refused by the parser checks {} {:?}", rej.status, rej.fault);
                         if req.method == crate::sip::Method::Ack {
                             return;
                         }
@@ -528,7 +534,7 @@ impl CoreTask {
                         Ok(v) => self.core.handle_request(v, flow, now),
                         Err(e) => {
                             self.counters.unparseable.fetch_add(1, Ordering::Relaxed);
-                            tracing::debug!("request dropped: {e}");
+                            eprintln!("request dropped: {e}");
                         }
                     }
                 }

@@ -66,7 +66,10 @@ impl TestGateway {
         loop {
             match tokio::time::timeout_at(deadline, self.events.recv()).await {
                 Ok(Some(e)) if pred(&e) => return Some(e),
-                Ok(Some(_)) => continue,
+                Ok(Some(other)) => {
+                    eprintln!("event: {other:?}");
+                    continue;
+                }
                 _ => return None,
             }
         }

@@ -29,11 +29,14 @@ pub fn exempt(method: &str) -> bool {
     method == "ACK" || method == "CANCEL"
 }
 
-/// Builds the challenge: SHA-256 then MD5 (RFC 8760 §2.4), same nonce.
-pub fn challenge(nonces: &mut NonceStore, realm: &str, stale: bool, now: Instant) -> Vec<String> {
+/// Builds the challenge with the same nonce for SHA-256 and MD5: SHA-256 first (RFC 8760
+/// §2.4 preference order) unless `md5_first` (for clients that only read the first
+/// challenge, such as SIPp 3.6).
+pub fn challenge(nonces: &mut NonceStore, realm: &str, stale: bool, md5_first: bool, now: Instant) -> Vec<String> {
     let nonce = nonces.issue(now);
     let stale = if stale { ", stale=true" } else { "" };
-    ["SHA-256", "MD5"]
+    let order = if md5_first { ["MD5", "SHA-256"] } else { ["SHA-256", "MD5"] };
+    order
         .iter()
         .map(|alg| {
             format!(
@@ -130,6 +133,7 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 pub fn check(
     nonces: &mut NonceStore,
     realm: &str,
+    md5_first: bool,
     creds: &SipCredentials,
     req: &RequestView,
     now: Instant,
@@ -138,7 +142,7 @@ pub fn check(
         return AuthOutcome::Accepted;
     }
     let fresh = |nonces: &mut NonceStore, stale| AuthOutcome::Challenge {
-        headers: challenge(nonces, realm, stale, now),
+        headers: challenge(nonces, realm, stale, md5_first, now),
     };
     let Some(header) = req.header("Authorization", None) else {
         return fresh(nonces, false);
@@ -281,7 +285,7 @@ mod rfc8760 {
         let t0 = Instant::now();
         let mut store = NonceStore::new(Duration::from_secs(300), 100);
         let AuthOutcome::Challenge { headers } =
-            check(&mut store, "voxgate", &creds(), &req_with(None), t0)
+            check(&mut store, "voxgate", false, &creds(), &req_with(None), t0)
         else {
             panic!("expected a challenge")
         };
@@ -298,19 +302,19 @@ mod rfc8760 {
             let nc = if alg == "MD5" { "00000002" } else { "00000001" };
             let req = req_with(Some(authorization(alg, &nonce, nc, "s3cret")));
             assert_eq!(
-                check(&mut store, "voxgate", &creds(), &req, t0),
+                check(&mut store, "voxgate", false, &creds(), &req, t0),
                 AuthOutcome::Accepted,
                 "{alg}"
             );
             // The same request again is a replay: challenged, not accepted.
             assert!(matches!(
-                check(&mut store, "voxgate", &creds(), &req, t0),
+                check(&mut store, "voxgate", false, &creds(), &req, t0),
                 AuthOutcome::Challenge { .. }
             ));
         }
         let bad = req_with(Some(authorization("MD5", &nonce, "00000009", "wrong")));
         assert_eq!(
-            check(&mut store, "voxgate", &creds(), &bad, t0),
+            check(&mut store, "voxgate", false, &creds(), &bad, t0),
             AuthOutcome::Refused
         );
         let late = req_with(Some(authorization("MD5", &nonce, "0000000a", "s3cret")));

@@ -63,6 +63,8 @@ pub struct CoreConfig {
     pub nonce_lifetime: Duration,
     /// How long a transfer may take before it is reported `TimedOut`.
     pub transfer_timeout: Duration,
+    /// Offer the MD5 digest challenge before the SHA-256 one.
+    pub digest_md5_first: bool,
 }
 
 impl CoreConfig {
@@ -76,6 +78,7 @@ impl CoreConfig {
             realm: "voxgate".to_owned(),
             nonce_lifetime: Duration::from_secs(300),
             transfer_timeout: Duration::from_secs(60),
+            digest_md5_first: false,
         }
     }
 }
@@ -433,7 +436,7 @@ impl SipCore {
                 );
                 return;
             }
-            match auth::check(&mut self.nonces, &self.cfg.realm, &creds, &req, now) {
+            match auth::check(&mut self.nonces, &self.cfg.realm, self.cfg.digest_md5_first, &creds, &req, now) {
                 AuthOutcome::Accepted => {}
                 AuthOutcome::Challenge { headers } => {
                     self.stats.auth_challenges += 1;
@@ -494,6 +497,7 @@ impl SipCore {
     }
 
     fn handle_ack(&mut self, req: &RequestView, now: Instant) {
+        eprintln!("ACK to_tag={:?} call_id={} keys={:?}", req.to_tag, req.call_id, self.by_dialog.keys().collect::<Vec<_>>());
         let key = Self::key_of(req, "ACK");
         let mut id = self.table.get_mut(&key).copied();
         if id.is_none() {
