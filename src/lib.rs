@@ -3,6 +3,6 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod gateway;
 pub mod settings;
 pub mod sip;
-pub mod gateway;

@@ -83,7 +83,7 @@ fn main() -> anyhow::Result<()> {
 /// `voxgate run`: the gateway until SIGTERM or Ctrl-C.
 fn run_gateway(config: Option<PathBuf>) -> anyhow::Result<()> {
     use voxgate::gateway::config::RunConfig;
-    use voxgate::gateway::media::{PromptPlayer, Prompt};
+    use voxgate::gateway::media::{Prompt, PromptPlayer};
     use voxgate::gateway::Gateway;
 
     tracing_subscriber::fmt()
@@ -101,7 +101,9 @@ fn run_gateway(config: Option<PathBuf>) -> anyhow::Result<()> {
         Some(p) => Prompt::from_wav(p).map_err(anyhow::Error::msg)?,
         None => Prompt::tone(),
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let media = Box::new(PromptPlayer::new(gw_cfg.udp.ip(), prompt));
         let gw = Gateway::start(gw_cfg.clone(), media, None).await?;

@@ -79,14 +79,21 @@ pub enum ConfigError {
 impl RunConfig {
     /// Reads and validates a file.
     pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.display().to_string(), e))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Read(path.display().to_string(), e))?;
         let cfg: RunConfig = toml::from_str(&text).map_err(|e| ConfigError::Toml(e.to_string()))?;
         if let Err(errs) = cfg.integration.validate() {
             let e = &errs[0];
-            return Err(ConfigError::Invalid { key: format!("integration.{}", e.field), reason: e.reason.clone() });
+            return Err(ConfigError::Invalid {
+                key: format!("integration.{}", e.field),
+                reason: e.reason.clone(),
+            });
         }
         if cfg.sip.tls_cert.is_some() != cfg.sip.tls_key.is_some() {
-            return Err(ConfigError::Invalid { key: "sip.tls_cert".into(), reason: "tls_cert and tls_key go together".into() });
+            return Err(ConfigError::Invalid {
+                key: "sip.tls_cert".into(),
+                reason: "tls_cert and tls_key go together".into(),
+            });
         }
         Ok(cfg)
     }
@@ -110,9 +117,15 @@ impl RunConfig {
             let mut set = HashSet::new();
             for n in nums {
                 if n.contains(['(', ')']) {
-                    return Err(ConfigError::Invalid { key: "sip.numbers".into(), reason: format!("{n:?}: no parentheses in E.164") });
+                    return Err(ConfigError::Invalid {
+                        key: "sip.numbers".into(),
+                        reason: format!("{n:?}: no parentheses in E.164"),
+                    });
                 }
-                let e = e164(n).ok_or_else(|| ConfigError::Invalid { key: "sip.numbers".into(), reason: format!("{n:?} is not an E.164 number") })?;
+                let e = e164(n).ok_or_else(|| ConfigError::Invalid {
+                    key: "sip.numbers".into(),
+                    reason: format!("{n:?} is not an E.164 number"),
+                })?;
                 set.insert(e);
             }
             g.numbers = set;

@@ -60,7 +60,9 @@ impl Prompt {
             s.push(((t * 440.0 * std::f32::consts::TAU).sin() * 8000.0) as i16);
         }
         s.extend(std::iter::repeat_n(0i16, 8000));
-        Self { samples: Arc::new(s) }
+        Self {
+            samples: Arc::new(s),
+        }
     }
 
     /// Loads a WAV file (PCM 16-bit, mono, 8 kHz).
@@ -74,8 +76,11 @@ impl Prompt {
         let mut fmt_ok = false;
         while i + 8 <= data.len() {
             let id = &data[i..i + 4];
-            let len = u32::from_le_bytes([data[i + 4], data[i + 5], data[i + 6], data[i + 7]]) as usize;
-            let body = data.get(i + 8..(i + 8 + len).min(data.len())).ok_or_else(|| bad("truncated chunk"))?;
+            let len =
+                u32::from_le_bytes([data[i + 4], data[i + 5], data[i + 6], data[i + 7]]) as usize;
+            let body = data
+                .get(i + 8..(i + 8 + len).min(data.len()))
+                .ok_or_else(|| bad("truncated chunk"))?;
             if id == b"fmt " && body.len() >= 16 {
                 let format = u16::from_le_bytes([body[0], body[1]]);
                 let channels = u16::from_le_bytes([body[2], body[3]]);
@@ -83,14 +88,21 @@ impl Prompt {
                 let bits = u16::from_le_bytes([body[14], body[15]]);
                 fmt_ok = format == 1 && channels == 1 && rate == 8000 && bits == 16;
                 if !fmt_ok {
-                    return Err(bad("must be PCM 16-bit mono 8 kHz (sox in.wav -r 8000 -c 1 -b 16 out.wav)"));
+                    return Err(bad(
+                        "must be PCM 16-bit mono 8 kHz (sox in.wav -r 8000 -c 1 -b 16 out.wav)",
+                    ));
                 }
             } else if id == b"data" && fmt_ok {
-                let samples: Vec<i16> = body.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
+                let samples: Vec<i16> = body
+                    .chunks_exact(2)
+                    .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                    .collect();
                 if samples.is_empty() {
                     return Err(bad("no samples"));
                 }
-                return Ok(Self { samples: Arc::new(samples) });
+                return Ok(Self {
+                    samples: Arc::new(samples),
+                });
             }
             i += 8 + len + (len & 1);
         }
@@ -117,13 +129,23 @@ pub fn ulaw(sample: i16) -> u8 {
 /// G.711 A-law encoding of one sample.
 pub fn alaw(sample: i16) -> u8 {
     let mut s = i32::from(sample) >> 3;
-    let mask = if s >= 0 { 0xd5u8 } else {
+    let mask = if s >= 0 {
+        0xd5u8
+    } else {
         s = -s - 1;
         0x55
     };
     let s = s.min(0xfff) as u32;
-    let seg = if s < 32 { 0 } else { (31 - s.leading_zeros()) - 4 };
-    let aval = if seg == 0 { (s >> 1) as u8 } else { ((seg as u8) << 4) | ((s >> seg) & 0x0f) as u8 };
+    let seg = if s < 32 {
+        0
+    } else {
+        (31 - s.leading_zeros()) - 4
+    };
+    let aval = if seg == 0 {
+        (s >> 1) as u8
+    } else {
+        ((seg as u8) << 4) | ((s >> seg) & 0x0f) as u8
+    };
     aval ^ mask
 }
 
@@ -144,14 +166,21 @@ pub struct PromptPlayer {
 
 impl std::fmt::Debug for PromptPlayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PromptPlayer").field("ip", &self.ip).field("calls", &self.legs.len()).finish()
+        f.debug_struct("PromptPlayer")
+            .field("ip", &self.ip)
+            .field("calls", &self.legs.len())
+            .finish()
     }
 }
 
 impl PromptPlayer {
     /// A player binding RTP sockets on `ip`.
     pub fn new(ip: IpAddr, prompt: Prompt) -> Self {
-        Self { ip, prompt, legs: HashMap::new() }
+        Self {
+            ip,
+            prompt,
+            legs: HashMap::new(),
+        }
     }
 
     fn spawn_sender(&self, leg: &Leg, media: &NegotiatedMedia) -> Option<JoinHandle<()>> {
@@ -212,7 +241,13 @@ impl MediaPort for PromptPlayer {
         });
         self.legs.insert(
             call,
-            Leg { socket, task: None, rx_task, sent: Arc::new(AtomicU64::new(0)), received },
+            Leg {
+                socket,
+                task: None,
+                rx_task,
+                sent: Arc::new(AtomicU64::new(0)),
+                received,
+            },
         );
         Ok(local)
     }
@@ -222,7 +257,9 @@ impl MediaPort for PromptPlayer {
     }
 
     fn update(&mut self, call: CallRef, media: &NegotiatedMedia) {
-        let Some(leg) = self.legs.get(&call) else { return };
+        let Some(leg) = self.legs.get(&call) else {
+            return;
+        };
         let task = self.spawn_sender(leg, media);
         if let Some(leg) = self.legs.get_mut(&call) {
             if let Some(old) = std::mem::replace(&mut leg.task, task) {
@@ -241,9 +278,12 @@ impl MediaPort for PromptPlayer {
     }
 
     fn counts(&self, call: CallRef) -> Option<(u64, u64)> {
-        self.legs
-            .get(&call)
-            .map(|l| (l.sent.load(Ordering::Relaxed), l.received.load(Ordering::Relaxed)))
+        self.legs.get(&call).map(|l| {
+            (
+                l.sent.load(Ordering::Relaxed),
+                l.received.load(Ordering::Relaxed),
+            )
+        })
     }
 }
 

@@ -28,8 +28,8 @@ use crate::sip::dialog::{CallRef, Direction, ReferRequest, TransferOutcome};
 use crate::sip::transport::framing::FrameLimits;
 use crate::sip::transport::{stream, tls, udp, Inbound, TransportCounters};
 use crate::sip::ua::{
-    CallError, CallEvent, ConnId, CoreConfig, CoreStats, LocalAddrs, RequestView, ResponseView, SipCore,
-    Transport,
+    CallError, CallEvent, ConnId, CoreConfig, CoreStats, LocalAddrs, RequestView, ResponseView,
+    SipCore, Transport,
 };
 use crate::sip::{SipMessage, UasPolicy};
 use media::MediaPort;
@@ -63,7 +63,9 @@ impl GatewayConfig {
     /// the demo number.
     pub fn demo() -> Self {
         Self {
-            udp: "127.0.0.1:5060".parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 5060))),
+            udp: "127.0.0.1:5060"
+                .parse()
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 5060))),
             tcp: SocketAddr::from(([127, 0, 0, 1], 5060)),
             tls: SocketAddr::from(([127, 0, 0, 1], 5061)),
             tls_cert: None,
@@ -78,7 +80,12 @@ impl GatewayConfig {
     /// Same, on ephemeral loopback ports (tests).
     pub fn ephemeral() -> Self {
         let any = SocketAddr::from(([127, 0, 0, 1], 0));
-        Self { udp: any, tcp: any, tls: any, ..Self::demo() }
+        Self {
+            udp: any,
+            tcp: any,
+            tls: any,
+            ..Self::demo()
+        }
     }
 }
 
@@ -106,10 +113,23 @@ pub enum GatewayError {
 #[derive(Debug)]
 enum Command {
     Answer(CallRef, oneshot::Sender<Result<(), CallError>>),
-    Hangup(CallRef, Vec<(String, String)>, oneshot::Sender<Result<(), CallError>>),
+    Hangup(
+        CallRef,
+        Vec<(String, String)>,
+        oneshot::Sender<Result<(), CallError>>,
+    ),
     Hold(CallRef, Direction, oneshot::Sender<Result<u16, CallError>>),
-    Refer(CallRef, ReferRequest, oneshot::Sender<Result<TransferOutcome, CallError>>),
-    Info(CallRef, String, Vec<u8>, oneshot::Sender<Result<(), CallError>>),
+    Refer(
+        CallRef,
+        ReferRequest,
+        oneshot::Sender<Result<TransferOutcome, CallError>>,
+    ),
+    Info(
+        CallRef,
+        String,
+        Vec<u8>,
+        oneshot::Sender<Result<(), CallError>>,
+    ),
     Snapshot(oneshot::Sender<Snapshot>),
 }
 
@@ -135,9 +155,15 @@ pub struct GatewayHandle {
 }
 
 impl GatewayHandle {
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, GatewayError> {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, GatewayError> {
         let (tx, rx) = oneshot::channel();
-        self.cmd.send(make(tx)).await.map_err(|_| GatewayError::Stopped)?;
+        self.cmd
+            .send(make(tx))
+            .await
+            .map_err(|_| GatewayError::Stopped)?;
         rx.await.map_err(|_| GatewayError::Stopped)
     }
 
@@ -147,23 +173,40 @@ impl GatewayHandle {
     }
 
     /// Hangs up with BYE carrying `headers` (or rejects an unanswered call with 480).
-    pub async fn hangup(&self, call: CallRef, headers: Vec<(String, String)>) -> Result<Result<(), CallError>, GatewayError> {
+    pub async fn hangup(
+        &self,
+        call: CallRef,
+        headers: Vec<(String, String)>,
+    ) -> Result<Result<(), CallError>, GatewayError> {
         self.ask(|tx| Command::Hangup(call, headers, tx)).await
     }
 
     /// Holds (`SendOnly`/`Inactive`) or resumes (`SendRecv`) by re-INVITE; returns the
     /// final status (0 on timeout).
-    pub async fn hold(&self, call: CallRef, direction: Direction) -> Result<Result<u16, CallError>, GatewayError> {
+    pub async fn hold(
+        &self,
+        call: CallRef,
+        direction: Direction,
+    ) -> Result<Result<u16, CallError>, GatewayError> {
         self.ask(|tx| Command::Hold(call, direction, tx)).await
     }
 
     /// Sends REFER and waits for the final outcome (Succeeded, Failed, TimedOut).
-    pub async fn refer(&self, call: CallRef, req: ReferRequest) -> Result<Result<TransferOutcome, CallError>, GatewayError> {
+    pub async fn refer(
+        &self,
+        call: CallRef,
+        req: ReferRequest,
+    ) -> Result<Result<TransferOutcome, CallError>, GatewayError> {
         self.ask(|tx| Command::Refer(call, req, tx)).await
     }
 
     /// Sends INFO (e.g. `application/dtmf-relay`).
-    pub async fn send_info(&self, call: CallRef, content_type: &str, body: Vec<u8>) -> Result<Result<(), CallError>, GatewayError> {
+    pub async fn send_info(
+        &self,
+        call: CallRef,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<Result<(), CallError>, GatewayError> {
         let ct = content_type.to_owned();
         self.ask(|tx| Command::Info(call, ct, body, tx)).await
     }
@@ -197,21 +240,38 @@ impl Gateway {
         let udp_sock = Arc::new(UdpSocket::bind(cfg.udp).await.map_err(bind_err(cfg.udp))?);
         let udp_addr = udp_sock.local_addr().map_err(bind_err(cfg.udp))?;
         // TCP on the same port as UDP when UDP's was ephemeral.
-        let tcp_want = if cfg.tcp.port() == 0 && cfg.udp.port() == 0 { udp_addr } else { cfg.tcp };
+        let tcp_want = if cfg.tcp.port() == 0 && cfg.udp.port() == 0 {
+            udp_addr
+        } else {
+            cfg.tcp
+        };
         let tcp = match TcpListener::bind(tcp_want).await {
             Ok(l) => l,
-            Err(_) if tcp_want != cfg.tcp => TcpListener::bind(cfg.tcp).await.map_err(bind_err(cfg.tcp))?,
-            Err(e) => return Err(GatewayError::Bind { addr: cfg.tcp, source: e }),
+            Err(_) if tcp_want != cfg.tcp => TcpListener::bind(cfg.tcp)
+                .await
+                .map_err(bind_err(cfg.tcp))?,
+            Err(e) => {
+                return Err(GatewayError::Bind {
+                    addr: cfg.tcp,
+                    source: e,
+                })
+            }
         };
         let tcp_addr = tcp.local_addr().map_err(bind_err(cfg.tcp))?;
-        let tls_l = TcpListener::bind(cfg.tls).await.map_err(bind_err(cfg.tls))?;
+        let tls_l = TcpListener::bind(cfg.tls)
+            .await
+            .map_err(bind_err(cfg.tls))?;
         let tls_addr = tls_l.local_addr().map_err(bind_err(cfg.tls))?;
         let ck = match &cfg.tls_cert {
             Some((c, k)) => tls::load_or_generate(Some(c), Some(k))?,
             None => tls::load_or_generate(None, None)?,
         };
         let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(ck)?);
-        let local = LocalAddrs { udp: udp_addr, tcp: tcp_addr, tls: tls_addr };
+        let local = LocalAddrs {
+            udp: udp_addr,
+            tcp: tcp_addr,
+            tls: tls_addr,
+        };
 
         let counters = Arc::new(TransportCounters::default());
         let (in_tx, in_rx) = mpsc::channel::<Inbound>(8192);
@@ -220,13 +280,25 @@ impl Gateway {
         let next_conn = Arc::new(AtomicU64::new(1));
         let max_msg = cfg.limits.max_header + cfg.limits.max_body;
         let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(udp::receive_loop(udp_sock.clone(), in_tx.clone(), counters.clone(), max_msg)));
+        tasks.push(tokio::spawn(udp::receive_loop(
+            udp_sock.clone(),
+            in_tx.clone(),
+            counters.clone(),
+            max_msg,
+        )));
         for (listener, transport) in [(tcp, Transport::Tcp), (tls_l, Transport::Tls)] {
-            let (in_tx, counters, next_conn, acceptor, limits) =
-                (in_tx.clone(), counters.clone(), next_conn.clone(), acceptor.clone(), cfg.limits);
+            let (in_tx, counters, next_conn, acceptor, limits) = (
+                in_tx.clone(),
+                counters.clone(),
+                next_conn.clone(),
+                acceptor.clone(),
+                cfg.limits,
+            );
             tasks.push(tokio::spawn(async move {
                 loop {
-                    let Ok((sock, remote)) = listener.accept().await else { continue };
+                    let Ok((sock, remote)) = listener.accept().await else {
+                        continue;
+                    };
                     let _ = sock.set_nodelay(true);
                     let conn = next_conn.fetch_add(1, Ordering::Relaxed);
                     let (in_tx, counters) = (in_tx.clone(), counters.clone());
@@ -234,8 +306,24 @@ impl Gateway {
                         Transport::Tls => {
                             let acceptor = acceptor.clone();
                             tokio::spawn(async move {
-                                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(sock)).await {
-                                    Ok(Ok(s)) => stream::serve(s, Transport::Tls, remote, conn, in_tx, counters, limits).await,
+                                match tokio::time::timeout(
+                                    Duration::from_secs(10),
+                                    acceptor.accept(sock),
+                                )
+                                .await
+                                {
+                                    Ok(Ok(s)) => {
+                                        stream::serve(
+                                            s,
+                                            Transport::Tls,
+                                            remote,
+                                            conn,
+                                            in_tx,
+                                            counters,
+                                            limits,
+                                        )
+                                        .await
+                                    }
                                     _ => {
                                         counters.framing_errors.fetch_add(1, Ordering::Relaxed);
                                     }
@@ -243,7 +331,15 @@ impl Gateway {
                             });
                         }
                         _ => {
-                            tokio::spawn(stream::serve(sock, Transport::Tcp, remote, conn, in_tx, counters, limits));
+                            tokio::spawn(stream::serve(
+                                sock,
+                                Transport::Tcp,
+                                remote,
+                                conn,
+                                in_tx,
+                                counters,
+                                limits,
+                            ));
                         }
                     }
                 }
@@ -265,7 +361,13 @@ impl Gateway {
             ended: 0,
         };
         let core_task = tokio::spawn(task.run(in_rx, cmd_rx, sd_rx));
-        Ok(Gateway { local, handle: GatewayHandle { cmd: cmd_tx }, shutdown: sd_tx, tasks, core_task: Some(core_task) })
+        Ok(Gateway {
+            local,
+            handle: GatewayHandle { cmd: cmd_tx },
+            shutdown: sd_tx,
+            tasks,
+            core_task: Some(core_task),
+        })
     }
 
     /// The per-call API.
@@ -310,7 +412,12 @@ struct CoreTask {
 }
 
 impl CoreTask {
-    async fn run(mut self, mut rx: mpsc::Receiver<Inbound>, mut cmds: mpsc::Receiver<Command>, mut sd: watch::Receiver<bool>) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Inbound>,
+        mut cmds: mpsc::Receiver<Command>,
+        mut sd: watch::Receiver<bool>,
+    ) {
         loop {
             let deadline = self.core.poll_timeout().map(tokio::time::Instant::from_std);
             let far = tokio::time::Instant::now() + Duration::from_secs(3600);
@@ -343,7 +450,14 @@ impl CoreTask {
         let now = Instant::now();
         let calls: Vec<CallRef> = self.media_calls();
         for call in calls {
-            let _ = self.core.hangup(call, &[("Reason".to_owned(), "Q.850;cause=16;text=\"shutdown\"".to_owned())], now);
+            let _ = self.core.hangup(
+                call,
+                &[(
+                    "Reason".to_owned(),
+                    "Q.850;cause=16;text=\"shutdown\"".to_owned(),
+                )],
+                now,
+            );
         }
         self.flush();
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -355,7 +469,12 @@ impl CoreTask {
 
     fn send(&mut self, t: crate::sip::ua::Transmit) {
         match (t.flow.transport, t.flow.conn) {
-            (Transport::Udp, _) => udp::send(&self.udp, t.flow.remote, &t.bytes, &self.counters.send_errors),
+            (Transport::Udp, _) => udp::send(
+                &self.udp,
+                t.flow.remote,
+                &t.bytes,
+                &self.counters.send_errors,
+            ),
             (_, Some(conn)) => match self.conns.get(&conn) {
                 Some(w) if w.try_send(t.bytes).is_ok() => {}
                 _ => {
@@ -512,12 +631,12 @@ impl CoreTask {
             Inbound::Message { flow, bytes } => match crate::sip::parse(bytes) {
                 Err(e) => {
                     self.counters.unparseable.fetch_add(1, Ordering::Relaxed);
-                    eprintln!("unparseable message dropped: {e}");
+                    tracing::debug!(remote = %flow.remote, "unparseable message dropped: {e}");
                 }
                 Ok(SipMessage::Request(req)) => {
                     if let Err(rej) = crate::sip::check_request(&req, &UasPolicy::GATEWAY) {
                         self.counters.rejected.fetch_add(1, Ordering::Relaxed);
-                        eprintln!("request refused by the parser checks {} {:?}", rej.status, rej.fault);
+                        tracing::debug!(remote = %flow.remote, status = rej.status, fault = ?rej.fault, "request refused by the parser checks");
                         if req.method == crate::sip::Method::Ack {
                             return;
                         }
@@ -527,26 +646,33 @@ impl CoreTask {
                             Ok(v) => crate::sip::ua::response_flow(&v, flow),
                             Err(_) => flow,
                         };
-                        self.send(crate::sip::ua::Transmit { flow: dest, bytes: Bytes::from(out) });
+                        self.send(crate::sip::ua::Transmit {
+                            flow: dest,
+                            bytes: Bytes::from(out),
+                        });
                         return;
                     }
                     match RequestView::from_request(&req) {
                         Ok(v) => self.core.handle_request(v, flow, now),
                         Err(e) => {
                             self.counters.unparseable.fetch_add(1, Ordering::Relaxed);
-                            eprintln!("request dropped: {e}");
+                            tracing::debug!("request dropped: {e}");
                         }
                     }
                 }
                 Ok(SipMessage::Response(resp)) => {
                     if crate::sip::check_response(&resp).is_err() {
-                        self.counters.dropped_responses.fetch_add(1, Ordering::Relaxed);
+                        self.counters
+                            .dropped_responses
+                            .fetch_add(1, Ordering::Relaxed);
                         return;
                     }
                     match ResponseView::from_response(&resp) {
                         Ok(v) => self.core.handle_response(v, now),
                         Err(_) => {
-                            self.counters.dropped_responses.fetch_add(1, Ordering::Relaxed);
+                            self.counters
+                                .dropped_responses
+                                .fetch_add(1, Ordering::Relaxed);
                         }
                     }
                 }

@@ -38,10 +38,20 @@ pub fn scratch(name: &str) -> PathBuf {
 impl TestGateway {
     pub async fn start(name: &str, cfg: GatewayConfig) -> TestGateway {
         let (tx, rx) = mpsc::unbounded_channel();
-        let media = Box::new(PromptPlayer::new("127.0.0.1".parse().expect("ip"), Prompt::tone()));
-        let gw = Gateway::start(cfg, media, Some(tx)).await.expect("gateway starts");
+        let media = Box::new(PromptPlayer::new(
+            "127.0.0.1".parse().expect("ip"),
+            Prompt::tone(),
+        ));
+        let gw = Gateway::start(cfg, media, Some(tx))
+            .await
+            .expect("gateway starts");
         let handle = gw.handle();
-        TestGateway { gw, handle, events: rx, dir: scratch(name) }
+        TestGateway {
+            gw,
+            handle,
+            events: rx,
+            dir: scratch(name),
+        }
     }
 
     pub async fn snapshot(&self) -> Snapshot {
@@ -61,15 +71,16 @@ impl TestGateway {
     }
 
     /// Waits for an event matching `pred`.
-    pub async fn next_event(&mut self, within: Duration, pred: impl Fn(&CallEvent) -> bool) -> Option<CallEvent> {
+    pub async fn next_event(
+        &mut self,
+        within: Duration,
+        pred: impl Fn(&CallEvent) -> bool,
+    ) -> Option<CallEvent> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             match tokio::time::timeout_at(deadline, self.events.recv()).await {
                 Ok(Some(e)) if pred(&e) => return Some(e),
-                Ok(Some(other)) => {
-                    eprintln!("event: {other:?}");
-                    continue;
-                }
+                Ok(Some(_)) => continue,
                 _ => return None,
             }
         }
@@ -97,15 +108,48 @@ pub struct SippRun {
 }
 
 /// Runs SIPp with `scenario` against `target`. `transport` is `u1` or `t1`.
-pub async fn sipp(dir: &PathBuf, scenario: &str, target: SocketAddr, transport: &str, service: &str, extra: &[&str], limit: Duration) -> SippRun {
-    let scen = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp").join(scenario);
+pub async fn sipp(
+    dir: &PathBuf,
+    scenario: &str,
+    target: SocketAddr,
+    transport: &str,
+    service: &str,
+    extra: &[&str],
+    limit: Duration,
+) -> SippRun {
+    let scen = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(scenario);
     let port = free_port().to_string();
     let mport = free_port().to_string();
     let mut cmd = Command::new("sipp");
     cmd.current_dir(dir)
         .arg(target.to_string())
-        .args(["-sf", scen.to_str().expect("path"), "-s", service, "-i", "127.0.0.1", "-p", &port, "-mp", &mport, "-t", transport])
-        .args(["-nostdin", "-timeout", &format!("{}s", limit.as_secs().max(1)), "-timeout_error", "-recv_timeout", "8000", "-trace_err", "-max_socket", "4096"])
+        .args([
+            "-sf",
+            scen.to_str().expect("path"),
+            "-s",
+            service,
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-mp",
+            &mport,
+            "-t",
+            transport,
+        ])
+        .args([
+            "-nostdin",
+            "-timeout",
+            &format!("{}s", limit.as_secs().max(1)),
+            "-timeout_error",
+            "-recv_timeout",
+            "8000",
+            "-trace_err",
+            "-max_socket",
+            "4096",
+        ])
         .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -116,9 +160,17 @@ pub async fn sipp(dir: &PathBuf, scenario: &str, target: SocketAddr, transport: 
     let out = tokio::time::timeout(limit + Duration::from_secs(10), child.wait_with_output()).await;
     let elapsed = started.elapsed();
     let (success, code, mut output) = match out {
-        Ok(Ok(o)) => (o.status.success(), o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned()),
+        Ok(Ok(o)) => (
+            o.status.success(),
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        ),
         Ok(Err(e)) => (false, None, e.to_string()),
-        Err(_) => (false, None, "sipp did not finish in time (killed)".to_owned()),
+        Err(_) => (
+            false,
+            None,
+            "sipp did not finish in time (killed)".to_owned(),
+        ),
     };
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
@@ -130,14 +182,21 @@ pub async fn sipp(dir: &PathBuf, scenario: &str, target: SocketAddr, transport: 
             }
         }
     }
-    SippRun { success, code, output, elapsed }
+    SippRun {
+        success,
+        code,
+        output,
+        elapsed,
+    }
 }
 
 /// A TCP listener that forwards each connection to `tls_target` over TLS, trusting
 /// `ca` (DER) for server name `localhost`. Returns the plain-TCP address.
 pub async fn tls_bridge(tls_target: SocketAddr, ca: Vec<u8>) -> SocketAddr {
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(rustls::pki_types::CertificateDer::from(ca)).expect("ca");
+    roots
+        .add(rustls::pki_types::CertificateDer::from(ca))
+        .expect("ca");
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cfg = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -149,12 +208,18 @@ pub async fn tls_bridge(tls_target: SocketAddr, ca: Vec<u8>) -> SocketAddr {
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         for _ in 0..10_000 {
-            let Ok((mut plain, _)) = listener.accept().await else { return };
+            let Ok((mut plain, _)) = listener.accept().await else {
+                return;
+            };
             let connector = connector.clone();
             tokio::spawn(async move {
-                let Ok(tcp) = tokio::net::TcpStream::connect(tls_target).await else { return };
+                let Ok(tcp) = tokio::net::TcpStream::connect(tls_target).await else {
+                    return;
+                };
                 let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
-                let Ok(mut tls) = connector.connect(name, tcp).await else { return };
+                let Ok(mut tls) = connector.connect(name, tcp).await else {
+                    return;
+                };
                 let _ = tokio::io::copy_bidirectional(&mut plain, &mut tls).await;
             });
         }
@@ -163,7 +228,7 @@ pub async fn tls_bridge(tls_target: SocketAddr, ca: Vec<u8>) -> SocketAddr {
 }
 
 /// Writes a certificate and key for `localhost` and returns (cert path, key path, cert DER).
-pub fn test_cert(dir: &PathBuf) -> (PathBuf, PathBuf, Vec<u8>) {
+pub fn test_cert(dir: &std::path::Path) -> (PathBuf, PathBuf, Vec<u8>) {
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("rcgen");
     let c = dir.join("cert.pem");
     let k = dir.join("key.pem");

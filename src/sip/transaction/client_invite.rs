@@ -172,7 +172,7 @@ mod tests {
         assert_eq!(d, Delivery::Deliver);
         assert_eq!(tx.failure_ack(), Some(&Bytes::from_static(b"ACK")));
         assert_eq!(
-            tx.on_response(491, || Bytes::new(), t0 + Duration::from_millis(200)),
+            tx.on_response(491, Bytes::new, t0 + Duration::from_millis(200)),
             Delivery::Absorb(Some(Bytes::from_static(b"ACK")))
         );
         assert_eq!(tx.poll_timeout(), Some(t0 + Duration::from_millis(32100)));

@@ -32,10 +32,20 @@ pub fn exempt(method: &str) -> bool {
 /// Builds the challenge with the same nonce for SHA-256 and MD5: SHA-256 first (RFC 8760
 /// §2.4 preference order) unless `md5_first` (for clients that only read the first
 /// challenge, such as SIPp 3.6).
-pub fn challenge(nonces: &mut NonceStore, realm: &str, stale: bool, md5_first: bool, now: Instant) -> Vec<String> {
+pub fn challenge(
+    nonces: &mut NonceStore,
+    realm: &str,
+    stale: bool,
+    md5_first: bool,
+    now: Instant,
+) -> Vec<String> {
     let nonce = nonces.issue(now);
     let stale = if stale { ", stale=true" } else { "" };
-    let order = if md5_first { ["MD5", "SHA-256"] } else { ["SHA-256", "MD5"] };
+    let order = if md5_first {
+        ["MD5", "SHA-256"]
+    } else {
+        ["SHA-256", "MD5"]
+    };
     order
         .iter()
         .map(|alg| {
@@ -321,6 +331,7 @@ mod rfc8760 {
         let AuthOutcome::Challenge { headers } = check(
             &mut store,
             "voxgate",
+            false,
             &creds(),
             &late,
             t0 + Duration::from_secs(301),

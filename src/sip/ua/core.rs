@@ -436,7 +436,14 @@ impl SipCore {
                 );
                 return;
             }
-            match auth::check(&mut self.nonces, &self.cfg.realm, self.cfg.digest_md5_first, &creds, &req, now) {
+            match auth::check(
+                &mut self.nonces,
+                &self.cfg.realm,
+                self.cfg.digest_md5_first,
+                &creds,
+                &req,
+                now,
+            ) {
                 AuthOutcome::Accepted => {}
                 AuthOutcome::Challenge { headers } => {
                     self.stats.auth_challenges += 1;
@@ -497,7 +504,6 @@ impl SipCore {
     }
 
     fn handle_ack(&mut self, req: &RequestView, now: Instant) {
-        eprintln!("ACK to_tag={:?} call_id={} keys={:?}", req.to_tag, req.call_id, self.by_dialog.keys().collect::<Vec<_>>());
         let key = Self::key_of(req, "ACK");
         let mut id = self.table.get_mut(&key).copied();
         if id.is_none() {

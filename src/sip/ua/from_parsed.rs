@@ -117,7 +117,11 @@ impl ResponseView {
                 .ok()
                 .and_then(|c| c.first().map(|na| na.uri.raw.to_owned())),
             content_type: content_type(h),
-            body: if resp.body.is_empty() { Bytes::new() } else { resp.body.clone() },
+            body: if resp.body.is_empty() {
+                Bytes::new()
+            } else {
+                resp.body.clone()
+            },
         })
     }
 }
@@ -130,10 +134,15 @@ mod tests {
     #[test]
     fn compact_folded_invite_becomes_a_view() {
         let msg = "INVITE sip:+19585550123@127.0.0.1 SIP/2.0\r\nv: SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bKabc;rport, SIP/2.0/UDP [2001:db8::1];branch=z9hG4bKdef\r\nf: \"A\" <sip:+15550001@trunk>;tag=ft\r\nt: <tel:+19585550123>\r\ni: cid-1\r\nCSeq: 3 INVITE\r\nm: <sip:trunk@10.0.0.1:5070>\r\nX-Account:\r\n  42\r\nc: application/sdp\r\nl: 4\r\n\r\nv=0\n";
-        let Ok(SipMessage::Request(r)) = crate::sip::parse(Bytes::from(msg)) else { panic!("parse") };
+        let Ok(SipMessage::Request(r)) = crate::sip::parse(Bytes::from(msg)) else {
+            panic!("parse")
+        };
         let v = RequestView::from_request(&r).expect("view");
         assert_eq!(v.vias.len(), 2);
-        assert_eq!(v.vias[0], "SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bKabc;rport");
+        assert_eq!(
+            v.vias[0],
+            "SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bKabc;rport"
+        );
         assert!(v.top_via.rport);
         assert_eq!(v.top_via.sent_by(), "10.0.0.1:5070");
         assert_eq!(v.from_tag.as_deref(), Some("ft"));

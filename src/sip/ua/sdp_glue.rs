@@ -71,13 +71,21 @@ fn pick_crypto(sd: &SessionDescription) -> Option<(String, SrtpKeys)> {
         if !SUITES.contains(&suite) {
             return None;
         }
-        let remote_key = params.strip_prefix("inline:")?.split('|').next()?.to_owned();
+        let remote_key = params
+            .strip_prefix("inline:")?
+            .split('|')
+            .next()?
+            .to_owned();
         let mut raw = [0u8; 30];
         rand::rng().fill_bytes(&mut raw);
         let local_key = base64::engine::general_purpose::STANDARD.encode(raw);
         Some((
             format!("{tag} {suite} inline:{local_key}"),
-            SrtpKeys { suite: suite.to_owned(), local_key, remote_key },
+            SrtpKeys {
+                suite: suite.to_owned(),
+                local_key,
+                remote_key,
+            },
         ))
     })
 }
@@ -104,7 +112,8 @@ pub fn answer(
         session_id: session.0,
         session_version: session.1,
     };
-    let (asd, neg) = sdp::answer(&sd, &caps).map_err(|e| SdpReject::NotAcceptable(e.to_string()))?;
+    let (asd, neg) =
+        sdp::answer(&sd, &caps).map_err(|e| SdpReject::NotAcceptable(e.to_string()))?;
     let media = NegotiatedMedia {
         remote_rtp: neg.remote,
         payload_type: neg.payload_type,
@@ -114,16 +123,35 @@ pub fn answer(
         ptime_ms: neg.ptime,
         direction: from_sdp(neg.direction),
         rtcp_mux: neg.rtcp_mux,
-        srtp: if neg.srtp { crypto.map(|(_, k)| k) } else { None },
+        srtp: if neg.srtp {
+            crypto.map(|(_, k)| k)
+        } else {
+            None
+        },
     };
-    Ok(Answer { body: Bytes::from(asd.to_string()), media })
+    Ok(Answer {
+        body: Bytes::from(asd.to_string()),
+        media,
+    })
 }
 
 /// Our offer (re-INVITE) with the agreed codec first, with `direction`.
-pub fn offer(local_rtp: SocketAddr, session: (u64, u64), direction: Direction, media: &NegotiatedMedia) -> Bytes {
-    let first = if media.codec.eq_ignore_ascii_case("PCMA") { Codec::Pcma } else { Codec::Pcmu };
+pub fn offer(
+    local_rtp: SocketAddr,
+    session: (u64, u64),
+    direction: Direction,
+    media: &NegotiatedMedia,
+) -> Bytes {
+    let first = if media.codec.eq_ignore_ascii_case("PCMA") {
+        Codec::Pcma
+    } else {
+        Codec::Pcmu
+    };
     let codecs = [first];
-    let crypto = media.srtp.as_ref().map(|k| format!("1 {} inline:{}", k.suite, k.local_key));
+    let crypto = media
+        .srtp
+        .as_ref()
+        .map(|k| format!("1 {} inline:{}", k.suite, k.local_key));
     let caps = LocalCapabilities {
         codecs: &codecs,
         telephone_event: media.telephone_event.is_some(),
