@@ -5,3 +5,6 @@
 //! worker I/O modules touch sockets or io_uring, and only they contain `unsafe`.
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
+
+#[allow(unsafe_code)]
+pub mod worker;
