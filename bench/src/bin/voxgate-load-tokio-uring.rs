@@ -91,10 +91,13 @@ fn main() -> anyhow::Result<()> {
         tokio_uring::start(async move {
             for (i, std_sock) in sockets.into_iter().enumerate() {
                 let sock = Rc::new(tokio_uring::net::UdpSocket::from_std(std_sock));
-                let session = Rc::new(RefCell::new(MediaSession::new(
-                    session_config(i, remote),
-                    Instant::now(),
-                )));
+                let session = match MediaSession::new(session_config(i, remote), Instant::now()) {
+                    Ok(s) => Rc::new(RefCell::new(s)),
+                    Err(e) => {
+                        eprintln!("session {i}: {e}");
+                        return;
+                    }
+                };
                 let spare_rx = Rc::new(RefCell::new(None));
                 let spare_tm = Rc::new(RefCell::new(None));
                 {
@@ -106,7 +109,7 @@ fn main() -> anyhow::Result<()> {
                             let (res, b) = sock.recv_from(buf).await;
                             buf = b;
                             if let Ok((n, from)) = res {
-                                let _ = session.borrow_mut().handle_rtp(
+                                session.borrow_mut().handle_rtp(
                                     Instant::now(),
                                     from,
                                     &mut buf[..n],

@@ -114,9 +114,8 @@ fn main() -> anyhow::Result<()> {
                 let mut cpu_done = false;
                 let start = std::time::Instant::now();
                 let out = generator.run(seconds, Duration::from_millis(500), || {
-                    while let Some(ev) = engine.poll_event() {
+                    while engine.poll_event().is_some() {
                         events += 1;
-                        drop(ev);
                     }
                     if !cpu_done && start.elapsed().as_secs_f64() >= seconds {
                         after = CpuSample::read(engine_cpu).ok();

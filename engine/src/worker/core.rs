@@ -17,7 +17,7 @@ use crossbeam_queue::ArrayQueue;
 use socket2::Socket;
 
 use super::io::{IoEvent, PacketIo};
-use super::media::{MediaSession, SessionConfig, SessionEvent, TransmitKind};
+use super::media::{MediaSession, PacketKind, SessionEvent};
 use super::types::{Command, Event, SessionId};
 use super::wakeup::Wakeup;
 
@@ -35,7 +35,7 @@ const EVENTS_PER_SERVICE: usize = 64;
 pub(crate) enum CoreCommand {
     Open {
         id: SessionId,
-        cfg: Box<SessionConfig>,
+        session: Box<MediaSession>,
         rtp: Socket,
         rtcp: Option<Socket>,
     },
@@ -69,7 +69,7 @@ impl CoreMailbox {
 
 struct SessionSlot {
     id: SessionId,
-    session: MediaSession,
+    session: Box<MediaSession>,
     rtp: Socket,
     rtcp: Option<Socket>,
     next_timeout: Instant,
@@ -199,9 +199,9 @@ impl<I: PacketIo> MediaCore<I> {
                         return;
                     }
                     if key & 1 == 0 {
-                        let _ = s.session.handle_rtp(now, from, data);
+                        s.session.handle_rtp(now, from, data);
                     } else {
-                        let _ = s.session.handle_rtcp(now, from, data);
+                        s.session.handle_rtcp(now, from, data);
                     }
                     if !s.dirty {
                         s.dirty = true;
@@ -233,7 +233,12 @@ impl<I: PacketIo> MediaCore<I> {
                 break;
             };
             match cmd {
-                CoreCommand::Open { id, cfg, rtp, rtcp } => self.open(now, id, *cfg, rtp, rtcp),
+                CoreCommand::Open {
+                    id,
+                    session,
+                    rtp,
+                    rtcp,
+                } => self.open(id, session, rtp, rtcp),
                 CoreCommand::Session(cmd) => self.session_command(now, cmd),
             }
         }
@@ -241,9 +246,8 @@ impl<I: PacketIo> MediaCore<I> {
 
     fn open(
         &mut self,
-        now: Instant,
         id: SessionId,
-        cfg: SessionConfig,
+        session: Box<MediaSession>,
         rtp: Socket,
         rtcp: Option<Socket>,
     ) {
@@ -254,7 +258,6 @@ impl<I: PacketIo> MediaCore<I> {
                 (self.slots.len() - 1) as u32
             }
         };
-        let session = MediaSession::new(cfg, now);
         let next_timeout = session.poll_timeout();
         let rtp_fd = rtp.as_raw_fd();
         let rtcp_fd = rtcp.as_ref().map(|s| s.as_raw_fd());
@@ -331,7 +334,9 @@ impl<I: PacketIo> MediaCore<I> {
             Command::SendDtmf {
                 digit, duration, ..
             } => {
-                let _ = s.session.send_dtmf(digit, duration);
+                if let Err(e) = s.session.send_dtmf(digit, duration) {
+                    tracing::warn!(core = self.index, session = %id, error = %e, "media core: DTMF not sent");
+                }
             }
             Command::Close { .. } => {}
         }
@@ -423,7 +428,7 @@ impl<I: PacketIo> MediaCore<I> {
                     break;
                 };
                 let fd = match (t.kind, &s.rtcp) {
-                    (TransmitKind::Rtcp, Some(rtcp)) => rtcp.as_raw_fd(),
+                    (PacketKind::Rtcp, Some(rtcp)) => rtcp.as_raw_fd(),
                     _ => s.rtp.as_raw_fd(),
                 };
                 self.io.commit_send(fd, t.dest, t.len);
@@ -498,5 +503,6 @@ fn to_event(id: SessionId, ev: SessionEvent) -> Option<Event> {
         SessionEvent::SpeechEnd => Event::SpeechEnd { id },
         SessionEvent::RtpTimeout => Event::RtpTimeout { id },
         SessionEvent::RemoteAddressLearned(addr) => Event::RemoteAddressLearned { id, addr },
+        SessionEvent::PlaybackIdle => Event::PlaybackIdle { id },
     })
 }

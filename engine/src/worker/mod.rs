@@ -25,7 +25,8 @@
 //!
 //! ```no_run
 //! use voxgate_engine::worker::{Backend, Command, Engine, EngineConfig, Event};
-//! # fn cfg() -> voxgate_engine::worker::media::SessionConfig { unimplemented!() }
+//! use voxgate_engine::worker::media::{CodecKind, SessionConfig};
+//! let cfg = || SessionConfig::new(0x1234_5678, CodecKind::Pcmu, 0);
 //! let engine = Engine::start(EngineConfig { cores: vec![0], backend: Backend::Auto, ..Default::default() })?;
 //! let handle = engine.open_session(cfg())?;
 //! engine.command(Command::Play { id: handle.id, pcm: vec![0i16; 1600].into() })?;
@@ -44,7 +45,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -54,12 +55,12 @@ mod ports;
 mod types;
 mod wakeup;
 
-
 /// The sans-IO session types the workers drive (re-exported for callers of
 /// [`Engine::open_session`]).
 pub mod media {
+    pub use crate::codec::CodecKind;
     pub use crate::session::{
-        CodecKind, MediaSession, PcmFrame, SessionConfig, SessionEvent, SessionStats, TransmitKind,
+        MediaSession, PacketKind, PcmFrame, SessionConfig, SessionError, SessionEvent, SessionStats,
     };
 }
 
@@ -70,7 +71,7 @@ pub use types::{
 
 use self::core::{CoreCommand, CoreMailbox, MediaCore};
 use self::wakeup::Wakeup;
-use media::SessionConfig;
+use media::{MediaSession, SessionConfig};
 
 struct CoreHandle {
     cpu: usize,
@@ -216,6 +217,8 @@ impl Engine {
     /// port + 1 unless `cfg.rtcp_mux`), binds the socket(s) here (errors are returned
     /// now) and hands them to the core.
     pub fn open_session(&self, cfg: SessionConfig) -> Result<SessionHandle, EngineError> {
+        let rtcp_mux = cfg.rtcp_mux;
+        let session = MediaSession::new(cfg, Instant::now()).map_err(EngineError::Session)?;
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let core = (0..state.per_core.len())
             .min_by_key(|&i| state.per_core.get(i).copied().unwrap_or(usize::MAX))
@@ -226,7 +229,7 @@ impl Engine {
             let Some(port) = state.ports.allocate() else {
                 break;
             };
-            match self.bind_pair(port, cfg.rtcp_mux) {
+            match self.bind_pair(port, rtcp_mux) {
                 Ok(sockets) => {
                     bound = Some((port, sockets));
                     break;
@@ -256,7 +259,7 @@ impl Engine {
         };
         let cmd = CoreCommand::Open {
             id,
-            cfg: Box::new(cfg),
+            session: Box::new(session),
             rtp,
             rtcp,
         };

@@ -173,6 +173,11 @@ pub enum Event {
         /// Counters so far.
         stats: SessionStats,
     },
+    /// Everything queued with `Play` has been sent (or playback was stopped).
+    PlaybackIdle {
+        /// Session.
+        id: SessionId,
+    },
     /// No RTP arrived for the configured `no_rtp_timeout`.
     RtpTimeout {
         /// Session.
@@ -204,6 +209,7 @@ impl Event {
             | Event::SpeechEnd { id }
             | Event::Stats { id, .. }
             | Event::RtpTimeout { id }
+            | Event::PlaybackIdle { id }
             | Event::RemoteAddressLearned { id, .. }
             | Event::Closed { id, .. } => *id,
         }
@@ -248,6 +254,9 @@ pub enum EngineError {
         /// The command that was not queued (None for an open).
         command: Option<Box<Command>>,
     },
+    /// The session configuration was refused by the media session.
+    #[error(transparent)]
+    Session(super::media::SessionError),
     /// No open session has this id.
     #[error("unknown session {0}")]
     UnknownSession(SessionId),
