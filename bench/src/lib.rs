@@ -131,19 +131,72 @@ pub struct LoadOutcome {
     pub matched: u64,
     /// Send → echo-receive latency of every matched echo, in µs.
     pub latencies_us: Vec<u32>,
+    /// The session (target index) of each latency sample.
+    pub latency_sessions: Vec<u32>,
     /// Seconds packets were sent for.
     pub seconds: f64,
 }
 
 impl LoadOutcome {
+    /// Each latency minus its session's smallest: the delay the media path added beyond
+    /// the session's fixed playout delay (jitter buffer + pacing phase), in µs.
+    pub fn excess_us(&self) -> Vec<u32> {
+        let mut min: HashMap<u32, u32> = HashMap::new();
+        for (&l, &s) in self.latencies_us.iter().zip(&self.latency_sessions) {
+            let m = min.entry(s).or_insert(u32::MAX);
+            *m = (*m).min(l);
+        }
+        self.latencies_us
+            .iter()
+            .zip(&self.latency_sessions)
+            .map(|(&l, s)| l - min.get(s).copied().unwrap_or(0))
+            .collect()
+    }
+}
+
+/// The percentile `p` (0..=100) of `v` (sorted in place), 0 if empty.
+pub fn percentile(v: &mut [u32], p: f64) -> u32 {
+    if v.is_empty() {
+        return 0;
+    }
+    v.sort_unstable();
+    let idx = ((p / 100.0) * (v.len() - 1) as f64).round() as usize;
+    v[idx.min(v.len() - 1)]
+}
+
+/// CPU time (user + system, clock ticks) of this process's thread named `name`.
+pub fn thread_cpu_ticks(name: &str) -> Option<u64> {
+    for entry in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() == name {
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let rest = stat.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            // After the comm: state is field 3, utime 14, stime 15 (1-based).
+            let utime: u64 = f.get(11)?.parse().ok()?;
+            let stime: u64 = f.get(12)?.parse().ok()?;
+            return Some(utime + stime);
+        }
+    }
+    None
+}
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`).
+pub fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no memory effects.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+impl LoadOutcome {
     /// The percentile `p` (0..=100) of the latencies, in µs.
     pub fn percentile_us(&mut self, p: f64) -> u32 {
-        if self.latencies_us.is_empty() {
-            return 0;
-        }
-        self.latencies_us.sort_unstable();
-        let idx = ((p / 100.0) * (self.latencies_us.len() - 1) as f64).round() as usize;
-        self.latencies_us[idx.min(self.latencies_us.len() - 1)]
+        let mut v = self.latencies_us.clone();
+        percentile(&mut v, p)
     }
 }
 
@@ -301,6 +354,7 @@ impl LoadGenerator {
                     if *slot != 0 && u64::from(k) * n as u64 + i as u64 <= g {
                         let lat = t.saturating_sub(*slot - 1) / 1000;
                         out.latencies_us.push(lat.min(u64::from(u32::MAX)) as u32);
+                        out.latency_sessions.push(i as u32);
                         out.matched += 1;
                         *slot = 0;
                     }
@@ -433,13 +487,30 @@ pub struct LoadReport {
     pub p50_us: u32,
     /// 99th percentile send → echo latency, µs.
     pub p99_us: u32,
-    /// Busy % of the engine's CPU over the run (/proc/stat).
+    /// Busy % of the engine's CPU over the run (/proc/stat): includes anything else
+    /// the shared machine ran there.
     pub engine_cpu_pct: f64,
+    /// CPU time of the media thread itself (user + system) over the run, % of one CPU.
+    pub engine_thread_cpu_pct: f64,
+    /// p99 of latency minus the session's own minimum latency: what the media path
+    /// added beyond the fixed jitter-buffer/pacing delay, µs.
+    pub p99_excess_us: u32,
+    /// 1-minute load average when the run started (the machine is shared).
+    pub loadavg: f64,
 }
 
 impl LoadReport {
     /// Builds the report from an outcome and the CPU samples around the sending phase.
-    pub fn new(backend: &str, calls: usize, mut out: LoadOutcome, cpu_pct: f64) -> LoadReport {
+    pub fn new(
+        backend: &str,
+        calls: usize,
+        mut out: LoadOutcome,
+        cpu_pct: f64,
+        thread_cpu_pct: f64,
+        loadavg: f64,
+    ) -> LoadReport {
+        let mut excess = out.excess_us();
+        let p99_excess_us = percentile(&mut excess, 99.0);
         let p50 = out.percentile_us(50.0);
         let p99 = out.percentile_us(99.0);
         let late_limit = u64::from(p50) + PTIME.as_micros() as u64;
@@ -462,8 +533,19 @@ impl LoadReport {
             p50_us: p50,
             p99_us: p99,
             engine_cpu_pct: round3(cpu_pct),
+            engine_thread_cpu_pct: round3(thread_cpu_pct),
+            p99_excess_us,
+            loadavg,
         }
     }
+}
+
+/// The 1-minute load average from /proc/loadavg (0 if unreadable).
+pub fn loadavg() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|x| x.parse().ok()))
+        .unwrap_or(0.0)
 }
 
 fn round3(x: f64) -> f64 {

@@ -17,6 +17,9 @@ use clap::Parser;
 use voxgate_bench::{CpuSample, LoadGenerator, LoadReport};
 use voxgate_engine::worker::media::{CodecKind, MediaSession, SessionConfig};
 
+/// Name of the thread whose CPU time is reported.
+const THREAD: &str = "vg-tokio-uring";
+
 #[derive(Parser, Debug)]
 #[command(about = "The voxgate-load echo workload over tokio-uring (last line: JSON)")]
 struct Args {
@@ -84,79 +87,94 @@ fn main() -> anyhow::Result<()> {
     let run_for = Duration::from_secs_f64(args.seconds) + Duration::from_millis(1500);
     let engine_cpu = args.engine_cpu;
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
-    let runtime = std::thread::spawn(move || {
-        if !core_affinity::set_for_current(core_affinity::CoreId { id: engine_cpu }) {
-            eprintln!("could not pin the tokio-uring thread to CPU {engine_cpu}");
-        }
-        tokio_uring::start(async move {
-            for (i, std_sock) in sockets.into_iter().enumerate() {
-                let sock = Rc::new(tokio_uring::net::UdpSocket::from_std(std_sock));
-                let session = match MediaSession::new(session_config(i, remote), Instant::now()) {
-                    Ok(s) => Rc::new(RefCell::new(s)),
-                    Err(e) => {
-                        eprintln!("session {i}: {e}");
-                        return;
-                    }
-                };
-                let spare_rx = Rc::new(RefCell::new(None));
-                let spare_tm = Rc::new(RefCell::new(None));
-                {
-                    let (sock, session) = (Rc::clone(&sock), Rc::clone(&session));
-                    tokio_uring::spawn(async move {
-                        let mut buf = vec![0u8; 2048];
-                        loop {
-                            buf.resize(2048, 0);
-                            let (res, b) = sock.recv_from(buf).await;
-                            buf = b;
-                            if let Ok((n, from)) = res {
-                                session.borrow_mut().handle_rtp(
-                                    Instant::now(),
-                                    from,
-                                    &mut buf[..n],
-                                );
-                                flush(&sock, &session, &spare_rx).await;
+    let runtime = std::thread::Builder::new()
+        .name(THREAD.into())
+        .spawn(move || {
+            if !core_affinity::set_for_current(core_affinity::CoreId { id: engine_cpu }) {
+                eprintln!("could not pin the tokio-uring thread to CPU {engine_cpu}");
+            }
+            tokio_uring::start(async move {
+                for (i, std_sock) in sockets.into_iter().enumerate() {
+                    let sock = Rc::new(tokio_uring::net::UdpSocket::from_std(std_sock));
+                    let session = match MediaSession::new(session_config(i, remote), Instant::now())
+                    {
+                        Ok(s) => Rc::new(RefCell::new(s)),
+                        Err(e) => {
+                            eprintln!("session {i}: {e}");
+                            return;
+                        }
+                    };
+                    let spare_rx = Rc::new(RefCell::new(None));
+                    let spare_tm = Rc::new(RefCell::new(None));
+                    {
+                        let (sock, session) = (Rc::clone(&sock), Rc::clone(&session));
+                        tokio_uring::spawn(async move {
+                            let mut buf = vec![0u8; 2048];
+                            loop {
+                                buf.resize(2048, 0);
+                                let (res, b) = sock.recv_from(buf).await;
+                                buf = b;
+                                if let Ok((n, from)) = res {
+                                    session.borrow_mut().handle_rtp(
+                                        Instant::now(),
+                                        from,
+                                        &mut buf[..n],
+                                    );
+                                    flush(&sock, &session, &spare_rx).await;
+                                }
                             }
+                        });
+                    }
+                    tokio_uring::spawn(async move {
+                        loop {
+                            let at = session.borrow().poll_timeout();
+                            tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+                            session.borrow_mut().handle_timeout(Instant::now());
+                            flush(&sock, &session, &spare_tm).await;
                         }
                     });
                 }
-                tokio_uring::spawn(async move {
-                    loop {
-                        let at = session.borrow().poll_timeout();
-                        tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
-                        session.borrow_mut().handle_timeout(Instant::now());
-                        flush(&sock, &session, &spare_tm).await;
-                    }
-                });
-            }
-            let _ = ready_tx.send(());
-            tokio::time::sleep(run_for).await;
-        });
-    });
+                let _ = ready_tx.send(());
+                tokio::time::sleep(run_for).await;
+            });
+        })?;
     if ready_rx.recv().is_err() {
         bail!("tokio-uring runtime failed to start");
     }
     let load_cpu = args.load_cpu;
     let seconds = args.seconds;
-    let (outcome, cpu_pct) = std::thread::scope(|scope| {
+    let (outcome, cpu_pct, thread_pct, load) = std::thread::scope(|scope| {
         let generator = &generator;
         scope
             .spawn(move || {
                 if !core_affinity::set_for_current(core_affinity::CoreId { id: load_cpu }) {
                     eprintln!("could not pin the generator to CPU {load_cpu}");
                 }
+                let load = voxgate_bench::loadavg();
+                let thread_before = voxgate_bench::thread_cpu_ticks(THREAD);
+                let mut thread_after = None;
                 let before = CpuSample::read(engine_cpu);
                 let mut after = None;
                 let start = Instant::now();
                 let out = generator.run(seconds, Duration::from_millis(500), || {
                     if after.is_none() && start.elapsed().as_secs_f64() >= seconds {
                         after = CpuSample::read(engine_cpu).ok();
+                        thread_after = voxgate_bench::thread_cpu_ticks(THREAD);
                     }
                 });
                 let pct = match (before, after) {
                     (Ok(b), Some(a)) => b.busy_pct(&a),
                     _ => -1.0,
                 };
-                (out, pct)
+                let thread_pct = match (thread_before, thread_after) {
+                    (Some(b), Some(a)) => {
+                        100.0 * (a.saturating_sub(b)) as f64
+                            / voxgate_bench::clock_ticks_per_second()
+                            / seconds
+                    }
+                    _ => -1.0,
+                };
+                (out, pct, thread_pct, load)
             })
             .join()
             .map_err(|_| anyhow::anyhow!("generator thread panicked"))
@@ -166,7 +184,7 @@ fn main() -> anyhow::Result<()> {
         "voxgate-load-tokio-uring: sent {} received {} matched {}",
         outcome.sent, outcome.received, outcome.matched
     );
-    let report = LoadReport::new("tokio-uring", calls, outcome, cpu_pct);
+    let report = LoadReport::new("tokio-uring", calls, outcome, cpu_pct, thread_pct, load);
     let _ = runtime.join();
     println!("{}", serde_json::to_string(&report)?);
     Ok(())

@@ -14,6 +14,9 @@ use voxgate_bench::{CpuSample, LoadGenerator, LoadReport};
 use voxgate_engine::worker::media::{CodecKind, SessionConfig};
 use voxgate_engine::worker::{Backend, Engine, EngineConfig};
 
+/// Name of the thread whose CPU time is reported.
+const THREAD: &str = "voxgate-media-0";
+
 #[derive(Parser, Debug)]
 #[command(about = "Media-engine throughput in echo mode (last line: JSON)")]
 struct Args {
@@ -100,7 +103,7 @@ fn main() -> anyhow::Result<()> {
     let load_cpu = args.load_cpu;
     let seconds = args.seconds;
     let engine_cpu = args.engine_cpu;
-    let (outcome, cpu_pct, events) = std::thread::scope(|scope| {
+    let (outcome, cpu_pct, thread_pct, load, events) = std::thread::scope(|scope| {
         let engine = &engine;
         let generator = &generator;
         scope
@@ -109,6 +112,9 @@ fn main() -> anyhow::Result<()> {
                     eprintln!("voxgate-load: could not pin the generator to CPU {load_cpu}");
                 }
                 let mut events = 0u64;
+                let load = voxgate_bench::loadavg();
+                let thread_before = voxgate_bench::thread_cpu_ticks(THREAD);
+                let mut thread_after = None;
                 let before = CpuSample::read(engine_cpu);
                 let mut after = None;
                 let mut cpu_done = false;
@@ -119,6 +125,7 @@ fn main() -> anyhow::Result<()> {
                     }
                     if !cpu_done && start.elapsed().as_secs_f64() >= seconds {
                         after = CpuSample::read(engine_cpu).ok();
+                        thread_after = voxgate_bench::thread_cpu_ticks(THREAD);
                         cpu_done = true;
                     }
                 });
@@ -126,7 +133,15 @@ fn main() -> anyhow::Result<()> {
                     (Ok(b), Some(a)) => b.busy_pct(&a),
                     _ => -1.0,
                 };
-                (out, pct, events)
+                let thread_pct = match (thread_before, thread_after) {
+                    (Some(b), Some(a)) => {
+                        100.0 * (a.saturating_sub(b)) as f64
+                            / voxgate_bench::clock_ticks_per_second()
+                            / seconds
+                    }
+                    _ => -1.0,
+                };
+                (out, pct, thread_pct, load, events)
             })
             .join()
             .map_err(|_| anyhow::anyhow!("generator thread panicked"))
@@ -137,7 +152,7 @@ fn main() -> anyhow::Result<()> {
         "voxgate-load: sent {} received {} matched {} events {} queue: commands_rejected {} events_dropped {}",
         outcome.sent, outcome.received, outcome.matched, events, q.commands_rejected, q.events_dropped
     );
-    let report = LoadReport::new(backend_name, args.calls, outcome, cpu_pct);
+    let report = LoadReport::new(backend_name, args.calls, outcome, cpu_pct, thread_pct, load);
     engine.shutdown();
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
