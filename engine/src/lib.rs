@@ -5,3 +5,15 @@
 //! worker I/O modules touch sockets or io_uring, and only they contain `unsafe`.
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
+
+pub mod codec;
+pub mod dtmf;
+#[doc(hidden)]
+pub mod fuzz;
+pub mod jitter;
+pub mod rtcp;
+pub mod rtp;
+pub mod session;
+pub mod vad;
+#[allow(unsafe_code)]
+pub mod worker;

@@ -1,0 +1,361 @@
+//! Audio codecs and resampling.
+//!
+//! [`AudioEncoder`] / [`AudioDecoder`] are the codec interface: PCM at the codec's own
+//! rate in, payload bytes out (and back), writing into caller buffers. The RTP clock rate
+//! ([`CodecKind::rtp_clock_rate`]) is separate from the PCM rate, because Opus always
+//! uses a 48 kHz RTP clock whatever rate it decodes at, and its packets carry a variable
+//! number of samples ([`AudioDecoder::packet_samples`]). [`Encoder`] / [`Decoder`] are
+//! the enum dispatch the media session uses (no boxing); Opus becomes a variant later and
+//! until then [`Encoder::new`] returns [`CodecError::Unavailable`] for it.
+
+pub mod g711;
+mod resample;
+
+pub use resample::Resampler;
+
+use thiserror::Error;
+
+/// Largest number of PCM samples any codec produces or consumes per packet
+/// (120 ms at 48 kHz, Opus' longest packet).
+pub const MAX_FRAME_SAMPLES: usize = 5760;
+
+/// A negotiated audio codec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CodecKind {
+    /// G.711 µ-law.
+    Pcmu,
+    /// G.711 A-law.
+    Pcma,
+    /// Opus (RFC 7587).
+    Opus,
+}
+
+impl CodecKind {
+    /// RTP timestamp clock rate (RFC 3551; RFC 7587 fixes Opus at 48 kHz).
+    pub fn rtp_clock_rate(self) -> u32 {
+        match self {
+            Self::Pcmu | Self::Pcma => 8000,
+            Self::Opus => 48000,
+        }
+    }
+    /// The static payload type, if the codec has one.
+    pub fn static_payload_type(self) -> Option<u8> {
+        match self {
+            Self::Pcmu => Some(0),
+            Self::Pcma => Some(8),
+            Self::Opus => None,
+        }
+    }
+    /// The SDP encoding name.
+    pub fn encoding_name(self) -> &'static str {
+        match self {
+            Self::Pcmu => "PCMU",
+            Self::Pcma => "PCMA",
+            Self::Opus => "opus",
+        }
+    }
+    /// Looks up an SDP encoding name (case-insensitive).
+    pub fn from_encoding_name(name: &str) -> Option<Self> {
+        [Self::Pcmu, Self::Pcma, Self::Opus]
+            .into_iter()
+            .find(|k| k.encoding_name().eq_ignore_ascii_case(name))
+    }
+}
+
+/// Codec faults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// The codec is not built into this engine yet.
+    #[error("codec {0:?} is not available in this build")]
+    Unavailable(CodecKind),
+    /// The output buffer cannot hold the result.
+    #[error("output buffer too small: need {need}, have {have}")]
+    BufferTooSmall {
+        /// Units (bytes or samples) needed.
+        need: usize,
+        /// Units available.
+        have: usize,
+    },
+    /// A resampling ratio that is not supported.
+    #[error("unsupported resampling {from} Hz -> {to} Hz")]
+    UnsupportedRate {
+        /// Input rate.
+        from: u32,
+        /// Output rate.
+        to: u32,
+    },
+    /// The payload could not be decoded.
+    #[error("corrupt payload")]
+    CorruptPayload,
+}
+
+/// Encodes PCM at [`AudioEncoder::pcm_rate`] into one RTP payload.
+pub trait AudioEncoder {
+    /// The codec.
+    fn kind(&self) -> CodecKind;
+    /// Sample rate of the PCM this encoder takes.
+    fn pcm_rate(&self) -> u32;
+    /// Encodes `pcm` (one packet's worth) into `out`; returns payload bytes written.
+    fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, CodecError>;
+}
+
+/// Decodes RTP payloads to PCM at [`AudioDecoder::pcm_rate`].
+pub trait AudioDecoder {
+    /// The codec.
+    fn kind(&self) -> CodecKind;
+    /// Sample rate of the PCM this decoder produces.
+    fn pcm_rate(&self) -> u32;
+    /// Samples (at the PCM rate) a payload will decode to, without decoding it.
+    fn packet_samples(&self, payload: &[u8]) -> Result<usize, CodecError>;
+    /// Decodes `payload` into `out`; returns samples written.
+    fn decode(&mut self, payload: &[u8], out: &mut [i16]) -> Result<usize, CodecError>;
+    /// Fills `out` with a concealment of one lost packet (packet loss concealment);
+    /// returns samples written.
+    fn conceal(&mut self, out: &mut [i16]) -> Result<usize, CodecError>;
+}
+
+/// G.711 encoder (µ-law or A-law).
+#[derive(Debug, Clone)]
+pub struct G711Encoder {
+    alaw: bool,
+}
+
+impl AudioEncoder for G711Encoder {
+    fn kind(&self) -> CodecKind {
+        if self.alaw {
+            CodecKind::Pcma
+        } else {
+            CodecKind::Pcmu
+        }
+    }
+    fn pcm_rate(&self) -> u32 {
+        8000
+    }
+    fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, CodecError> {
+        let Some(out) = out.get_mut(..pcm.len()) else {
+            return Err(CodecError::BufferTooSmall {
+                need: pcm.len(),
+                have: out.len(),
+            });
+        };
+        if self.alaw {
+            for (o, &s) in out.iter_mut().zip(pcm) {
+                *o = g711::alaw_encode(s);
+            }
+        } else {
+            for (o, &s) in out.iter_mut().zip(pcm) {
+                *o = g711::ulaw_encode(s);
+            }
+        }
+        Ok(pcm.len())
+    }
+}
+
+/// Longest frame the G.711 concealment remembers (60 ms at 8 kHz).
+const G711_PLC_MAX: usize = 480;
+
+/// G.711 decoder with a simple packet loss concealment: the last frame is repeated,
+/// attenuated by half for each consecutive loss.
+#[derive(Debug, Clone)]
+pub struct G711Decoder {
+    alaw: bool,
+    last: [i16; G711_PLC_MAX],
+    last_len: usize,
+    concealed_run: u32,
+}
+
+impl AudioDecoder for G711Decoder {
+    fn kind(&self) -> CodecKind {
+        if self.alaw {
+            CodecKind::Pcma
+        } else {
+            CodecKind::Pcmu
+        }
+    }
+    fn pcm_rate(&self) -> u32 {
+        8000
+    }
+    fn packet_samples(&self, payload: &[u8]) -> Result<usize, CodecError> {
+        Ok(payload.len())
+    }
+    fn decode(&mut self, payload: &[u8], out: &mut [i16]) -> Result<usize, CodecError> {
+        let Some(out) = out.get_mut(..payload.len()) else {
+            return Err(CodecError::BufferTooSmall {
+                need: payload.len(),
+                have: out.len(),
+            });
+        };
+        if self.alaw {
+            for (o, &c) in out.iter_mut().zip(payload) {
+                *o = g711::alaw_decode(c);
+            }
+        } else {
+            for (o, &c) in out.iter_mut().zip(payload) {
+                *o = g711::ulaw_decode(c);
+            }
+        }
+        let keep = out.len().min(G711_PLC_MAX);
+        self.last[..keep].copy_from_slice(&out[..keep]);
+        self.last_len = keep;
+        self.concealed_run = 0;
+        Ok(out.len())
+    }
+    fn conceal(&mut self, out: &mut [i16]) -> Result<usize, CodecError> {
+        let n = if self.last_len == 0 {
+            out.len().min(160)
+        } else {
+            self.last_len
+        };
+        let Some(out) = out.get_mut(..n) else {
+            return Err(CodecError::BufferTooSmall {
+                need: n,
+                have: out.len(),
+            });
+        };
+        self.concealed_run = self.concealed_run.saturating_add(1);
+        let shift = self.concealed_run.min(15);
+        for (o, &s) in out.iter_mut().zip(&self.last[..self.last_len]) {
+            *o = s >> shift;
+        }
+        if self.last_len == 0 {
+            out.fill(0);
+        }
+        Ok(n)
+    }
+}
+
+/// Encoder dispatch for the media session.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Encoder {
+    /// G.711 µ-law or A-law.
+    G711(G711Encoder),
+}
+
+impl Encoder {
+    /// Creates the encoder for `kind`.
+    pub fn new(kind: CodecKind) -> Result<Self, CodecError> {
+        match kind {
+            CodecKind::Pcmu => Ok(Self::G711(G711Encoder { alaw: false })),
+            CodecKind::Pcma => Ok(Self::G711(G711Encoder { alaw: true })),
+            CodecKind::Opus => Err(CodecError::Unavailable(kind)),
+        }
+    }
+}
+
+impl AudioEncoder for Encoder {
+    fn kind(&self) -> CodecKind {
+        match self {
+            Self::G711(e) => e.kind(),
+        }
+    }
+    fn pcm_rate(&self) -> u32 {
+        match self {
+            Self::G711(e) => e.pcm_rate(),
+        }
+    }
+    fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, CodecError> {
+        match self {
+            Self::G711(e) => e.encode(pcm, out),
+        }
+    }
+}
+
+/// Decoder dispatch for the media session.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Decoder {
+    /// G.711 µ-law or A-law.
+    G711(G711Decoder),
+}
+
+impl Decoder {
+    /// Creates the decoder for `kind`.
+    pub fn new(kind: CodecKind) -> Result<Self, CodecError> {
+        let d = |alaw| G711Decoder {
+            alaw,
+            last: [0; G711_PLC_MAX],
+            last_len: 0,
+            concealed_run: 0,
+        };
+        match kind {
+            CodecKind::Pcmu => Ok(Self::G711(d(false))),
+            CodecKind::Pcma => Ok(Self::G711(d(true))),
+            CodecKind::Opus => Err(CodecError::Unavailable(kind)),
+        }
+    }
+}
+
+impl AudioDecoder for Decoder {
+    fn kind(&self) -> CodecKind {
+        match self {
+            Self::G711(d) => d.kind(),
+        }
+    }
+    fn pcm_rate(&self) -> u32 {
+        match self {
+            Self::G711(d) => d.pcm_rate(),
+        }
+    }
+    fn packet_samples(&self, payload: &[u8]) -> Result<usize, CodecError> {
+        match self {
+            Self::G711(d) => d.packet_samples(payload),
+        }
+    }
+    fn decode(&mut self, payload: &[u8], out: &mut [i16]) -> Result<usize, CodecError> {
+        match self {
+            Self::G711(d) => d.decode(payload, out),
+        }
+    }
+    fn conceal(&mut self, out: &mut [i16]) -> Result<usize, CodecError> {
+        match self {
+            Self::G711(d) => d.conceal(out),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds() {
+        assert_eq!(CodecKind::from_encoding_name("pcmu"), Some(CodecKind::Pcmu));
+        assert_eq!(CodecKind::from_encoding_name("OPUS"), Some(CodecKind::Opus));
+        assert_eq!(CodecKind::from_encoding_name("G729"), None);
+        assert_eq!(CodecKind::Opus.rtp_clock_rate(), 48000);
+        assert_eq!(
+            Encoder::new(CodecKind::Opus).unwrap_err(),
+            CodecError::Unavailable(CodecKind::Opus)
+        );
+    }
+
+    #[test]
+    fn encode_decode_frame_and_conceal() {
+        let pcm: Vec<i16> = (0..160)
+            .map(|i| ((i as f32 * 0.3).sin() * 8000.0) as i16)
+            .collect();
+        for kind in [CodecKind::Pcmu, CodecKind::Pcma] {
+            let mut enc = Encoder::new(kind).unwrap();
+            let mut dec = Decoder::new(kind).unwrap();
+            let mut payload = [0u8; 160];
+            assert_eq!(enc.encode(&pcm, &mut payload).unwrap(), 160);
+            assert!(matches!(
+                enc.encode(&pcm, &mut [0u8; 10]),
+                Err(CodecError::BufferTooSmall { .. })
+            ));
+            let mut out = [0i16; 320];
+            assert_eq!(dec.decode(&payload, &mut out).unwrap(), 160);
+            for (a, b) in pcm.iter().zip(&out) {
+                assert!((a - b).abs() < 300, "{kind:?}");
+            }
+            let mut plc = [0i16; 320];
+            assert_eq!(dec.conceal(&mut plc).unwrap(), 160);
+            assert_eq!(plc[10], out[10] >> 1);
+            dec.conceal(&mut plc).unwrap();
+            assert_eq!(plc[10], out[10] >> 2);
+        }
+    }
+}

@@ -1,0 +1,642 @@
+//! The media session: one call leg's RTP/RTCP stream, sans-IO.
+//!
+//! The worker feeds it datagrams ([`MediaSession::handle_rtp`], [`MediaSession::handle_rtcp`])
+//! and time ([`MediaSession::handle_timeout`] at [`MediaSession::poll_timeout`]), and drains
+//! datagrams ([`MediaSession::poll_transmit`]) and events ([`MediaSession::poll_event`]).
+//! The session never reads a clock or touches a socket; every buffer is allocated in
+//! [`MediaSession::new`].
+//!
+//! Receive path: address validation (symmetric RTP latching) → sequence validation and
+//! A.8 jitter ([`ReceiveStats`]) → telephone-events to the [`DtmfReceiver`], audio into the
+//! [`JitterBuffer`] → one playout step per packet time: decode or conceal → resample to
+//! `pcm_rate` → speech detector → [`SessionEvent::Audio`] (or, in echo mode, the play
+//! queue). Send path: every `ptime` one RTP packet, carrying queued PCM (resampled,
+//! encoded), a telephone-event, or codec silence, so the stream is continuous; the marker
+//! bit starts each talkspurt. RTCP SR/RR + SDES every ~5 s.
+//!
+//! ```no_run
+//! # use std::time::Instant;
+//! # use voxgate_engine::session::*;
+//! # use voxgate_engine::codec::CodecKind;
+//! # fn recv() -> Option<(std::net::SocketAddr, Vec<u8>)> { None }
+//! # fn send(_: &[u8], _: std::net::SocketAddr) {}
+//! let cfg = SessionConfig::new(0x1234_5678, CodecKind::Pcmu, 0);
+//! let mut session = MediaSession::new(cfg, Instant::now()).unwrap();
+//! let mut buf = [0u8; 1500];
+//! loop {
+//!     let now = Instant::now();
+//!     if let Some((from, mut pkt)) = recv() {
+//!         session.handle_rtp(now, from, &mut pkt);
+//!     }
+//!     session.handle_timeout(now);
+//!     while let Some(t) = session.poll_transmit(now, &mut buf) {
+//!         send(&buf[..t.len], t.dest);
+//!     }
+//!     while let Some(ev) = session.poll_event() {
+//!         let _ = ev; // to the control thread
+//!     }
+//!     // sleep until session.poll_timeout() or a datagram arrives
+//! }
+//! ```
+
+mod rtcp_report;
+mod types;
+
+pub use types::{
+    PacketKind, PcmFrame, SessionConfig, SessionError, SessionEvent, SessionStats, Transmit,
+    PCM_FRAME_SAMPLES,
+};
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::codec::{AudioDecoder, AudioEncoder, Decoder, Encoder, Resampler};
+use crate::dtmf::{DtmfReceiver, DtmfSender};
+use crate::jitter::{JitterBuffer, JitterConfig, Playout};
+use crate::rtp::{is_rtcp, ReceiveStats, RtpHeader, RtpPacket, SeqOutcome, RTP_HEADER_LEN};
+use crate::vad::{SpeechDetector, SpeechDetectorConfig, SpeechEvent};
+use rtcp_report::RtcpState;
+
+/// Bytes [`MediaSession::poll_transmit`] leaves free after a packet (an SRTP auth tag).
+pub const TAIL_ROOM: usize = 16;
+/// Length of the play queue, in ms of PCM.
+pub const PLAY_QUEUE_MS: u32 = 1000;
+/// Events held before the oldest is dropped (and counted).
+pub const EVENT_QUEUE_LEN: usize = 16;
+/// A latched remote address is replaced by a new source only after this long silent.
+pub const RELATCH_AFTER: Duration = Duration::from_secs(2);
+/// Longest gap the send clock catches up on before it skips ahead.
+const MAX_CATCH_UP_PACKETS: u32 = 5;
+
+/// One call leg's media stream; see the module docs.
+#[derive(Debug)]
+pub struct MediaSession {
+    cfg: SessionConfig,
+    epoch: Instant,
+    encoder: Encoder,
+    decoder: Decoder,
+    /// pcm_rate → encoder rate, when they differ.
+    down: Option<Resampler>,
+    /// decoder rate → pcm_rate, when they differ.
+    up: Option<Resampler>,
+    jitter: JitterBuffer,
+    dtmf_rx: DtmfReceiver,
+    dtmf_tx: DtmfSender,
+    vad: SpeechDetector,
+    // Remote.
+    remote: Option<SocketAddr>,
+    latched: bool,
+    last_rtp_at: Option<Instant>,
+    remote_ssrc: Option<u32>,
+    rx: Option<ReceiveStats>,
+    timeout_fired: bool,
+    // Playout.
+    next_playout: Option<Instant>,
+    // Send.
+    play: VecDeque<i16>,
+    play_cap: usize,
+    was_playing: bool,
+    talkspurt_start: bool,
+    seq: u16,
+    ts: u32,
+    next_send: Instant,
+    // Scratch (allocated once).
+    pcm_scratch: Vec<i16>,
+    enc_scratch: Vec<i16>,
+    dec_scratch: Vec<i16>,
+    up_scratch: Vec<i16>,
+    events: VecDeque<SessionEvent>,
+    rtcp: RtcpState,
+    stats: SessionStats,
+}
+
+impl MediaSession {
+    /// Creates a session from the negotiated parameters; `now` starts its clock.
+    pub fn new(cfg: SessionConfig, now: Instant) -> Result<Self, SessionError> {
+        if !matches!(cfg.pcm_rate, 8000 | 16000) {
+            return Err(SessionError::InvalidConfig(
+                "pcm_rate must be 8000 or 16000",
+            ));
+        }
+        if !(10..=120).contains(&cfg.ptime_ms) || cfg.ptime_ms % 10 != 0 {
+            return Err(SessionError::InvalidConfig(
+                "ptime_ms must be a multiple of 10 in 10..=120",
+            ));
+        }
+        if cfg.payload_type > 127
+            || cfg
+                .telephone_event_pt
+                .is_some_and(|p| p > 127 || p == cfg.payload_type)
+        {
+            return Err(SessionError::InvalidConfig(
+                "payload types must be distinct and in 0..=127",
+            ));
+        }
+        let encoder = Encoder::new(cfg.codec)?;
+        let decoder = Decoder::new(cfg.codec)?;
+        let ptime = u32::from(cfg.ptime_ms);
+        let pcm_n = (cfg.pcm_rate * ptime / 1000) as usize;
+        let enc_rate = encoder.pcm_rate();
+        let dec_rate = decoder.pcm_rate();
+        let enc_n = (enc_rate * ptime / 1000) as usize;
+        // The decoder may get packets up to 120 ms whatever our ptime.
+        let dec_max = (dec_rate * 120 / 1000) as usize;
+        let down = if enc_rate != cfg.pcm_rate {
+            Some(Resampler::new(cfg.pcm_rate, enc_rate, pcm_n)?)
+        } else {
+            None
+        };
+        let up = if dec_rate != cfg.pcm_rate {
+            Some(Resampler::new(dec_rate, cfg.pcm_rate, dec_max)?)
+        } else {
+            None
+        };
+        let up_n = up.as_ref().map_or(0, |r| r.max_output(dec_max));
+        let clock = cfg.codec.rtp_clock_rate();
+        let mut jcfg = JitterConfig::new(clock, cfg.ptime_ms);
+        jcfg.max_payload = match cfg.codec {
+            crate::codec::CodecKind::Pcmu | crate::codec::CodecKind::Pcma => (8 * 120).max(enc_n),
+            _ => 1275,
+        };
+        let play_cap = (cfg.pcm_rate * PLAY_QUEUE_MS / 1000) as usize;
+        let ssrc = cfg.local_ssrc;
+        let remote = cfg.remote_rtp;
+        let samples_per_packet = clock * ptime / 1000;
+        Ok(Self {
+            epoch: now,
+            encoder,
+            decoder,
+            down,
+            up,
+            jitter: JitterBuffer::new(jcfg),
+            dtmf_rx: DtmfReceiver::new(),
+            dtmf_tx: DtmfSender::new(samples_per_packet),
+            vad: SpeechDetector::new(SpeechDetectorConfig::default()),
+            remote,
+            latched: false,
+            last_rtp_at: None,
+            remote_ssrc: None,
+            rx: None,
+            timeout_fired: false,
+            next_playout: None,
+            play: VecDeque::with_capacity(play_cap),
+            play_cap,
+            was_playing: false,
+            talkspurt_start: true,
+            // Deterministic but SSRC-dependent starting points (RFC 3550 wants them
+            // unpredictable; SRTP protects the stream where that matters).
+            seq: ((ssrc >> 16) as u16) ^ 0x5a5a,
+            ts: ssrc.rotate_left(13) ^ 0x1357_9bdf,
+            next_send: now,
+            pcm_scratch: vec![0; pcm_n.max(PCM_FRAME_SAMPLES)],
+            enc_scratch: vec![0; enc_n.max(1) + 2],
+            dec_scratch: vec![0; dec_max],
+            up_scratch: vec![0; up_n],
+            events: VecDeque::with_capacity(EVENT_QUEUE_LEN),
+            rtcp: RtcpState::new(now, ssrc),
+            stats: SessionStats::default(),
+            cfg,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SessionConfig {
+        &self.cfg
+    }
+
+    /// The current remote RTP address.
+    pub fn remote_rtp(&self) -> Option<SocketAddr> {
+        self.remote
+    }
+
+    fn push_event(&mut self, ev: SessionEvent) {
+        if self.events.len() >= EVENT_QUEUE_LEN {
+            self.events.pop_front();
+            self.stats.events_dropped += 1;
+        }
+        self.events.push_back(ev);
+    }
+
+    fn samples_per_packet(&self) -> u32 {
+        self.cfg.codec.rtp_clock_rate() * u32::from(self.cfg.ptime_ms) / 1000
+    }
+
+    fn ptime(&self) -> Duration {
+        Duration::from_millis(u64::from(self.cfg.ptime_ms))
+    }
+
+    /// Handles a datagram from the RTP port. With rtcp-mux, RTCP arriving here is
+    /// recognised (RFC 5761) and handled as RTCP. Bad input is counted, never an error.
+    pub fn handle_rtp(&mut self, now: Instant, from: SocketAddr, packet: &mut [u8]) {
+        if self.cfg.rtcp_mux && is_rtcp(packet) {
+            self.handle_rtcp(now, from, packet);
+            return;
+        }
+        let Ok(pkt) = RtpPacket::parse(packet) else {
+            self.stats.invalid_in += 1;
+            return;
+        };
+        let pt = pkt.payload_type();
+        let is_event = Some(pt) == self.cfg.telephone_event_pt;
+        if pt != self.cfg.payload_type && !is_event {
+            self.stats.invalid_in += 1;
+            return;
+        }
+        // Symmetric RTP: latch onto the first valid source; afterwards only a source
+        // silent for RELATCH_AFTER can be replaced.
+        if !self.accept_source(now, from) {
+            self.stats.foreign_in += 1;
+            return;
+        }
+        let ssrc = pkt.ssrc();
+        let seq = pkt.sequence_number();
+        if self.remote_ssrc != Some(ssrc) {
+            self.remote_ssrc = Some(ssrc);
+            self.rx = Some(ReceiveStats::new(seq, 1));
+            self.jitter.reset();
+            self.dtmf_rx = DtmfReceiver::new();
+        }
+        let Some(rx) = self.rx.as_mut() else { return };
+        let ext = match rx.update_seq(seq) {
+            SeqOutcome::Valid { extended } => extended,
+            SeqOutcome::Probation | SeqOutcome::Invalid => {
+                self.stats.invalid_in += 1;
+                return;
+            }
+        };
+        let clock = u64::from(self.cfg.codec.rtp_clock_rate());
+        let arrival = (now.saturating_duration_since(self.epoch).as_micros() as u64 * clock
+            / 1_000_000) as u32;
+        rx.update_jitter(arrival, pkt.timestamp());
+        self.stats.packets_in += 1;
+        self.stats.bytes_in += packet.len() as u64;
+        self.last_rtp_at = Some(now);
+        self.timeout_fired = false;
+        let payload = pkt.payload();
+        if is_event {
+            match self.dtmf_rx.handle(pkt.timestamp(), payload) {
+                Ok(Some(d)) => {
+                    self.stats.dtmf_in += 1;
+                    let duration =
+                        Duration::from_micros(u64::from(d.duration) * 1_000_000 / clock.max(1));
+                    self.push_event(SessionEvent::Dtmf {
+                        digit: d.digit,
+                        duration,
+                    });
+                }
+                Ok(None) => {}
+                Err(_) => self.stats.invalid_in += 1,
+            }
+            // Keep the sequence space whole: the event occupies its slot as silence.
+            let _ = self.jitter.insert(now, ext, pkt.timestamp(), false, &[]);
+        } else {
+            let _ = self
+                .jitter
+                .insert(now, ext, pkt.timestamp(), pkt.marker(), payload);
+        }
+        if self.next_playout.is_none() {
+            self.next_playout = Some(now);
+        }
+    }
+
+    fn accept_source(&mut self, now: Instant, from: SocketAddr) -> bool {
+        if self.latched && self.remote == Some(from) {
+            return true;
+        }
+        let silent = self
+            .last_rtp_at
+            .is_none_or(|t| now.saturating_duration_since(t) >= RELATCH_AFTER);
+        if self.latched && !silent {
+            return false;
+        }
+        self.latched = true;
+        if self.remote != Some(from) {
+            self.remote = Some(from);
+            self.push_event(SessionEvent::RemoteAddressLearned(from));
+        }
+        true
+    }
+
+    /// Handles a datagram from the RTCP port (or demultiplexed RTCP with rtcp-mux).
+    pub fn handle_rtcp(&mut self, now: Instant, from: SocketAddr, packet: &mut [u8]) {
+        if self
+            .rtcp
+            .handle(now, from, packet, self.cfg.local_ssrc, &mut self.stats)
+            .is_err()
+        {
+            self.stats.invalid_in += 1;
+        }
+    }
+
+    /// Queues outgoing audio at `pcm_rate`; returns how many samples were accepted (the
+    /// queue holds [`PLAY_QUEUE_MS`]).
+    pub fn play(&mut self, pcm: &[i16]) -> usize {
+        let n = pcm.len().min(self.play_cap - self.play.len());
+        self.play.extend(&pcm[..n]);
+        n
+    }
+
+    /// Samples waiting in the play queue.
+    pub fn queued_samples(&self) -> usize {
+        self.play.len()
+    }
+
+    /// Drops queued audio (barge-in); the next packet carries silence.
+    pub fn stop_playback(&mut self) {
+        let had = !self.play.is_empty() || self.was_playing;
+        self.play.clear();
+        if had {
+            self.was_playing = false;
+            self.push_event(SessionEvent::PlaybackIdle);
+        }
+    }
+
+    /// Starts sending a DTMF digit as RFC 4733 telephone-events; audio pauses meanwhile.
+    pub fn send_dtmf(&mut self, digit: char, duration: Duration) -> Result<(), SessionError> {
+        if self.cfg.telephone_event_pt.is_none() {
+            return Err(SessionError::NoTelephoneEvent);
+        }
+        let units =
+            duration.as_micros() as u64 * u64::from(self.cfg.codec.rtp_clock_rate()) / 1_000_000;
+        self.dtmf_tx
+            .start(digit, units.min(u64::from(u32::MAX)) as u32, self.ts)?;
+        Ok(())
+    }
+
+    /// The next datagram to send, written into `buf` (which must leave [`TAIL_ROOM`]
+    /// bytes after it); call until it returns `None`.
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        if let Some(t) = self.poll_rtcp(now, buf) {
+            return Some(t);
+        }
+        if self.next_send > now {
+            return None;
+        }
+        // Behind by more than a few packets (the worker stalled): skip ahead, keeping
+        // the timestamps true to the elapsed time.
+        let ptime = self.ptime();
+        let behind = now.saturating_duration_since(self.next_send);
+        let behind_packets = (behind.as_micros() / ptime.as_micros().max(1)) as u32;
+        if behind_packets > MAX_CATCH_UP_PACKETS {
+            let skip = behind_packets - 1;
+            self.next_send += ptime * skip;
+            self.ts = self.ts.wrapping_add(self.samples_per_packet() * skip);
+        }
+        let dest = self.remote?;
+        let res = self.build_rtp(buf);
+        self.next_send += ptime;
+        self.ts = self.ts.wrapping_add(self.samples_per_packet());
+        let len = res?;
+        self.seq = self.seq.wrapping_add(1);
+        self.stats.packets_out += 1;
+        self.stats.bytes_out += len as u64;
+        self.rtcp.on_sent(len - RTP_HEADER_LEN);
+        Some(Transmit {
+            len,
+            dest,
+            kind: PacketKind::Rtp,
+        })
+    }
+
+    fn build_rtp(&mut self, buf: &mut [u8]) -> Option<usize> {
+        let limit = buf.len().checked_sub(TAIL_ROOM)?;
+        if limit <= RTP_HEADER_LEN {
+            return None;
+        }
+        let (hdr_buf, payload_buf) = buf[..limit].split_at_mut(RTP_HEADER_LEN);
+        if let (true, Some(pt)) = (self.dtmf_tx.is_active(), self.cfg.telephone_event_pt) {
+            let p = self.dtmf_tx.next_packet(payload_buf).ok()??;
+            let h = RtpHeader {
+                marker: p.marker,
+                payload_type: pt,
+                sequence_number: self.seq,
+                timestamp: p.timestamp,
+                ssrc: self.cfg.local_ssrc,
+            };
+            h.write(hdr_buf).ok()?;
+            // The next audio starts a new talkspurt.
+            self.talkspurt_start = true;
+            return Some(RTP_HEADER_LEN + p.len);
+        }
+        let pcm_n = (self.cfg.pcm_rate * u32::from(self.cfg.ptime_ms) / 1000) as usize;
+        let queued = self.play.len().min(pcm_n);
+        let playing = queued > 0;
+        let pcm = &mut self.pcm_scratch[..pcm_n];
+        for (dst, src) in pcm.iter_mut().zip(self.play.drain(..queued)) {
+            *dst = src;
+        }
+        pcm[queued..].fill(0);
+        let enc_n = self.enc_scratch.len() - 2;
+        let input: &[i16] = match self.down.as_mut() {
+            Some(r) => {
+                let n = r.process(pcm, &mut self.enc_scratch).ok()?;
+                // Integer ratios at these frame sizes give exactly enc_n; be safe anyway.
+                self.enc_scratch[n.min(enc_n)..enc_n].fill(0);
+                &self.enc_scratch[..enc_n]
+            }
+            None => pcm,
+        };
+        let n = self.encoder.encode(input, payload_buf).ok()?;
+        let marker = playing && (self.talkspurt_start || !self.was_playing);
+        let marker = marker || (self.stats.packets_out == 0);
+        let h = RtpHeader {
+            marker,
+            payload_type: self.cfg.payload_type,
+            sequence_number: self.seq,
+            timestamp: self.ts,
+            ssrc: self.cfg.local_ssrc,
+        };
+        h.write(hdr_buf).ok()?;
+        if playing {
+            self.talkspurt_start = false;
+        }
+        if self.was_playing && self.play.is_empty() {
+            self.push_event(SessionEvent::PlaybackIdle);
+        }
+        self.was_playing = !self.play.is_empty();
+        Some(RTP_HEADER_LEN + n)
+    }
+
+    fn poll_rtcp(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        let dest = self.rtcp_dest()?;
+        let limit = buf.len().checked_sub(TAIL_ROOM)?;
+        let rx = self.rx.as_mut().zip(self.remote_ssrc);
+        let len = self.rtcp.poll(
+            now,
+            &mut buf[..limit],
+            self.cfg.local_ssrc,
+            self.ts,
+            self.epoch,
+            self.cfg.codec.rtp_clock_rate(),
+            self.next_send,
+            rx,
+        )?;
+        self.stats.rtcp_out += 1;
+        Some(Transmit {
+            len,
+            dest,
+            kind: PacketKind::Rtcp,
+        })
+    }
+
+    fn rtcp_dest(&self) -> Option<SocketAddr> {
+        if let Some(a) = self.rtcp.learned_source() {
+            return Some(a);
+        }
+        if let Some(a) = self.cfg.remote_rtcp {
+            return Some(a);
+        }
+        let rtp = self.remote?;
+        if self.cfg.rtcp_mux {
+            return Some(rtp);
+        }
+        let mut a = rtp;
+        a.set_port(rtp.port().checked_add(1)?);
+        Some(a)
+    }
+
+    /// The next event for the control side.
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`MediaSession::handle_timeout`] (or [`MediaSession::poll_transmit`]) next has
+    /// work to do.
+    pub fn poll_timeout(&self) -> Instant {
+        let mut t = self.next_send.min(self.rtcp.next_report());
+        if let Some(p) = self.next_playout {
+            t = t.min(p);
+        }
+        if !self.timeout_fired {
+            t = t.min(self.rtp_deadline());
+        }
+        t
+    }
+
+    fn rtp_deadline(&self) -> Instant {
+        self.last_rtp_at.unwrap_or(self.epoch) + self.cfg.no_rtp_timeout
+    }
+
+    /// Advances time: plays out received audio that is due and checks the RTP timeout.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let mut steps = 0;
+        while let Some(at) = self.next_playout {
+            if at > now {
+                break;
+            }
+            steps += 1;
+            if steps > MAX_CATCH_UP_PACKETS {
+                self.next_playout = Some(now + self.ptime());
+                break;
+            }
+            let dur = self.playout_step(now);
+            self.next_playout = Some(at + dur);
+        }
+        if !self.timeout_fired && now >= self.rtp_deadline() {
+            self.timeout_fired = true;
+            self.push_event(SessionEvent::RtpTimeout);
+        }
+    }
+
+    /// One jitter-buffer pop; returns how long the produced audio lasts.
+    fn playout_step(&mut self, now: Instant) -> Duration {
+        let dec_rate = self.decoder.pcm_rate();
+        let nominal = (dec_rate * u32::from(self.cfg.ptime_ms) / 1000) as usize;
+        let n = match self.jitter.pop(now) {
+            Playout::Empty => return self.ptime(),
+            Playout::Packet { payload: [], .. } => {
+                // A telephone-event occupied this slot: silence.
+                self.dec_scratch[..nominal].fill(0);
+                nominal
+            }
+            Playout::Packet { payload, .. } => {
+                match self.decoder.decode(payload, &mut self.dec_scratch) {
+                    Ok(n) => n,
+                    Err(_) => {
+                        self.stats.invalid_in += 1;
+                        self.dec_scratch[..nominal].fill(0);
+                        nominal
+                    }
+                }
+            }
+            Playout::Conceal => self
+                .decoder
+                .conceal(&mut self.dec_scratch[..nominal])
+                .unwrap_or(0),
+            Playout::Silence => {
+                self.dec_scratch[..nominal].fill(0);
+                nominal
+            }
+        };
+        let js = self.jitter.stats();
+        self.stats.lost = js.lost;
+        self.stats.late = js.late;
+        self.stats.duplicate = js.duplicate;
+        self.stats.concealed = js.concealed;
+        self.stats.discarded = js.discarded;
+        self.stats.jitter_buffer_ms = js.target_delay_ms;
+        if n == 0 {
+            return self.ptime();
+        }
+        let dur = Duration::from_micros(n as u64 * 1_000_000 / u64::from(dec_rate));
+        let pcm: &[i16] = match self.up.as_mut() {
+            Some(r) => match r.process(&self.dec_scratch[..n], &mut self.up_scratch) {
+                Ok(m) => &self.up_scratch[..m],
+                Err(_) => return dur,
+            },
+            None => &self.dec_scratch[..n],
+        };
+        if let Some(ev) = self.vad.process(pcm, self.cfg.pcm_rate) {
+            let e = match ev {
+                SpeechEvent::Start => SessionEvent::SpeechStart,
+                SpeechEvent::End => SessionEvent::SpeechEnd,
+            };
+            self.events.push_back(e);
+            if self.events.len() > EVENT_QUEUE_LEN {
+                self.events.pop_front();
+                self.stats.events_dropped += 1;
+            }
+        }
+        if self.cfg.echo {
+            let room = self.play_cap - self.play.len();
+            self.play.extend(&pcm[..pcm.len().min(room)]);
+        } else {
+            for chunk in pcm.chunks(PCM_FRAME_SAMPLES) {
+                let mut f = PcmFrame {
+                    samples: [0; PCM_FRAME_SAMPLES],
+                    len: chunk.len() as u16,
+                    rate: self.cfg.pcm_rate,
+                };
+                f.samples[..chunk.len()].copy_from_slice(chunk);
+                if self.events.len() >= EVENT_QUEUE_LEN {
+                    self.events.pop_front();
+                    self.stats.events_dropped += 1;
+                }
+                self.events.push_back(SessionEvent::Audio(f));
+            }
+        }
+        dur
+    }
+
+    /// Counters and current figures.
+    pub fn stats(&self) -> SessionStats {
+        let mut s = self.stats;
+        if let Some(rx) = &self.rx {
+            let clock = u64::from(self.cfg.codec.rtp_clock_rate()).max(1);
+            s.jitter_us = (u64::from(rx.jitter()) * 1_000_000 / clock) as u32;
+        }
+        let js = self.jitter.stats();
+        s.lost = js.lost;
+        s.late = js.late;
+        s.duplicate = js.duplicate;
+        s.concealed = js.concealed;
+        s.discarded = js.discarded;
+        s.jitter_buffer_ms = js.target_delay_ms;
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests;
