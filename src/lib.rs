@@ -6,6 +6,7 @@
 pub mod assistant;
 pub mod call;
 pub mod caller;
+pub mod gateway;
 pub mod settings;
 pub mod sip;
 pub mod speech;

@@ -69,7 +69,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { .. } => anyhow::bail!("`voxgate run` is not built yet"),
+        Command::Run { config } => run_gateway(config),
         Command::Demo { .. } => anyhow::bail!("`voxgate demo` is not built yet"),
         Command::Call { .. } => anyhow::bail!("`voxgate call` is not built yet"),
         Command::AssistantServer { listen, skill } => assistant_server(listen, skill),
@@ -117,5 +117,47 @@ fn assistant_server(listen: SocketAddr, skill: Option<PathBuf>) -> anyhow::Resul
         tracing::info!(%listen, "assistant-server listening");
         server.serve(listener).await?;
         anyhow::Ok(())
+    })
+}
+
+/// `voxgate run`: the gateway until SIGTERM or Ctrl-C.
+fn run_gateway(config: Option<PathBuf>) -> anyhow::Result<()> {
+    use voxgate::gateway::config::RunConfig;
+    use voxgate::gateway::media::{Prompt, PromptPlayer};
+    use voxgate::gateway::Gateway;
+
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cfg = match &config {
+        Some(p) => RunConfig::load(p)?,
+        None => RunConfig::default(),
+    };
+    let gw_cfg = cfg.gateway()?;
+    let prompt = match &cfg.sip.prompt_wav {
+        Some(p) => Prompt::from_wav(p).map_err(anyhow::Error::msg)?,
+        None => Prompt::tone(),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let media = Box::new(PromptPlayer::new(gw_cfg.udp.ip(), prompt));
+        let gw = Gateway::start(gw_cfg.clone(), media, None).await?;
+        tracing::info!(
+            udp = %gw.local.udp, tcp = %gw.local.tcp, tls = %gw.local.tls,
+            numbers = ?gw_cfg.numbers, "voxgate SIP gateway listening"
+        );
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutting down: hanging up calls");
+        gw.shutdown().await;
+        Ok::<(), anyhow::Error>(())
     })
 }

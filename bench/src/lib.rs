@@ -1,4 +1,583 @@
-//! Shared helpers for voxgate's benchmarks and the `voxgate-load` generator.
+//! Shared parts of voxgate's benchmarks: the RTP load generator behind `voxgate-load`
+//! (and its tokio-uring twin), CPU accounting from `/proc/stat`, and the JSON report.
+//!
+//! The generator owns one UDP socket on loopback and, from a thread pinned to its own
+//! CPU, sends each session 50 G.711 µ-law RTP packets per second (sessions evenly
+//! staggered over the 20 ms period), receives the echoes, and matches every echo to the
+//! packet it came from by a counter carried in the first three payload bytes (µ-law
+//! code words 0x80..=0xFE, which survive decode → re-encode unchanged).
+#![deny(missing_docs)]
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+/// One packet time.
+pub const PTIME: Duration = Duration::from_millis(20);
+const SAMPLES: usize = 160;
+const RTP_HEADER: usize = 12;
+/// Send times kept per session (5.12 s at 50 packets/s).
+const RING: usize = 256;
+const BATCH: usize = 64;
+
+/// G.711 µ-law encoding of one linear sample (ITU-T G.711, bias 0x84, clip 32635).
+pub fn ulaw_encode(sample: i16) -> u8 {
+    const BIAS: i32 = 0x84;
+    const CLIP: i32 = 32635;
+    let mut s = i32::from(sample);
+    let sign = if s < 0 {
+        s = -s;
+        0x80
+    } else {
+        0
+    };
+    s = s.min(CLIP) + BIAS;
+    let exponent = (7 - (s.leading_zeros() as i32 - 17)).clamp(0, 7);
+    let mantissa = (s >> (exponent + 3)) & 0x0f;
+    !((sign | (exponent << 4) | mantissa) as u8)
+}
+
+/// 20 ms of a 440 Hz tone at -12 dBFS, µ-law encoded, phase continuing with `frame`.
+fn tone_frame(frame: u64, out: &mut [u8]) {
+    for (n, b) in out.iter_mut().enumerate() {
+        let t = (frame as f64 * SAMPLES as f64 + n as f64) / 8000.0;
+        let v = (std::f64::consts::TAU * 440.0 * t).sin() * 8000.0;
+        *b = ulaw_encode(v as i16);
+    }
+}
+
+/// Writes packet counter `k` as three µ-law code words 0x80..=0xFE (base 127).
+fn put_counter(k: u32, out: &mut [u8]) {
+    let d = [(k / (127 * 127)) % 127, (k / 127) % 127, k % 127];
+    for (o, d) in out.iter_mut().zip(d) {
+        *o = 0x80 | d as u8;
+    }
+}
+
+fn get_counter(b: &[u8]) -> Option<u32> {
+    let mut k = 0u32;
+    for &x in b.get(..3)? {
+        if x & 0x80 == 0 || x == 0xff {
+            return None;
+        }
+        k = k * 127 + u32::from(x & 0x7f);
+    }
+    Some(k)
+}
+
+/// Offset of the payload in an RTP packet, or None if it is not one.
+fn rtp_payload(p: &[u8]) -> Option<&[u8]> {
+    let first = *p.first()?;
+    if first >> 6 != 2 {
+        return None;
+    }
+    let mut off = RTP_HEADER + 4 * usize::from(first & 0x0f);
+    if first & 0x10 != 0 {
+        let words = u16::from_be_bytes([*p.get(off + 2)?, *p.get(off + 3)?]);
+        off += 4 + 4 * usize::from(words);
+    }
+    p.get(off..)
+}
+
+/// Busy and total jiffies of one CPU from `/proc/stat`.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuSample {
+    busy: u64,
+    total: u64,
+}
+
+impl CpuSample {
+    /// Reads the line `cpuN` of `/proc/stat`.
+    pub fn read(cpu: usize) -> io::Result<CpuSample> {
+        let stat = std::fs::read_to_string("/proc/stat")?;
+        let name = format!("cpu{cpu}");
+        let line = stat
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name.as_str()))
+            .ok_or_else(|| io::Error::other(format!("{name} not in /proc/stat")))?;
+        let v: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        let total: u64 = v.iter().take(8).sum();
+        let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+        Ok(CpuSample {
+            busy: total - idle,
+            total,
+        })
+    }
+
+    /// Busy percentage between `self` (earlier) and `later`.
+    pub fn busy_pct(&self, later: &CpuSample) -> f64 {
+        let total = later.total.saturating_sub(self.total);
+        if total == 0 {
+            return 0.0;
+        }
+        100.0 * later.busy.saturating_sub(self.busy) as f64 / total as f64
+    }
+}
+
+/// What one generator run measured.
+#[derive(Debug, Default)]
+pub struct LoadOutcome {
+    /// Packets sent to the sessions.
+    pub sent: u64,
+    /// Packets received from the sessions (echoes, silence, anything).
+    pub received: u64,
+    /// Echoes matched to a sent packet.
+    pub matched: u64,
+    /// Send → echo-receive latency of every matched echo, in µs.
+    pub latencies_us: Vec<u32>,
+    /// The session (target index) of each latency sample.
+    pub latency_sessions: Vec<u32>,
+    /// Seconds packets were sent for.
+    pub seconds: f64,
+}
+
+impl LoadOutcome {
+    /// Each latency minus its session's smallest: the delay the media path added beyond
+    /// the session's fixed playout delay (jitter buffer + pacing phase), in µs.
+    pub fn excess_us(&self) -> Vec<u32> {
+        let mut min: HashMap<u32, u32> = HashMap::new();
+        for (&l, &s) in self.latencies_us.iter().zip(&self.latency_sessions) {
+            let m = min.entry(s).or_insert(u32::MAX);
+            *m = (*m).min(l);
+        }
+        self.latencies_us
+            .iter()
+            .zip(&self.latency_sessions)
+            .map(|(&l, s)| l - min.get(s).copied().unwrap_or(0))
+            .collect()
+    }
+}
+
+/// The percentile `p` (0..=100) of `v` (sorted in place), 0 if empty.
+pub fn percentile(v: &mut [u32], p: f64) -> u32 {
+    if v.is_empty() {
+        return 0;
+    }
+    v.sort_unstable();
+    let idx = ((p / 100.0) * (v.len() - 1) as f64).round() as usize;
+    v[idx.min(v.len() - 1)]
+}
+
+/// CPU time (user + system, clock ticks) of this process's thread named `name`.
+pub fn thread_cpu_ticks(name: &str) -> Option<u64> {
+    for entry in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() == name {
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let rest = stat.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            // After the comm: state is field 3, utime 14, stime 15 (1-based).
+            let utime: u64 = f.get(11)?.parse().ok()?;
+            let stime: u64 = f.get(12)?.parse().ok()?;
+            return Some(utime + stime);
+        }
+    }
+    None
+}
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`).
+pub fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no memory effects.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+impl LoadOutcome {
+    /// The percentile `p` (0..=100) of the latencies, in µs.
+    pub fn percentile_us(&mut self, p: f64) -> u32 {
+        let mut v = self.latencies_us.clone();
+        percentile(&mut v, p)
+    }
+}
+
+fn set_buffer(sock: &UdpSocket, bytes: usize) {
+    let s = socket2::SockRef::from(sock);
+    let _ = s.set_recv_buffer_size(bytes);
+    let _ = s.set_send_buffer_size(bytes);
+    let v = bytes as libc::c_int;
+    for opt in [libc::SO_RCVBUFFORCE, libc::SO_SNDBUFFORCE] {
+        // SAFETY: setsockopt with a live c_int and its size; failure (not root) is fine.
+        unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&v as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+    }
+}
+
+/// The RTP load generator: one socket, N targets.
+#[derive(Debug)]
+pub struct LoadGenerator {
+    socket: UdpSocket,
+    targets: Vec<SocketAddr>,
+    by_port: HashMap<u16, usize>,
+}
+
+impl LoadGenerator {
+    /// Binds the generator socket on 127.0.0.1.
+    pub fn bind() -> io::Result<LoadGenerator> {
+        let socket = UdpSocket::bind("127.0.0.1:0")?;
+        socket.set_nonblocking(true)?;
+        set_buffer(&socket, 32 << 20);
+        Ok(LoadGenerator {
+            socket,
+            targets: Vec::new(),
+            by_port: HashMap::new(),
+        })
+    }
+
+    /// The generator's address (the sessions' remote RTP address).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// Adds a session to send to (its local RTP address).
+    pub fn add_target(&mut self, addr: SocketAddr) {
+        self.by_port.insert(addr.port(), self.targets.len());
+        self.targets.push(addr);
+    }
+
+    /// Sends for `seconds`, then keeps receiving for `drain` more; calls `idle` between
+    /// batches (to drain engine events). Runs on the calling thread.
+    pub fn run(
+        &self,
+        seconds: f64,
+        drain: Duration,
+        mut idle: impl FnMut(),
+    ) -> io::Result<LoadOutcome> {
+        let n = self.targets.len();
+        let mut out = LoadOutcome::default();
+        if n == 0 {
+            return Ok(out);
+        }
+        let fd = self.socket.as_raw_fd();
+        let step = PTIME.as_nanos() as f64 / n as f64;
+        let mut sent_at: Vec<[u64; RING]> = vec![[0u64; RING]; n];
+        let mut tone = vec![[0u8; SAMPLES]; 50];
+        for (f, t) in tone.iter_mut().enumerate() {
+            tone_frame(f as u64, t);
+        }
+        let start = Instant::now();
+        let send_for = Duration::from_secs_f64(seconds);
+        let mut g: u64 = 0;
+        let mut sbufs = vec![[0u8; RTP_HEADER + SAMPLES]; BATCH];
+        let mut saddrs: Vec<libc::sockaddr_in> = (0..BATCH).map(|_| zero_sockaddr_in()).collect();
+        let mut siov: Vec<libc::iovec> = (0..BATCH)
+            .map(|_| libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            })
+            .collect();
+        // SAFETY: all-zero mmsghdr is valid (null pointers, zero lengths).
+        let mut shdr: Vec<libc::mmsghdr> =
+            (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
+        let mut rbufs = vec![[0u8; 2048]; BATCH];
+        let mut raddrs: Vec<libc::sockaddr_in> = (0..BATCH).map(|_| zero_sockaddr_in()).collect();
+        let mut riov: Vec<libc::iovec> = (0..BATCH)
+            .map(|_| libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            })
+            .collect();
+        // SAFETY: as above.
+        let mut rhdr: Vec<libc::mmsghdr> =
+            (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
+        let end = send_for + drain;
+        loop {
+            let now = start.elapsed();
+            if now >= end {
+                break;
+            }
+            // Send everything due.
+            let mut b = 0;
+            while now < send_for && (g as f64 * step) as u128 <= now.as_nanos() {
+                let i = (g % n as u64) as usize;
+                let k = (g / n as u64) as u32;
+                let pkt = &mut sbufs[b];
+                pkt[0] = 0x80;
+                pkt[1] = if k == 0 { 0x80 } else { 0 };
+                pkt[2..4].copy_from_slice(&(k as u16).to_be_bytes());
+                pkt[4..8].copy_from_slice(&(k.wrapping_mul(SAMPLES as u32)).to_be_bytes());
+                pkt[8..12].copy_from_slice(&(0x1000_0000u32 + i as u32).to_be_bytes());
+                pkt[RTP_HEADER..].copy_from_slice(&tone[(k % 50) as usize]);
+                put_counter(k, &mut pkt[RTP_HEADER..RTP_HEADER + 3]);
+                saddrs[b] = to_sockaddr_in(self.targets[i]);
+                let slot = &mut sent_at[i][k as usize % RING];
+                *slot = start.elapsed().as_nanos() as u64 + 1;
+                g += 1;
+                out.sent += 1;
+                b += 1;
+                if b == BATCH {
+                    send_batch(fd, &mut sbufs, &mut saddrs, &mut siov, &mut shdr, b);
+                    b = 0;
+                }
+            }
+            if b > 0 {
+                send_batch(fd, &mut sbufs, &mut saddrs, &mut siov, &mut shdr, b);
+            }
+            // Receive everything ready.
+            loop {
+                let got = recv_batch(fd, &mut rbufs, &mut raddrs, &mut riov, &mut rhdr);
+                if got == 0 {
+                    break;
+                }
+                let t = start.elapsed().as_nanos() as u64;
+                for j in 0..got {
+                    out.received += 1;
+                    let len = rhdr[j].msg_len as usize;
+                    let port = u16::from_be(raddrs[j].sin_port);
+                    let Some(&i) = self.by_port.get(&port) else {
+                        continue;
+                    };
+                    let Some(k) = rbufs[j]
+                        .get(..len)
+                        .and_then(rtp_payload)
+                        .and_then(get_counter)
+                    else {
+                        continue;
+                    };
+                    let slot = &mut sent_at[i][k as usize % RING];
+                    if *slot != 0 && u64::from(k) * n as u64 + i as u64 <= g {
+                        let lat = t.saturating_sub(*slot - 1) / 1000;
+                        out.latencies_us.push(lat.min(u64::from(u32::MAX)) as u32);
+                        out.latency_sessions.push(i as u32);
+                        out.matched += 1;
+                        *slot = 0;
+                    }
+                }
+                if got < BATCH {
+                    break;
+                }
+            }
+            idle();
+            // Sleep until the next send (or 1 ms while draining).
+            let next = if now < send_for {
+                Duration::from_nanos((g as f64 * step) as u64)
+            } else {
+                start.elapsed() + Duration::from_millis(1)
+            };
+            let wait = next.saturating_sub(start.elapsed());
+            if !wait.is_zero() {
+                let ts = libc::timespec {
+                    tv_sec: wait.as_secs() as libc::time_t,
+                    tv_nsec: wait.subsec_nanos() as libc::c_long,
+                };
+                let mut pfd = libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one live pollfd, a live timespec, no signal mask.
+                unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
+            }
+        }
+        out.seconds = seconds;
+        Ok(out)
+    }
+}
+
+fn zero_sockaddr_in() -> libc::sockaddr_in {
+    // SAFETY: all-zero sockaddr_in is valid.
+    unsafe { std::mem::zeroed() }
+}
+
+fn to_sockaddr_in(addr: SocketAddr) -> libc::sockaddr_in {
+    let mut sin = zero_sockaddr_in();
+    if let SocketAddr::V4(a) = addr {
+        sin.sin_family = libc::AF_INET as libc::sa_family_t;
+        sin.sin_port = a.port().to_be();
+        sin.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
+    }
+    sin
+}
+
+fn send_batch(
+    fd: i32,
+    bufs: &mut [[u8; RTP_HEADER + SAMPLES]],
+    addrs: &mut [libc::sockaddr_in],
+    iov: &mut [libc::iovec],
+    hdr: &mut [libc::mmsghdr],
+    n: usize,
+) {
+    for j in 0..n {
+        iov[j].iov_base = bufs[j].as_mut_ptr().cast();
+        iov[j].iov_len = bufs[j].len();
+        hdr[j].msg_hdr.msg_name = (&mut addrs[j] as *mut libc::sockaddr_in).cast();
+        hdr[j].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        hdr[j].msg_hdr.msg_iov = &mut iov[j];
+        hdr[j].msg_hdr.msg_iovlen = 1;
+    }
+    let mut at = 0;
+    let mut tries = 0;
+    while at < n && tries < 1000 {
+        // SAFETY: headers [at, n) point at live buffers/addresses owned by the caller.
+        let r = unsafe { libc::sendmmsg(fd, hdr[at..n].as_mut_ptr(), (n - at) as libc::c_uint, 0) };
+        if r > 0 {
+            at += r as usize;
+        }
+        tries += 1;
+    }
+}
+
+fn recv_batch(
+    fd: i32,
+    bufs: &mut [[u8; 2048]],
+    addrs: &mut [libc::sockaddr_in],
+    iov: &mut [libc::iovec],
+    hdr: &mut [libc::mmsghdr],
+) -> usize {
+    for j in 0..BATCH {
+        iov[j].iov_base = bufs[j].as_mut_ptr().cast();
+        iov[j].iov_len = bufs[j].len();
+        hdr[j].msg_hdr.msg_name = (&mut addrs[j] as *mut libc::sockaddr_in).cast();
+        hdr[j].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        hdr[j].msg_hdr.msg_iov = &mut iov[j];
+        hdr[j].msg_hdr.msg_iovlen = 1;
+        hdr[j].msg_len = 0;
+    }
+    // SAFETY: BATCH headers pointing at live buffers/addresses owned by the caller.
+    let r = unsafe {
+        libc::recvmmsg(
+            fd,
+            hdr.as_mut_ptr(),
+            BATCH as libc::c_uint,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    };
+    if r > 0 {
+        r as usize
+    } else {
+        0
+    }
+}
+
+/// The last output line of `voxgate-load`.
+#[derive(Debug, serde::Serialize)]
+pub struct LoadReport {
+    /// "uring", "mmsg" or "tokio-uring".
+    pub backend: String,
+    /// Sessions.
+    pub calls: usize,
+    /// Seconds of sending.
+    pub seconds: f64,
+    /// Packets per second sent to the engine.
+    pub pps_in: f64,
+    /// Packets per second received from the engine.
+    pub pps_out: f64,
+    /// Sent packets whose echo never came back, %.
+    pub loss_pct: f64,
+    /// Matched echoes later than p50 + one packet time (20 ms), %.
+    pub late_pct: f64,
+    /// Median send → echo latency, µs.
+    pub p50_us: u32,
+    /// 99th percentile send → echo latency, µs.
+    pub p99_us: u32,
+    /// Busy % of the engine's CPU over the run (/proc/stat): includes anything else
+    /// the shared machine ran there.
+    pub engine_cpu_pct: f64,
+    /// CPU time of the media thread itself (user + system) over the run, % of one CPU.
+    pub engine_thread_cpu_pct: f64,
+    /// p99 of latency minus the session's own minimum latency: what the media path
+    /// added beyond the fixed jitter-buffer/pacing delay, µs.
+    pub p99_excess_us: u32,
+    /// 1-minute load average when the run started (the machine is shared).
+    pub loadavg: f64,
+}
+
+impl LoadReport {
+    /// Builds the report from an outcome and the CPU samples around the sending phase.
+    pub fn new(
+        backend: &str,
+        calls: usize,
+        mut out: LoadOutcome,
+        cpu_pct: f64,
+        thread_cpu_pct: f64,
+        loadavg: f64,
+    ) -> LoadReport {
+        let mut excess = out.excess_us();
+        let p99_excess_us = percentile(&mut excess, 99.0);
+        let p50 = out.percentile_us(50.0);
+        let p99 = out.percentile_us(99.0);
+        let late_limit = u64::from(p50) + PTIME.as_micros() as u64;
+        let late = out
+            .latencies_us
+            .iter()
+            .filter(|&&l| u64::from(l) > late_limit)
+            .count();
+        let secs = out.seconds.max(1e-9);
+        LoadReport {
+            backend: backend.to_string(),
+            calls,
+            seconds: out.seconds,
+            pps_in: (out.sent as f64 / secs).round(),
+            pps_out: (out.received as f64 / secs).round(),
+            loss_pct: round3(
+                100.0 * (out.sent.saturating_sub(out.matched)) as f64 / (out.sent.max(1)) as f64,
+            ),
+            late_pct: round3(100.0 * late as f64 / (out.matched.max(1)) as f64),
+            p50_us: p50,
+            p99_us: p99,
+            engine_cpu_pct: round3(cpu_pct),
+            engine_thread_cpu_pct: round3(thread_cpu_pct),
+            p99_excess_us,
+            loadavg,
+        }
+    }
+}
+
+/// The 1-minute load average from /proc/loadavg (0 if unreadable).
+pub fn loadavg() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|x| x.parse().ok()))
+        .unwrap_or(0.0)
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_round_trips_and_rejects_other_bytes() {
+        for k in [0u32, 1, 126, 127, 128, 16128, 2_000_000] {
+            let mut b = [0u8; 3];
+            put_counter(k, &mut b);
+            assert!(b.iter().all(|x| *x >= 0x80 && *x != 0xff));
+            assert_eq!(get_counter(&b), Some(k % (127 * 127 * 127)));
+        }
+        assert_eq!(get_counter(&[0x7f, 0x80, 0x80]), None);
+        assert_eq!(get_counter(&[0xff, 0x80, 0x80]), None);
+        assert_eq!(get_counter(&[0x80]), None);
+    }
+
+    #[test]
+    fn ulaw_matches_g711_code_words() {
+        assert_eq!(ulaw_encode(0), 0xff);
+        assert_eq!(ulaw_encode(-1), 0x7f);
+        assert_eq!(ulaw_encode(32767), 0x80);
+        assert_eq!(ulaw_encode(-32768), 0x00);
+        assert_eq!(ulaw_encode(1000), 0xce);
+    }
+}
 
 /// libsrtp2 FFI, for interop tests and comparison benchmarks only.
 #[allow(unsafe_code)]

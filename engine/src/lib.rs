@@ -16,3 +16,5 @@ pub mod rtp;
 pub mod session;
 pub mod vad;
 pub mod srtp;
+#[allow(unsafe_code)]
+pub mod worker;

@@ -26,16 +26,22 @@
 //! }
 //! ```
 
+pub mod admission;
 pub mod auth;
 pub mod check;
+pub mod dialog;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod header;
 pub mod message;
+pub mod nonce;
 pub mod params;
 pub mod parse;
 pub mod sdp;
+pub mod transaction;
+pub mod transport;
+pub mod ua;
 pub mod uri;
 pub mod writer;
 

@@ -1,3 +1,169 @@
+//! `voxgate-load`: per-core throughput of the media engine in echo mode.
+//!
+//! Starts the engine with one media core pinned to `--engine-cpu` (0), opens `--calls`
+//! echo sessions, and from a thread pinned to `--load-cpu` (1) sends each 50 G.711
+//! packets/s for `--seconds`, receiving the echoes. The last output line is one JSON
+//! object (see `voxgate_bench::LoadReport`).
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use voxgate_bench::{CpuSample, LoadGenerator, LoadReport};
+use voxgate_engine::worker::media::{CodecKind, SessionConfig};
+use voxgate_engine::worker::{Backend, Engine, EngineConfig};
+
+/// Name of the thread whose CPU time is reported.
+const THREAD: &str = "voxgate-media-0";
+
+#[derive(Parser, Debug)]
+#[command(about = "Media-engine throughput in echo mode (last line: JSON)")]
+struct Args {
+    /// Concurrent echo sessions.
+    #[arg(long, default_value_t = 1000)]
+    calls: usize,
+    /// Seconds of sending.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// I/O backend: uring or mmsg.
+    #[arg(long, default_value = "uring")]
+    backend: String,
+    /// Codec (pcmu only until more codecs land).
+    #[arg(long, default_value = "pcmu")]
+    codec: String,
+    /// SRTP on the sessions (not available yet).
+    #[arg(long)]
+    srtp: bool,
+    /// CPU of the media core.
+    #[arg(long, default_value_t = 0)]
+    engine_cpu: usize,
+    /// CPU of the load generator.
+    #[arg(long, default_value_t = 1)]
+    load_cpu: usize,
+    /// First RTP port of the engine's range.
+    #[arg(long, default_value_t = 30000)]
+    port_base: u16,
+}
+
 fn main() -> anyhow::Result<()> {
-    anyhow::bail!("voxgate-load: the media workers are not built yet")
+    let args = Args::parse();
+    tracing_subscriber_init();
+    let backend = match args.backend.as_str() {
+        "uring" => Backend::Uring,
+        "mmsg" => Backend::Mmsg,
+        "auto" => Backend::Auto,
+        other => bail!("--backend must be uring, mmsg or auto, not {other}"),
+    };
+    if args.srtp {
+        bail!("--srtp: SRTP is not in the engine yet");
+    }
+    let (codec, payload_type) = match args.codec.as_str() {
+        "pcmu" => (CodecKind::Pcmu, 0u8),
+        "pcma" => (CodecKind::Pcma, 8u8),
+        other => bail!("--codec {other} is not supported yet (pcmu, pcma)"),
+    };
+    let span = u16::try_from(args.calls * 2 + 64).context("too many calls for one port range")?;
+    let engine = Engine::start(EngineConfig {
+        cores: vec![args.engine_cpu],
+        rtp_port_range: args.port_base..=args.port_base.saturating_add(span),
+        bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        backend,
+        queue_capacity: 65536,
+        socket_buffer_bytes: 256 * 1024,
+    })
+    .context("starting the engine")?;
+    let mut generator = LoadGenerator::bind().context("binding the generator socket")?;
+    let remote = generator.local_addr()?;
+    for i in 0..args.calls {
+        let handle = engine
+            .open_session(SessionConfig {
+                local_ssrc: 0x5000_0000 + i as u32,
+                codec,
+                payload_type,
+                telephone_event_pt: Some(101),
+                ptime_ms: 20,
+                remote_rtp: Some(remote),
+                remote_rtcp: None,
+                rtcp_mux: true,
+                pcm_rate: 8000,
+                echo: true,
+                no_rtp_timeout: Duration::from_secs(30),
+            })
+            .with_context(|| format!("opening session {i}"))?;
+        generator.add_target(handle.local_rtp);
+    }
+    eprintln!(
+        "voxgate-load: engine on CPU {} with {} ({} sessions)",
+        args.engine_cpu,
+        engine.backend().name(),
+        args.calls
+    );
+    let backend_name = engine.backend().name();
+    let load_cpu = args.load_cpu;
+    let seconds = args.seconds;
+    let engine_cpu = args.engine_cpu;
+    let (outcome, cpu_pct, thread_pct, load, events) = std::thread::scope(|scope| {
+        let engine = &engine;
+        let generator = &generator;
+        scope
+            .spawn(move || {
+                if !core_affinity::set_for_current(core_affinity::CoreId { id: load_cpu }) {
+                    eprintln!("voxgate-load: could not pin the generator to CPU {load_cpu}");
+                }
+                let mut events = 0u64;
+                let load = voxgate_bench::loadavg();
+                let thread_before = voxgate_bench::thread_cpu_ticks(THREAD);
+                let mut thread_after = None;
+                let before = CpuSample::read(engine_cpu);
+                let mut after = None;
+                let mut cpu_done = false;
+                let start = std::time::Instant::now();
+                let out = generator.run(seconds, Duration::from_millis(500), || {
+                    while engine.poll_event().is_some() {
+                        events += 1;
+                    }
+                    if !cpu_done && start.elapsed().as_secs_f64() >= seconds {
+                        after = CpuSample::read(engine_cpu).ok();
+                        thread_after = voxgate_bench::thread_cpu_ticks(THREAD);
+                        cpu_done = true;
+                    }
+                });
+                let pct = match (before, after) {
+                    (Ok(b), Some(a)) => b.busy_pct(&a),
+                    _ => -1.0,
+                };
+                let thread_pct = match (thread_before, thread_after) {
+                    (Some(b), Some(a)) => {
+                        100.0 * (a.saturating_sub(b)) as f64
+                            / voxgate_bench::clock_ticks_per_second()
+                            / seconds
+                    }
+                    _ => -1.0,
+                };
+                (out, pct, thread_pct, load, events)
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("generator thread panicked"))
+    })?;
+    let outcome = outcome.context("load generator")?;
+    let q = engine.queue_counters();
+    eprintln!(
+        "voxgate-load: sent {} received {} matched {} events {} queue: commands_rejected {} events_dropped {}",
+        outcome.sent, outcome.received, outcome.matched, events, q.commands_rejected, q.events_dropped
+    );
+    let report = LoadReport::new(backend_name, args.calls, outcome, cpu_pct, thread_pct, load);
+    engine.shutdown();
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+/// Engine log lines (e.g. the io_uring fallback warning) to stderr; RUST_LOG overrides.
+fn tracing_subscriber_init() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

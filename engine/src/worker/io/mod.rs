@@ -1,0 +1,73 @@
+//! The packet I/O interface a media core drives, and its two implementations:
+//! io_uring ([`uring::UringIo`]) and recvmmsg/sendmmsg over epoll ([`mmsg::MmsgIo`]).
+//!
+//! A core calls, in a loop: [`PacketIo::wait`] (blocks until a datagram, a wake-up or
+//! the deadline), [`PacketIo::drain`] (hands each received datagram to the core in
+//! place, in a buffer the backend returns to the kernel as soon as the callback
+//! returns), then [`PacketIo::send_buf`] + [`PacketIo::commit_send`] per outgoing
+//! packet and one [`PacketIo::flush`] per loop turn (the batch).
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::time::Instant;
+
+pub(crate) mod mmsg;
+pub(crate) mod sockaddr;
+pub(crate) mod uring;
+
+/// Largest datagram a core receives or sends (Ethernet MTU payload).
+pub(crate) const MAX_DATAGRAM: usize = 1500;
+
+/// What [`PacketIo::drain`] reports.
+pub(crate) enum IoEvent<'a> {
+    /// A datagram arrived on the socket registered as `key`.
+    Datagram {
+        key: u32,
+        from: SocketAddr,
+        data: &'a mut [u8],
+    },
+    /// The socket registered as `key` is no longer used by the backend (after
+    /// [`PacketIo::deregister`]); it may be closed and its port reused.
+    Released { key: u32 },
+    /// The core's wake-up eventfd fired (commands are waiting, or shutdown).
+    Wake,
+}
+
+/// Counters a backend keeps (read by the core for its statistics).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct IoCounters {
+    pub(crate) received: u64,
+    pub(crate) sent: u64,
+    pub(crate) send_errors: u64,
+    pub(crate) recv_errors: u64,
+    /// Datagrams larger than [`MAX_DATAGRAM`] (dropped).
+    pub(crate) truncated: u64,
+    /// Times the receive path ran out of buffers and was re-armed.
+    pub(crate) rearms: u64,
+}
+
+/// The small interface between a media core and its I/O backend.
+pub(crate) trait PacketIo {
+    /// Short name for logs and the bench ("uring", "mmsg").
+    fn name(&self) -> &'static str;
+    /// Starts receiving on `fd` (non-blocking UDP socket); datagrams report `key`.
+    fn register(&mut self, key: u32, fd: RawFd) -> io::Result<()>;
+    /// Stops receiving on `key`; an [`IoEvent::Released`] follows from `drain`.
+    fn deregister(&mut self, key: u32);
+    /// Blocks until something is ready, or `deadline` passes (None: no deadline).
+    fn wait(&mut self, deadline: Option<Instant>) -> io::Result<()>;
+    /// Hands every ready event to `on_event`, without blocking.
+    fn drain(&mut self, on_event: &mut dyn FnMut(IoEvent<'_>));
+    /// A buffer of [`MAX_DATAGRAM`] bytes for the next outgoing packet.
+    fn send_buf(&mut self) -> &mut [u8];
+    /// Queues the first `len` bytes of the last `send_buf` to `dest` from `fd`.
+    fn commit_send(&mut self, fd: RawFd, dest: SocketAddr, len: usize);
+    /// Submits the queued sends (one batch).
+    fn flush(&mut self);
+    /// Counters so far.
+    fn counters(&self) -> IoCounters;
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,273 @@
+//! The public types of the control-side API: configuration, handles, commands, events
+//! and errors.
+
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use super::media::{PcmFrame, SessionStats};
+
+/// Which packet I/O backend the media cores use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Backend {
+    /// io_uring if this kernel and its seccomp policy allow it, else recvmmsg/sendmmsg
+    /// (with a warning in the log saying so).
+    #[default]
+    Auto,
+    /// io_uring: multishot receive on a provided-buffer ring, batched sends, timers and
+    /// the wake-up eventfd in the ring. `Engine::start` fails if it is unavailable.
+    Uring,
+    /// recvmmsg/sendmmsg over epoll, with a timerfd and the wake-up eventfd.
+    Mmsg,
+}
+
+impl Backend {
+    /// Short name: "auto", "uring" or "mmsg".
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Auto => "auto",
+            Backend::Uring => "uring",
+            Backend::Mmsg => "mmsg",
+        }
+    }
+}
+
+/// How to start the media engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// CPU ids, one media core thread per entry, each pinned to its CPU.
+    pub cores: Vec<usize>,
+    /// RTP ports to allocate from: even ports for RTP, the next odd one for RTCP.
+    pub rtp_port_range: RangeInclusive<u16>,
+    /// Local address the session sockets bind to.
+    pub bind_ip: IpAddr,
+    /// Packet I/O backend.
+    pub backend: Backend,
+    /// Capacity of each core's command queue and of each core's event queue.
+    pub queue_capacity: usize,
+    /// SO_RCVBUF and SO_SNDBUF of every session socket.
+    pub socket_buffer_bytes: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            cores: vec![0],
+            rtp_port_range: 20000..=29999,
+            bind_ip: IpAddr::from([127, 0, 0, 1]),
+            backend: Backend::Auto,
+            queue_capacity: 16384,
+            socket_buffer_bytes: 256 * 1024,
+        }
+    }
+}
+
+/// Identifies a media session for its whole life (never reused within one `Engine`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub u64);
+
+impl std::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s{}", self.0)
+    }
+}
+
+/// What `Engine::open_session` returns: where the session lives and listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionHandle {
+    /// The session's id, used in commands and carried by its events.
+    pub id: SessionId,
+    /// Index (into `EngineConfig::cores`) of the media core that owns the session.
+    pub core: usize,
+    /// Local RTP address (for the SDP answer/offer).
+    pub local_rtp: SocketAddr,
+    /// Local RTCP address: RTP port + 1, or the RTP address itself with rtcp-mux.
+    pub local_rtcp: SocketAddr,
+}
+
+/// A command from the control side to the core that owns a session.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Command {
+    /// Queue PCM (at the session's `pcm_rate`) to be encoded and sent, paced, after
+    /// what is already queued.
+    Play {
+        /// Session.
+        id: SessionId,
+        /// Mono samples.
+        pcm: Box<[i16]>,
+    },
+    /// Drop all queued outgoing audio (barge-in); codec silence follows.
+    StopPlayback {
+        /// Session.
+        id: SessionId,
+    },
+    /// Send an RFC 4733 telephone-event.
+    SendDtmf {
+        /// Session.
+        id: SessionId,
+        /// '0'-'9', '*', '#', 'A'-'D'.
+        digit: char,
+        /// Tone length.
+        duration: Duration,
+    },
+    /// Close the session. Its ports are released once the core reports
+    /// [`Event::Closed`] (seen through `Engine::poll_event`).
+    Close {
+        /// Session.
+        id: SessionId,
+    },
+}
+
+impl Command {
+    /// The session the command is for.
+    pub fn id(&self) -> SessionId {
+        match self {
+            Command::Play { id, .. }
+            | Command::StopPlayback { id }
+            | Command::SendDtmf { id, .. }
+            | Command::Close { id } => *id,
+        }
+    }
+}
+
+/// An event from a media core about one of its sessions.
+///
+/// Audio frames travel by value through the preallocated event queue: boxing them
+/// would allocate per packet on the media core.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+#[allow(clippy::large_enum_variant)]
+pub enum Event {
+    /// 20 ms (or ptime) of decoded caller audio.
+    Audio {
+        /// Session.
+        id: SessionId,
+        /// The PCM.
+        frame: PcmFrame,
+    },
+    /// An RFC 4733 digit (reported once per event).
+    Dtmf {
+        /// Session.
+        id: SessionId,
+        /// The digit.
+        digit: char,
+        /// Its duration.
+        duration: Duration,
+    },
+    /// The caller started speaking (barge-in).
+    SpeechStart {
+        /// Session.
+        id: SessionId,
+    },
+    /// The caller stopped speaking.
+    SpeechEnd {
+        /// Session.
+        id: SessionId,
+    },
+    /// Periodic statistics.
+    Stats {
+        /// Session.
+        id: SessionId,
+        /// Counters so far.
+        stats: SessionStats,
+    },
+    /// Everything queued with `Play` has been sent (or playback was stopped).
+    PlaybackIdle {
+        /// Session.
+        id: SessionId,
+    },
+    /// No RTP arrived for the configured `no_rtp_timeout`.
+    RtpTimeout {
+        /// Session.
+        id: SessionId,
+    },
+    /// The remote RTP address was learned (symmetric RTP) or changed.
+    RemoteAddressLearned {
+        /// Session.
+        id: SessionId,
+        /// The address RTP now goes to.
+        addr: SocketAddr,
+    },
+    /// The session is closed and its sockets are gone; its ports are free again.
+    Closed {
+        /// Session.
+        id: SessionId,
+        /// Final counters.
+        stats: SessionStats,
+    },
+}
+
+impl Event {
+    /// The session the event is about.
+    pub fn id(&self) -> SessionId {
+        match self {
+            Event::Audio { id, .. }
+            | Event::Dtmf { id, .. }
+            | Event::SpeechStart { id }
+            | Event::SpeechEnd { id }
+            | Event::Stats { id, .. }
+            | Event::RtpTimeout { id }
+            | Event::PlaybackIdle { id }
+            | Event::RemoteAddressLearned { id, .. }
+            | Event::Closed { id, .. } => *id,
+        }
+    }
+}
+
+/// Errors of the control-side engine API.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// `EngineConfig::cores` is empty or names a CPU twice.
+    #[error("invalid engine configuration: {0}")]
+    InvalidConfig(&'static str),
+    /// `Backend::Uring` was asked for and io_uring cannot be used here.
+    #[error("io_uring is unavailable: {0}")]
+    UringUnavailable(std::io::Error),
+    /// A media core thread could not set up its I/O.
+    #[error("media core {core} failed to start: {source}")]
+    CoreStart {
+        /// Core index.
+        core: usize,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Every RTP port pair of the range is in use (or failed to bind).
+    #[error("no free RTP port in the configured range")]
+    NoFreePorts,
+    /// Creating or binding a session socket failed (other than address-in-use).
+    #[error("socket {addr}: {source}")]
+    Socket {
+        /// Address being bound.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The core's command queue is full: the command is handed back, and counted in
+    /// `Engine::queue_counters`.
+    #[error("command queue of media core {core} is full")]
+    QueueFull {
+        /// Core index.
+        core: usize,
+        /// The command that was not queued (None for an open).
+        command: Option<Box<Command>>,
+    },
+    /// The session configuration was refused by the media session.
+    #[error(transparent)]
+    Session(super::media::SessionError),
+    /// No open session has this id.
+    #[error("unknown session {0}")]
+    UnknownSession(SessionId),
+}
+
+/// Queue-full counters (cumulative, all cores).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueCounters {
+    /// Commands (including opens) refused because a command queue was full.
+    pub commands_rejected: u64,
+    /// Events a core could not queue because its event queue was full (dropped, except
+    /// `Closed`, which the core keeps and retries).
+    pub events_dropped: u64,
+}

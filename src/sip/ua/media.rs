@@ -1,0 +1,73 @@
+//! The UA core's view of SDP offer/answer: what an offer asks for and what we agreed.
+//! The SDP text itself is read and written by `crate::sip::sdp`.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+use crate::sip::dialog::Direction;
+
+/// What was agreed for a call's audio.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NegotiatedMedia {
+    /// Where the trunk wants RTP (None when the offer holds with 0.0.0.0 / port 0).
+    pub remote_rtp: Option<SocketAddr>,
+    /// Payload type of the chosen codec.
+    pub payload_type: u8,
+    /// Codec name (`PCMU`, `PCMA`, `opus`).
+    pub codec: String,
+    /// Clock rate of the codec.
+    pub clock_rate: u32,
+    /// RFC 4733 telephone-event payload type, if both sides have it.
+    pub telephone_event: Option<u8>,
+    /// Packetisation time in ms.
+    pub ptime_ms: u32,
+    /// Our direction in the answer.
+    pub direction: Direction,
+    /// RTCP multiplexed on the RTP port.
+    pub rtcp_mux: bool,
+    /// SDES keying: (crypto suite, our key base64, the trunk's key base64).
+    pub srtp: Option<SrtpKeys>,
+}
+
+/// SDES (RFC 4568) keys for one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrtpKeys {
+    /// Crypto suite, e.g. `AES_CM_128_HMAC_SHA1_80`.
+    pub suite: String,
+    /// Our inline key||salt, base64.
+    pub local_key: String,
+    /// The trunk's inline key||salt, base64.
+    pub remote_key: String,
+}
+
+/// An offer we cannot answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SdpReject {
+    /// Nothing acceptable (codec, transport): 488 with this Warning text.
+    #[error("not acceptable: {0}")]
+    NotAcceptable(String),
+    /// The body is not SDP we can read: 400.
+    #[error("malformed SDP: {0}")]
+    Malformed(String),
+}
+
+impl SdpReject {
+    /// Status for the response.
+    pub fn status(&self) -> u16 {
+        match self {
+            SdpReject::NotAcceptable(_) => 488,
+            SdpReject::Malformed(_) => 400,
+        }
+    }
+}
+
+/// An answer: the SDP body and what it means.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// SDP body.
+    pub body: Bytes,
+    /// The agreement.
+    pub media: NegotiatedMedia,
+}
