@@ -3,6 +3,9 @@
 //! driver executes its commands.
 
 pub mod conversation;
+pub mod media;
+pub mod task;
+pub mod wav;
 
 pub use conversation::{
     CallCommand, CallEventIn, CallOutcome, Conversation, ConversationConfig, TransferResult,

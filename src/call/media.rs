@@ -1,0 +1,193 @@
+//! Calls' media on the engine, routed per call.
+//!
+//! [`MediaHub`] is the gateway's [`MediaPort`]: the SIP core asks it for an engine
+//! session when it answers a call. One relay thread waits on the engine's event fd and
+//! routes each event by session to the call's own channel, created at `open` so nothing
+//! is lost before the call task attaches. Call tasks send `Play`/`StopPlayback`/`SendDtmf`
+//! straight to the engine's per-core command queue through [`CallMedia`].
+//!
+//! The route table is touched only when a call starts or ends and by the relay thread,
+//! never by the media cores: the packet path stays lock-free.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use voxgate_engine::codec::CodecKind;
+use voxgate_engine::session::{SessionConfig, SessionStats};
+use voxgate_engine::worker::{Command, Engine, EngineError, Event, SessionId};
+
+use crate::gateway::media::{MediaError, MediaPort};
+use crate::sip::dialog::CallRef;
+use crate::sip::ua::NegotiatedMedia;
+
+#[derive(Debug, Default)]
+struct Routes {
+    by_session: HashMap<SessionId, mpsc::UnboundedSender<Event>>,
+    by_call: HashMap<CallRef, (SessionId, Option<mpsc::UnboundedReceiver<Event>>)>,
+    /// Packets (out, in) of closed sessions.
+    closed_totals: (u64, u64),
+}
+
+/// The engine, shared by the SIP core's media port and the call tasks.
+#[derive(Debug, Clone)]
+pub struct MediaHub {
+    engine: Arc<Engine>,
+    routes: Arc<Mutex<Routes>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl MediaHub {
+    /// Wraps a started engine and starts the relay thread.
+    pub fn new(engine: Engine) -> std::io::Result<MediaHub> {
+        let hub = MediaHub {
+            engine: Arc::new(engine),
+            routes: Arc::default(),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        let relay = hub.clone();
+        std::thread::Builder::new()
+            .name("media-events".into())
+            .spawn(move || relay.relay())?;
+        Ok(hub)
+    }
+
+    fn routes(&self) -> std::sync::MutexGuard<'_, Routes> {
+        self.routes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn relay(self) {
+        while !self.stop.load(Ordering::Relaxed) {
+            self.engine.wait_events(Some(Duration::from_millis(100)));
+            // Bounded per wake-up so a flood cannot starve the stop check.
+            for _ in 0..65_536 {
+                let Some(ev) = self.engine.poll_event() else { break };
+                let id = ev.id();
+                let mut routes = self.routes();
+                if let Event::Closed { stats, .. } = &ev {
+                    routes.closed_totals.0 += stats.packets_out;
+                    routes.closed_totals.1 += stats.packets_in;
+                    if let Some(tx) = routes.by_session.remove(&id) {
+                        let _ = tx.send(ev);
+                    }
+                    continue;
+                }
+                if let Some(tx) = routes.by_session.get(&id) {
+                    let _ = tx.send(ev);
+                }
+            }
+        }
+    }
+
+    /// The call task's side of its media, once the SIP core opened it.
+    pub fn attach(&self, call: CallRef) -> Option<CallMedia> {
+        let mut routes = self.routes();
+        let (id, rx) = routes.by_call.get_mut(&call)?;
+        let events = rx.take()?;
+        Some(CallMedia { engine: self.engine.clone(), id: *id, events })
+    }
+
+    /// Stops the relay thread (the engine stops when the last handle goes).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Sessions open on the engine.
+    pub fn open_sessions(&self) -> usize {
+        self.engine.open_sessions()
+    }
+}
+
+/// Maps the SDP agreement to an engine session configuration.
+pub fn session_config(media: &NegotiatedMedia) -> Result<SessionConfig, MediaError> {
+    let codec = match media.codec.to_ascii_uppercase().as_str() {
+        "PCMU" => CodecKind::Pcmu,
+        "PCMA" => CodecKind::Pcma,
+        "OPUS" => CodecKind::Opus,
+        other => return Err(MediaError::Engine(format!("codec {other} is not supported"))),
+    };
+    let mut cfg = SessionConfig::new(rand::random(), codec, media.payload_type);
+    cfg.telephone_event_pt = media.telephone_event;
+    cfg.ptime_ms = u16::try_from(media.ptime_ms).unwrap_or(20);
+    cfg.remote_rtp = media.remote_rtp;
+    cfg.rtcp_mux = media.rtcp_mux;
+    cfg.pcm_rate = 8000;
+    cfg.no_rtp_timeout = Duration::from_secs(30);
+    Ok(cfg)
+}
+
+impl MediaPort for MediaHub {
+    fn open(&mut self, call: CallRef, media: &NegotiatedMedia) -> Result<SocketAddr, MediaError> {
+        let cfg = session_config(media)?;
+        let handle = self.engine.open_session(cfg).map_err(|e| MediaError::Engine(e.to_string()))?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut routes = self.routes();
+        routes.by_session.insert(handle.id, tx);
+        routes.by_call.insert(call, (handle.id, Some(rx)));
+        Ok(handle.local_rtp)
+    }
+
+    fn start(&mut self, _call: CallRef, _media: &NegotiatedMedia) {
+        // The call task decides what to play.
+    }
+
+    fn update(&mut self, call: CallRef, media: &NegotiatedMedia) {
+        // Symmetric RTP follows a new remote address from the packets themselves.
+        tracing::debug!(call = call.0, direction = ?media.direction, remote = ?media.remote_rtp, "media changed");
+    }
+
+    fn close(&mut self, call: CallRef) {
+        let id = self.routes().by_call.remove(&call).map(|(id, _)| id);
+        if let Some(id) = id {
+            if let Err(e) = self.engine.command(Command::Close { id }) {
+                tracing::warn!(%id, "close not queued: {e}");
+            }
+        }
+    }
+
+    fn totals(&self) -> (u64, u64) {
+        self.routes().closed_totals
+    }
+}
+
+/// One call's media: commands to its engine session, events from it.
+#[derive(Debug)]
+pub struct CallMedia {
+    engine: Arc<Engine>,
+    id: SessionId,
+    /// Events of this session, in order.
+    pub events: mpsc::UnboundedReceiver<Event>,
+}
+
+impl CallMedia {
+    /// Queues 8 kHz PCM to send.
+    pub fn play(&self, pcm: &[i16]) -> Result<(), EngineError> {
+        self.engine.command(Command::Play { id: self.id, pcm: pcm.into() })
+    }
+
+    /// Stops what is playing at the next packet.
+    pub fn stop_playback(&self) -> Result<(), EngineError> {
+        self.engine.command(Command::StopPlayback { id: self.id })
+    }
+
+    /// Sends an RFC 4733 key.
+    pub fn send_dtmf(&self, digit: char, duration: Duration) -> Result<(), EngineError> {
+        self.engine.command(Command::SendDtmf { id: self.id, digit, duration })
+    }
+
+    /// The engine session.
+    pub fn session(&self) -> SessionId {
+        self.id
+    }
+}
+
+/// Final statistics of a closed session, when the Closed event has been seen.
+pub fn closed_stats(ev: &Event) -> Option<SessionStats> {
+    match ev {
+        Event::Closed { stats, .. } => Some(*stats),
+        _ => None,
+    }
+}

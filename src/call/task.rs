@@ -1,0 +1,557 @@
+//! The call task: one per call. It owns the call's [`Conversation`], its media session
+//! ([`CallMedia`]), its recognition stream, the current synthesis, and its assistant
+//! session, and executes the conversation's commands against the SIP dialog
+//! ([`GatewayHandle`]).
+//!
+//! Everything the call waits on is one `select!`: engine events, recognition events,
+//! synthesis chunks, the outstanding assistant request, the outstanding hold/REFER, SIP
+//! events for this call, and the conversation's next timer. Blocking work (the embedded
+//! recogniser and synthesiser) runs in the speech providers' own threads.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use tokio::sync::mpsc;
+use voxgate_engine::worker::Event as MediaEvent;
+
+use super::conversation::{
+    CallCommand, CallEventIn, CallOutcome, Conversation, ConversationConfig, TransferResult,
+};
+use super::media::MediaHub;
+use crate::assistant::{
+    Assistant, AssistantError, AssistantSession, Context, Reply, TransferHeaderMethod,
+    VoiceTelephony,
+};
+use crate::gateway::GatewayHandle;
+use crate::settings::IntegrationSettings;
+use crate::sip::dialog::{CallRef, Direction, ReferRequest, TransferOutcome};
+use crate::sip::ua::{CallEvent as SipEvent, EndReason, IncomingCall};
+use crate::speech::{
+    AudioChunk, Grammar, RecognitionEvent, RecognitionStream, RecognizeOptions, SpeechError,
+    SpeechToText, SynthesisRequest, SynthesisStream, TextToSpeech,
+};
+
+/// What every call needs, shared.
+#[derive(Clone)]
+pub struct CallServices {
+    /// SIP per-call commands.
+    pub gateway: GatewayHandle,
+    /// Media sessions.
+    pub media: MediaHub,
+    /// Speech to text.
+    pub stt: Arc<dyn SpeechToText>,
+    /// Text to speech.
+    pub tts: Arc<dyn TextToSpeech>,
+    /// The assistant.
+    pub assistant: Arc<dyn Assistant>,
+    /// The embedded recogniser's grammar (the assistant's vocabulary).
+    pub grammar: Option<Arc<Grammar>>,
+    /// Integration settings at call start.
+    pub settings: Arc<IntegrationSettings>,
+    /// Where each turn and the end of the call are reported.
+    pub observer: Option<mpsc::UnboundedSender<CallNotice>>,
+}
+
+impl std::fmt::Debug for CallServices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallServices").field("stt", &self.stt).field("tts", &self.tts).finish()
+    }
+}
+
+/// Per-turn timings (monotonic), for the log and the call record.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TurnTiming {
+    /// Turn number (1 = welcome).
+    pub turn: u32,
+    /// What the caller said or keyed (empty for the welcome and events).
+    pub input: String,
+    /// End of caller speech (last audio pushed) → final transcript.
+    pub recognition: Option<Duration>,
+    /// Request sent → reply received.
+    pub assistant: Option<Duration>,
+    /// Reply received → first synthesized chunk.
+    pub synthesis: Option<Duration>,
+    /// Reply received → first audio queued to the media core (the gateway's own share
+    /// is this minus `synthesis`).
+    pub reply_to_audio: Option<Duration>,
+    /// What the assistant said first in this turn.
+    pub response: String,
+}
+
+/// What a call reports while it runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallNotice {
+    /// A turn finished (its answer started playing, or it had no speech).
+    Turn {
+        /// SIP Call-ID.
+        call_id: String,
+        /// Timings.
+        timing: TurnTiming,
+    },
+    /// The call ended.
+    Ended {
+        /// SIP Call-ID.
+        call_id: String,
+        /// How.
+        outcome: CallOutcome,
+        /// Turns taken.
+        turns: u32,
+    },
+}
+
+type AssistantFuture =
+    BoxFuture<'static, (Box<dyn AssistantSession>, Result<Reply, AssistantError>)>;
+type SipFuture = BoxFuture<'static, CallEventIn>;
+
+/// Runs one call from its INVITE to its end.
+pub async fn run_call(
+    svc: CallServices,
+    incoming: IncomingCall,
+    mut sip_events: mpsc::UnboundedReceiver<SipEvent>,
+) -> CallOutcome {
+    let call = incoming.call;
+    let call_id = incoming.call_id.clone();
+    let span = tracing::info_span!("call", call_id = %call_id);
+    let _enter = span.enter();
+    let notify = |n: CallNotice| {
+        if let Some(o) = &svc.observer {
+            let _ = o.send(n);
+        }
+    };
+
+    // Answer first: a caller hears the failure message even when the assistant is down.
+    match svc.gateway.answer(call).await {
+        Ok(Ok(())) => {}
+        other => {
+            tracing::warn!(?other, "answer failed");
+            return CallOutcome::CallFailed("answer failed".into());
+        }
+    }
+    let Some(mut media) = svc.media.attach(call) else {
+        tracing::warn!("no media session for the call");
+        let _ = svc.gateway.hangup(call, Vec::new()).await;
+        return CallOutcome::CallFailed("no media session".into());
+    };
+
+    let mut context = Context::new();
+    let mut vt = VoiceTelephony::new()
+        .sip_call_id(&incoming.call_id)
+        .sip_from_uri(&incoming.from)
+        .sip_to_uri(&incoming.to)
+        .sip_request_uri(&incoming.request_uri)
+        .assistant_phone_number(&incoming.called_number);
+    if let Some(n) = &incoming.caller_number {
+        vt = vt.user_phone_number(n);
+    }
+    for (n, v) in &incoming.custom_headers {
+        vt = vt.custom_invite_header(n, v);
+    }
+    vt.apply(&mut context);
+
+    let mut conv = Conversation::new(ConversationConfig::from_settings(&svc.settings));
+    let mut session: Option<Box<dyn AssistantSession>> = None;
+    let mut assistant_call: Option<AssistantFuture> = None;
+    let mut sip_call: Option<SipFuture> = None;
+    let mut synth: Option<SynthesisStream> = None;
+    let mut synth_done = true;
+    let mut playing = false;
+    let mut timing = TurnTiming::default();
+    let mut sent_at: Option<Instant> = None;
+    let mut reply_at: Option<Instant> = None;
+    let mut last_audio_at: Option<Instant> = None;
+    let mut outcome = CallOutcome::Completed;
+
+    match svc.assistant.open_session().await {
+        Ok(s) => session = Some(s),
+        Err(e) => conv.handle_event(Instant::now(), CallEventIn::AssistantFailed(e.to_string())),
+    }
+    if session.is_some() {
+        conv.handle_event(Instant::now(), CallEventIn::Answered);
+    }
+    let mut rec: Option<RecognitionStream> =
+        start_recognition(&svc).await.map_err(|e| tracing::warn!("recognition: {e}")).ok();
+
+    loop {
+        // Execute what the conversation asked for.
+        while let Some(cmd) = conv.poll_command() {
+            let now = Instant::now();
+            match cmd {
+                CallCommand::MessageAssistant(input) => {
+                    let is_hangup = matches!(
+                        input.kind,
+                        crate::assistant::InputKind::Event(crate::assistant::CallEvent::HangUp)
+                    );
+                    if let Some(mut s) = session.take() {
+                        timing = TurnTiming {
+                            turn: conv.turns(),
+                            input: input.text_value().to_owned(),
+                            recognition: timing.recognition.take(),
+                            ..TurnTiming::default()
+                        };
+                        sent_at = Some(now);
+                        let ctx = context.clone();
+                        if is_hangup {
+                            // Fire and forget: the call is over either way.
+                            tokio::spawn(async move {
+                                let _ = s.message(input, ctx).await;
+                                let _ = s.close().await;
+                            });
+                        } else {
+                            assistant_call = Some(
+                                async move {
+                                    let r = s.message(input, ctx).await;
+                                    (s, r)
+                                }
+                                .boxed(),
+                            );
+                        }
+                    }
+                }
+                CallCommand::Speak { text } => {
+                    if timing.response.is_empty() {
+                        timing.response = text.clone();
+                    }
+                    let mut req = SynthesisRequest::text(text);
+                    req.voice = svc.settings.tts_voice.clone();
+                    match svc.tts.synthesize(req).await {
+                        Ok(s) => {
+                            synth = Some(s);
+                            synth_done = false;
+                            playing = true;
+                        }
+                        Err(e) => conv.handle_event(now, CallEventIn::PlaybackFailed(e.to_string())),
+                    }
+                }
+                CallCommand::PlayAudio { url, .. } => {
+                    match load_wav(&url).await {
+                        Ok(pcm) => {
+                            let _ = media.play(&pcm);
+                            synth_done = true;
+                            playing = true;
+                        }
+                        Err(e) => {
+                            tracing::warn!(%url, "audio not played: {e}");
+                            conv.handle_event(now, CallEventIn::PlaybackFinished);
+                        }
+                    }
+                }
+                CallCommand::StopPlayback => {
+                    if let Some(mut s) = synth.take() {
+                        s.cancel();
+                    }
+                    synth_done = true;
+                    playing = false;
+                    let _ = media.stop_playback();
+                }
+                CallCommand::PauseRecognition(paused) => {
+                    if paused {
+                        rec = None;
+                    } else if rec.is_none() {
+                        rec = start_recognition(&svc).await.ok();
+                    }
+                }
+                CallCommand::SendDtmf { digits, duration, .. } => {
+                    for d in digits {
+                        let _ = media.send_dtmf(d, duration);
+                    }
+                }
+                CallCommand::SendSipInfo { body, headers } => {
+                    let gw = svc.gateway.clone();
+                    let ct = headers
+                        .iter()
+                        .find(|h| h.name.eq_ignore_ascii_case("content-type"))
+                        .map(|h| h.value.clone())
+                        .unwrap_or_else(|| "text/plain".into());
+                    tokio::spawn(async move {
+                        let _ = gw.send_info(call, &ct, body.unwrap_or_default().into_bytes()).await;
+                    });
+                }
+                CallCommand::ConfigureStt(cfg) => tracing::info!(?cfg, "speech-to-text reconfigured"),
+                CallCommand::ConfigureTts(cfg) => tracing::info!(?cfg, "text-to-speech reconfigured"),
+                CallCommand::Hold | CallCommand::Unhold => {
+                    let dir = if matches!(cmd, CallCommand::Hold) { Direction::SendOnly } else { Direction::SendRecv };
+                    let gw = svc.gateway.clone();
+                    let hold = matches!(cmd, CallCommand::Hold);
+                    let fut = async move {
+                        let r = match gw.hold(call, dir).await {
+                            Ok(Ok(s)) if (200..300).contains(&s) => Ok(()),
+                            Ok(Ok(s)) => Err(format!("re-INVITE answered {s}")),
+                            Ok(Err(e)) => Err(e.to_string()),
+                            Err(e) => Err(e.to_string()),
+                        };
+                        CallEventIn::HoldResult(r)
+                    };
+                    if hold {
+                        sip_call = Some(fut.boxed());
+                    } else {
+                        tokio::spawn(fut);
+                    }
+                }
+                CallCommand::Refer(t) => {
+                    let target = t.target.clone().unwrap_or_default().replace("\\@", "@");
+                    let mut headers: Vec<(String, String)> =
+                        t.headers.iter().map(|h| (h.name.clone(), h.value.clone())).collect();
+                    if t.header_method != TransferHeaderMethod::CustomHeader {
+                        tracing::debug!(method = ?t.header_method, "transfer headers sent as REFER headers");
+                    }
+                    headers.retain(|(_, v)| !v.is_empty());
+                    let req = ReferRequest {
+                        target,
+                        referred_by: Some(format!("<sip:{}@voxgate>", incoming.called_number)),
+                        headers,
+                    };
+                    let gw = svc.gateway.clone();
+                    let accept = t.accept_codes.clone();
+                    sip_call = Some(
+                        async move {
+                            let r = match gw.refer(call, req).await {
+                                Ok(Ok(TransferOutcome::Succeeded)) => TransferResult::Succeeded,
+                                Ok(Ok(TransferOutcome::Failed(s))) if accept.contains(&s) => {
+                                    TransferResult::Succeeded
+                                }
+                                Ok(Ok(TransferOutcome::Failed(s))) => TransferResult::Failed(format!("{s}")),
+                                Ok(Ok(o)) => TransferResult::Failed(format!("{o:?}")),
+                                Ok(Err(e)) => TransferResult::Failed(e.to_string()),
+                                Err(e) => TransferResult::Failed(e.to_string()),
+                            };
+                            CallEventIn::TransferResult(r)
+                        }
+                        .boxed(),
+                    );
+                }
+                CallCommand::HangUp { headers } => {
+                    let headers = headers.into_iter().map(|h| (h.name, h.value)).collect();
+                    let _ = svc.gateway.hangup(call, headers).await;
+                }
+                CallCommand::RecordCustomData(_) => {}
+                CallCommand::Finished(o) => outcome = o,
+            }
+        }
+        if conv.is_ended() {
+            break;
+        }
+
+        let timer = conv.poll_timeout();
+        let sleep = async {
+            match timer {
+                Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            ev = media.events.recv() => {
+                let now = Instant::now();
+                match ev {
+                    Some(MediaEvent::Audio { frame, .. }) => {
+                        if conv.wants_speech() {
+                            if let Some(r) = &rec {
+                                if r.push(frame.pcm()).is_ok() { last_audio_at = Some(now); }
+                            }
+                        }
+                    }
+                    Some(MediaEvent::SpeechStart { .. }) => conv.handle_event(now, CallEventIn::SpeechStarted),
+                    Some(MediaEvent::Dtmf { digit, .. }) => conv.handle_event(now, CallEventIn::Dtmf(digit)),
+                    Some(MediaEvent::PlaybackIdle { .. }) => {
+                        if playing && synth_done {
+                            playing = false;
+                            conv.handle_event(now, CallEventIn::PlaybackFinished);
+                        }
+                    }
+                    Some(MediaEvent::RtpTimeout { .. }) => {
+                        tracing::info!("no RTP from the caller: ending the call");
+                        conv.handle_event(now, CallEventIn::CallerHungUp);
+                        let _ = svc.gateway.hangup(call, Vec::new()).await;
+                    }
+                    Some(_) => {}
+                    None => conv.handle_event(now, CallEventIn::CallerHungUp),
+                }
+            }
+            ev = next_recognition(&mut rec) => {
+                let now = Instant::now();
+                match ev {
+                    Some(Ok(RecognitionEvent::Final(t))) => {
+                        timing.recognition = last_audio_at.map(|a| now.saturating_duration_since(a));
+                        tracing::info!(text = %t.text, confidence = ?t.confidence, "recognised");
+                        conv.handle_event(now, CallEventIn::Transcript {
+                            text: t.text,
+                            confidence: t.confidence.unwrap_or(0.0),
+                            result: None,
+                        });
+                    }
+                    Some(Ok(RecognitionEvent::Interim(t))) if !t.text.is_empty() => {
+                        conv.handle_event(now, CallEventIn::SpeechStarted);
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(SpeechError::Timeout(_))) | None => {
+                        // Inactivity or the stream ended: start a fresh one.
+                        rec = start_recognition(&svc).await.ok();
+                    }
+                    Some(Err(e)) => conv.handle_event(now, CallEventIn::SpeechFailed(e.to_string())),
+                }
+            }
+            chunk = next_chunk(&mut synth) => {
+                let now = Instant::now();
+                match chunk {
+                    Some(Ok(c)) => {
+                        if timing.synthesis.is_none() {
+                            timing.synthesis = reply_at.map(|r| now - r);
+                        }
+                        let pcm = match c {
+                            AudioChunk::Pcm(p) => p,
+                            AudioChunk::Mulaw(b) => b.iter().map(|&x| voxgate_engine::codec::g711::ulaw_decode(x)).collect(),
+                        };
+                        let _ = media.play(&pcm);
+                        if timing.reply_to_audio.is_none() {
+                            timing.reply_to_audio = reply_at.map(|r| Instant::now() - r);
+                            log_turn(&timing);
+                            notify(CallNotice::Turn { call_id: call_id.clone(), timing: timing.clone() });
+                        }
+                    }
+                    Some(Err(e)) => {
+                        synth = None;
+                        synth_done = true;
+                        conv.handle_event(now, CallEventIn::PlaybackFailed(e.to_string()));
+                    }
+                    None => { synth = None; synth_done = true; }
+                }
+            }
+            r = poll_opt(&mut assistant_call) => {
+                assistant_call = None;
+                let (s, res) = r;
+                session = Some(s);
+                let now = Instant::now();
+                reply_at = Some(now);
+                timing.assistant = sent_at.map(|t| now - t);
+                match res {
+                    Ok(reply) => {
+                        context = reply.context.clone();
+                        if !reply.actions.iter().any(|a| matches!(a, crate::assistant::VoiceAction::Speak { .. })) {
+                            log_turn(&timing);
+                            notify(CallNotice::Turn { call_id: call_id.clone(), timing: timing.clone() });
+                        }
+                        conv.handle_event(now, CallEventIn::AssistantReplied(reply));
+                    }
+                    Err(e) => conv.handle_event(now, CallEventIn::AssistantFailed(e.to_string())),
+                }
+            }
+            ev = poll_opt(&mut sip_call) => {
+                sip_call = None;
+                conv.handle_event(Instant::now(), ev);
+            }
+            ev = sip_events.recv() => {
+                let now = Instant::now();
+                match ev {
+                    Some(SipEvent::Dtmf { digit, .. }) => conv.handle_event(now, CallEventIn::Dtmf(digit)),
+                    Some(SipEvent::Ended { reason, .. }) => {
+                        tracing::info!(?reason, "dialog ended");
+                        if reason != EndReason::LocalBye {
+                            conv.handle_event(now, CallEventIn::CallerHungUp);
+                        } else if !conv.is_ended() {
+                            conv.handle_event(now, CallEventIn::CallerHungUp);
+                        }
+                    }
+                    Some(_) => {}
+                    None => conv.handle_event(now, CallEventIn::CallerHungUp),
+                }
+            }
+            _ = sleep => conv.handle_timeout(Instant::now()),
+        }
+    }
+    if let Some(mut s) = synth.take() {
+        s.cancel();
+    }
+    drop(rec);
+    if let Some(mut s) = session.take() {
+        let _ = s.close().await;
+    }
+    tracing::info!(?outcome, turns = conv.turns(), "call ended");
+    notify(CallNotice::Ended { call_id, outcome: outcome.clone(), turns: conv.turns() });
+    outcome
+}
+
+fn log_turn(t: &TurnTiming) {
+    let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
+    tracing::info!(
+        turn = t.turn,
+        input = %t.input,
+        recognition_ms = ?ms(t.recognition),
+        assistant_ms = ?ms(t.assistant),
+        synthesis_ms = ?ms(t.synthesis),
+        reply_to_audio_ms = ?ms(t.reply_to_audio),
+        "turn"
+    );
+}
+
+async fn start_recognition(svc: &CallServices) -> Result<RecognitionStream, SpeechError> {
+    let opts = RecognizeOptions {
+        grammar: svc.grammar.clone(),
+        model: svc.settings.stt_model.clone(),
+        customization_id: svc.settings.stt_customization_id.clone(),
+        interim_results: true,
+        inactivity_timeout: None,
+        ..RecognizeOptions::default()
+    };
+    svc.stt.recognize(opts).await
+}
+
+async fn next_recognition(
+    rec: &mut Option<RecognitionStream>,
+) -> Option<Result<RecognitionEvent, SpeechError>> {
+    match rec {
+        Some(r) => r.next_event().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_chunk(s: &mut Option<SynthesisStream>) -> Option<Result<AudioChunk, SpeechError>> {
+    match s {
+        Some(s) => s.next_chunk().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn poll_opt<T>(f: &mut Option<BoxFuture<'static, T>>) -> T {
+    match f {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Reads an 8 kHz mono 16-bit WAV from a file path or `file://` URL.
+async fn load_wav(url: &str) -> Result<Vec<i16>, String> {
+    let path = url.strip_prefix("file://").unwrap_or(url).to_owned();
+    if path.starts_with("http://") || path.starts_with("https://") {
+        let bytes = reqwest::get(&path)
+            .await
+            .map_err(|e| e.to_string())?
+            .bytes()
+            .await
+            .map_err(|e| e.to_string())?;
+        return super::wav::decode(&bytes).map(|w| super::wav::to_8k(&w)).map_err(|e| e.to_string());
+    }
+    let bytes = tokio::fs::read(&path).await.map_err(|e| e.to_string())?;
+    super::wav::decode(&bytes).map(|w| super::wav::to_8k(&w)).map_err(|e| e.to_string())
+}
+
+/// Unused-call guard: a call whose SIP events arrive for an unknown call ref.
+pub fn is_for(ev: &SipEvent, call: CallRef) -> bool {
+    sip_event_call(ev) == Some(call)
+}
+
+/// The call a SIP event is about.
+pub fn sip_event_call(ev: &SipEvent) -> Option<CallRef> {
+    Some(match ev {
+        SipEvent::Incoming(i) => i.call,
+        SipEvent::Answered { call, .. }
+        | SipEvent::Established { call }
+        | SipEvent::MediaChanged { call, .. }
+        | SipEvent::HoldResult { call, .. }
+        | SipEvent::Dtmf { call, .. }
+        | SipEvent::Transfer { call, .. }
+        | SipEvent::Ended { call, .. } => *call,
+        #[allow(unreachable_patterns)]
+        _ => return None,
+    })
+}
