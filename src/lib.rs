@@ -4,8 +4,10 @@
 #![forbid(unsafe_code)]
 
 pub mod assistant;
+pub mod app;
 pub mod call;
 pub mod caller;
+pub mod demo;
 pub mod gateway;
 pub mod settings;
 pub mod sip;

@@ -70,8 +70,8 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Run { config } => run_gateway(config),
-        Command::Demo { .. } => anyhow::bail!("`voxgate demo` is not built yet"),
-        Command::Call { .. } => anyhow::bail!("`voxgate call` is not built yet"),
+        Command::Demo { srtp } => demo(srtp),
+        Command::Call { uri, say, srtp, codec } => call(uri, say, srtp, codec),
         Command::AssistantServer { listen, skill } => assistant_server(listen, skill),
         Command::SpeechServer { listen } => {
             let cfg = voxgate::speech::server::config_from_env()?;
@@ -160,4 +160,33 @@ fn run_gateway(config: Option<PathBuf>) -> anyhow::Result<()> {
         gw.shutdown().await;
         Ok::<(), anyhow::Error>(())
     })
+}
+
+fn quiet_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .try_init();
+}
+
+/// `voxgate demo`: gateway + built-in caller in one process; exit 1 when the call did not
+/// go as the demo skill scripts it.
+fn demo(srtp: bool) -> anyhow::Result<()> {
+    quiet_logs();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let passed = rt.block_on(voxgate::demo::run_demo(srtp))?;
+    if !passed {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// `voxgate call`: the built-in caller against any gateway.
+fn call(uri: String, say: Vec<String>, srtp: bool, codec: String) -> anyhow::Result<()> {
+    quiet_logs();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(voxgate::demo::run_caller(&uri, say, srtp, &codec)).map_err(anyhow::Error::msg)?;
+    Ok(())
 }

@@ -1,0 +1,124 @@
+//! Assembles a running gateway: the media engine (pinned cores), the SIP gateway with
+//! the engine as its media port, the providers, and the call service that runs a task
+//! per call. `voxgate run`, `voxgate demo` and the end-to-end tests all start here.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use voxgate_engine::worker::{Engine, EngineConfig};
+
+use crate::assistant::{Assistant, DialogSkill};
+use crate::call::media::MediaHub;
+use crate::call::service::dispatch;
+use crate::call::task::{CallNotice, CallServices};
+use crate::gateway::{Gateway, GatewayConfig, GatewayError};
+use crate::settings::IntegrationSettings;
+use crate::speech::{EspeakTts, Grammar, PocketSphinxStt, SpeechError, SpeechToText, TextToSpeech};
+
+/// A start-up fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppError {
+    /// The media engine did not start.
+    #[error("media engine: {0}")]
+    Engine(String),
+    /// The SIP gateway did not start.
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+    /// A provider could not be set up.
+    #[error("speech: {0}")]
+    Speech(#[from] SpeechError),
+    /// The assistant could not be set up.
+    #[error("assistant: {0}")]
+    Assistant(String),
+    /// Threads.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The providers a gateway uses.
+#[derive(Clone)]
+pub struct Providers {
+    /// Speech to text.
+    pub stt: Arc<dyn SpeechToText>,
+    /// Text to speech.
+    pub tts: Arc<dyn TextToSpeech>,
+    /// The assistant.
+    pub assistant: Arc<dyn Assistant>,
+    /// Grammar for the embedded recogniser.
+    pub grammar: Option<Arc<Grammar>>,
+}
+
+impl std::fmt::Debug for Providers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Providers").field("stt", &self.stt).field("tts", &self.tts).finish()
+    }
+}
+
+impl Providers {
+    /// The embedded defaults: PocketSphinx with a grammar from the skill's vocabulary,
+    /// espeak-ng, and the dialog-skill engine running `skill`.
+    pub fn embedded(skill: DialogSkill) -> Result<Providers, AppError> {
+        let grammar = Arc::new(Grammar::from_phrases(&skill.vocabulary().phrases)?);
+        if !grammar.skipped().is_empty() {
+            tracing::warn!(skipped = ?grammar.skipped(), "phrases with words outside the recogniser's dictionary");
+        }
+        Ok(Providers {
+            stt: Arc::new(PocketSphinxStt::new(grammar.clone())),
+            tts: Arc::new(EspeakTts::default()),
+            assistant: Arc::new(skill),
+            grammar: Some(grammar),
+        })
+    }
+}
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct App {
+    /// The SIP side (bound addresses in `gateway.local`).
+    pub gateway: Gateway,
+    /// The media engine.
+    pub media: MediaHub,
+    dispatcher: JoinHandle<u64>,
+}
+
+impl App {
+    /// Starts engine, gateway and call service. `observer` receives each call's turns
+    /// and end.
+    pub async fn start(
+        gateway: GatewayConfig,
+        engine: EngineConfig,
+        providers: Providers,
+        settings: IntegrationSettings,
+        observer: Option<mpsc::UnboundedSender<CallNotice>>,
+    ) -> Result<App, AppError> {
+        let engine = Engine::start(engine).map_err(|e| AppError::Engine(e.to_string()))?;
+        tracing::info!(backend = ?engine.backend(), cores = engine.core_count(), "media engine started");
+        let media = MediaHub::new(engine)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut gw_cfg = gateway;
+        gw_cfg.auto_answer = false;
+        gw_cfg.settings = settings.clone();
+        let gateway = Gateway::start(gw_cfg, Box::new(media.clone()), Some(tx)).await?;
+        let svc = CallServices {
+            gateway: gateway.handle(),
+            media: media.clone(),
+            stt: providers.stt,
+            tts: providers.tts,
+            assistant: providers.assistant,
+            grammar: providers.grammar,
+            settings: Arc::new(settings),
+            observer,
+        };
+        let dispatcher = tokio::spawn(dispatch(svc, rx));
+        Ok(App { gateway, media, dispatcher })
+    }
+
+    /// Hangs up every call and stops.
+    pub async fn shutdown(self) {
+        self.gateway.shutdown().await;
+        let _ = self.dispatcher.await;
+        self.media.stop();
+    }
+}
