@@ -145,7 +145,21 @@ fn run_gateway(config: Option<PathBuf>) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let media = Box::new(PromptPlayer::new(gw_cfg.udp.ip(), prompt));
+        let engine_cfg = voxgate_engine::worker::EngineConfig {
+            cores: cfg.sip.media_cores.clone().unwrap_or_else(|| vec![0]),
+            bind_ip: gw_cfg.udp.ip(),
+            ..Default::default()
+        };
+        let media: Box<dyn voxgate::gateway::media::MediaPort> = match voxgate_engine::worker::Engine::start(engine_cfg) {
+            Ok(engine) => {
+                tracing::info!(?engine, "media engine started");
+                Box::new(voxgate::gateway::engine_media::EngineMedia::new(engine, &prompt))
+            }
+            Err(e) => {
+                tracing::warn!("media engine did not start ({e}); playing prompts from the control thread instead");
+                Box::new(PromptPlayer::new(gw_cfg.udp.ip(), prompt))
+            }
+        };
         let gw = Gateway::start(gw_cfg.clone(), media, None).await?;
         tracing::info!(
             udp = %gw.local.udp, tcp = %gw.local.tcp, tls = %gw.local.tls,

@@ -44,6 +44,8 @@ pub struct SipSection {
     pub numbers: Option<Vec<String>>,
     /// Prompt played on answered calls (8 kHz 16-bit mono WAV); a tone when absent.
     pub prompt_wav: Option<PathBuf>,
+    /// CPUs for the media cores (one pinned thread each); `[0]` when absent.
+    pub media_cores: Option<Vec<usize>>,
 }
 
 /// The whole file.

@@ -30,16 +30,18 @@ pub enum MediaError {
 
 /// What SIP needs from media.
 pub trait MediaPort: Send {
-    /// Allocates the call's RTP endpoint; returns the address for the SDP answer.
-    fn open(&mut self, call: CallRef) -> Result<SocketAddr, MediaError>;
+    /// Allocates the call's RTP endpoint for the agreement `media` will be (codec,
+    /// payload types, remote address); returns the address for the SDP answer.
+    fn open(&mut self, call: CallRef, media: &NegotiatedMedia) -> Result<SocketAddr, MediaError>;
     /// The answer was sent: start sending the prompt to `media.remote_rtp`.
     fn start(&mut self, call: CallRef, media: &NegotiatedMedia);
     /// A re-INVITE or UPDATE changed the media (hold, new address).
     fn update(&mut self, call: CallRef, media: &NegotiatedMedia);
     /// The call ended.
     fn close(&mut self, call: CallRef);
-    /// RTP packets (sent, received) so far for a call, when known.
-    fn counts(&self, call: CallRef) -> Option<(u64, u64)>;
+    /// RTP packets (sent, received) so far, summed over all calls (those still up may
+    /// be counted only when they end).
+    fn totals(&self) -> (u64, u64);
 }
 
 /// One 20 ms frame per packet at 8 kHz.
@@ -63,6 +65,11 @@ impl Prompt {
         Self {
             samples: Arc::new(s),
         }
+    }
+
+    /// The samples (8 kHz mono).
+    pub fn samples(&self) -> &[i16] {
+        &self.samples
     }
 
     /// Loads a WAV file (PCM 16-bit, mono, 8 kHz).
@@ -162,6 +169,7 @@ pub struct PromptPlayer {
     ip: IpAddr,
     prompt: Prompt,
     legs: HashMap<CallRef, Leg>,
+    closed: (u64, u64),
 }
 
 impl std::fmt::Debug for PromptPlayer {
@@ -180,6 +188,7 @@ impl PromptPlayer {
             ip,
             prompt,
             legs: HashMap::new(),
+            closed: (0, 0),
         }
     }
 
@@ -226,7 +235,7 @@ impl PromptPlayer {
 }
 
 impl MediaPort for PromptPlayer {
-    fn open(&mut self, call: CallRef) -> Result<SocketAddr, MediaError> {
+    fn open(&mut self, call: CallRef, _media: &NegotiatedMedia) -> Result<SocketAddr, MediaError> {
         let std_sock = std::net::UdpSocket::bind(SocketAddr::new(self.ip, 0))?;
         std_sock.set_nonblocking(true)?;
         let socket = Arc::new(UdpSocket::from_std(std_sock)?);
@@ -270,6 +279,8 @@ impl MediaPort for PromptPlayer {
 
     fn close(&mut self, call: CallRef) {
         if let Some(leg) = self.legs.remove(&call) {
+            self.closed.0 += leg.sent.load(Ordering::Relaxed);
+            self.closed.1 += leg.received.load(Ordering::Relaxed);
             if let Some(t) = leg.task {
                 t.abort();
             }
@@ -277,11 +288,11 @@ impl MediaPort for PromptPlayer {
         }
     }
 
-    fn counts(&self, call: CallRef) -> Option<(u64, u64)> {
-        self.legs.get(&call).map(|l| {
+    fn totals(&self) -> (u64, u64) {
+        self.legs.values().fold(self.closed, |a, l| {
             (
-                l.sent.load(Ordering::Relaxed),
-                l.received.load(Ordering::Relaxed),
+                a.0 + l.sent.load(Ordering::Relaxed),
+                a.1 + l.received.load(Ordering::Relaxed),
             )
         })
     }

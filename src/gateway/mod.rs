@@ -9,6 +9,7 @@
 //! and serves per-call commands from [`GatewayHandle`]. No locks.
 
 pub mod config;
+pub mod engine_media;
 pub mod media;
 
 use std::collections::{HashMap, HashSet};
@@ -144,7 +145,7 @@ pub struct Snapshot {
     pub transport: [u64; 5],
     /// Calls ended so far.
     pub calls_ended: u64,
-    /// RTP packets (sent, received) summed over the calls up now.
+    /// RTP packets (sent, received) so far, from the media port.
     pub rtp: (u64, u64),
 }
 
@@ -542,7 +543,14 @@ impl CoreTask {
     }
 
     fn answer(&mut self, call: CallRef, now: Instant) -> Result<(), CallError> {
-        match self.media.open(call) {
+        let preview = match self.core.preview_answer(call) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = self.core.reject(call, 488, now);
+                return Err(e);
+            }
+        };
+        match self.media.open(call, &preview) {
             Ok(local) => {
                 let r = self.core.answer(call, local, now);
                 if r.is_err() {
@@ -588,12 +596,7 @@ impl CoreTask {
             }
             Command::Snapshot(tx) => {
                 let c = &self.counters;
-                let rtp = self
-                    .core
-                    .call_refs()
-                    .into_iter()
-                    .filter_map(|call| self.media.counts(call))
-                    .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+                let rtp = self.media.totals();
                 let _ = tx.send(Snapshot {
                     active_calls: self.core.active_calls(),
                     core: self.core.stats(),

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::process::Command;
 use tokio::sync::mpsc;
-use voxgate::gateway::media::{Prompt, PromptPlayer};
+use voxgate::gateway::engine_media::EngineMedia;
+use voxgate::gateway::media::Prompt;
 use voxgate::gateway::{Gateway, GatewayConfig, GatewayHandle, Snapshot};
 use voxgate::sip::ua::CallEvent;
 
@@ -38,10 +39,11 @@ pub fn scratch(name: &str) -> PathBuf {
 impl TestGateway {
     pub async fn start(name: &str, cfg: GatewayConfig) -> TestGateway {
         let (tx, rx) = mpsc::unbounded_channel();
-        let media = Box::new(PromptPlayer::new(
-            "127.0.0.1".parse().expect("ip"),
-            Prompt::tone(),
-        ));
+        // The real media engine: one core, sockets on loopback.
+        let engine =
+            voxgate_engine::worker::Engine::start(voxgate_engine::worker::EngineConfig::default())
+                .expect("media engine starts");
+        let media = Box::new(EngineMedia::new(engine, &Prompt::tone()));
         let gw = Gateway::start(cfg, media, Some(tx))
             .await
             .expect("gateway starts");

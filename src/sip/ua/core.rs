@@ -719,6 +719,14 @@ impl SipCore {
         self.emit(CallEvent::Incoming(info));
     }
 
+    /// What the answer to an incoming call's offer will agree (codec, payload types,
+    /// remote address), before the local RTP address is known: media is opened with it.
+    pub fn preview_answer(&self, call: CallRef) -> Result<NegotiatedMedia, CallError> {
+        let c = self.calls.get(&call).ok_or(CallError::NoSuchCall)?;
+        let probe = SocketAddr::new(self.cfg.local.udp.ip(), 9);
+        Ok(sdp_glue::answer(&c.invite.body, probe, c.dialog.sdp_session, None)?.media)
+    }
+
     /// Answers an incoming call: 200 OK with the SDP answer for `local_rtp`.
     pub fn answer(
         &mut self,

@@ -20,3 +20,5 @@ pub use events::{CallEvent, CoreStats, EndReason, IncomingCall, Transmit};
 pub use in_dialog::read_dtmf;
 pub use media::{NegotiatedMedia, SdpReject};
 pub use view::{ConnId, Flow, RequestView, ResponseView, TopVia, Transport};
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,151 @@
+//! [`MediaPort`] on the media engine (`voxgate_engine::worker::Engine`): one engine
+//! session per call, the prompt queued with `Play` and queued again on `PlaybackIdle`
+//! so media keeps flowing until the call layer takes over. A relay thread drains the
+//! engine's event queue (ports return to the pool only once `Closed` is seen) and keeps
+//! per-session packet counts.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use voxgate_engine::worker::media::{CodecKind, SessionConfig};
+use voxgate_engine::worker::{Command, Engine, Event, SessionId};
+
+use super::media::{MediaError, MediaPort, Prompt};
+use crate::sip::dialog::CallRef;
+use crate::sip::ua::NegotiatedMedia;
+
+/// Packets (out, in) of closed sessions.
+type Counts = Arc<Mutex<(u64, u64)>>;
+
+/// Calls' media on the engine.
+pub struct EngineMedia {
+    engine: Arc<Engine>,
+    prompt: Arc<[i16]>,
+    sessions: HashMap<CallRef, SessionId>,
+    counts: Counts,
+    stop: Arc<AtomicBool>,
+    relay: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for EngineMedia {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineMedia")
+            .field("engine", &self.engine)
+            .field("calls", &self.sessions.len())
+            .finish()
+    }
+}
+
+impl EngineMedia {
+    /// Wraps a started engine; `prompt` is looped on every answered call.
+    pub fn new(engine: Engine, prompt: &Prompt) -> Self {
+        let engine = Arc::new(engine);
+        let prompt: Arc<[i16]> = prompt.samples().into();
+        let counts: Counts = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (e, p, c, s) = (engine.clone(), prompt.clone(), counts.clone(), stop.clone());
+        let relay = std::thread::Builder::new()
+            .name("media-events".into())
+            .spawn(move || relay(e, p, c, s))
+            .ok();
+        Self {
+            engine,
+            prompt,
+            sessions: HashMap::new(),
+            counts,
+            stop,
+            relay,
+        }
+    }
+}
+
+fn relay(engine: Arc<Engine>, prompt: Arc<[i16]>, counts: Counts, stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::Relaxed) {
+        engine.wait_events(Some(Duration::from_millis(100)));
+        for _ in 0..100_000 {
+            let Some(ev) = engine.poll_event() else { break };
+            match ev {
+                Event::PlaybackIdle { id } => {
+                    let _ = engine.command(Command::Play {
+                        id,
+                        pcm: prompt.as_ref().into(),
+                    });
+                }
+                Event::Closed { stats, .. } => {
+                    let mut c = counts.lock().unwrap_or_else(PoisonError::into_inner);
+                    c.0 += stats.packets_out;
+                    c.1 += stats.packets_in;
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+impl Drop for EngineMedia {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.relay.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl MediaPort for EngineMedia {
+    fn open(&mut self, call: CallRef, media: &NegotiatedMedia) -> Result<SocketAddr, MediaError> {
+        let codec = if media.codec.eq_ignore_ascii_case("PCMA") {
+            CodecKind::Pcma
+        } else if media.codec.eq_ignore_ascii_case("PCMU") {
+            CodecKind::Pcmu
+        } else {
+            return Err(MediaError::Engine(format!(
+                "codec {} not run by the engine yet",
+                media.codec
+            )));
+        };
+        let mut cfg = SessionConfig::new(rand::random(), codec, media.payload_type);
+        cfg.telephone_event_pt = media.telephone_event;
+        cfg.ptime_ms = u16::try_from(media.ptime_ms).unwrap_or(20);
+        cfg.remote_rtp = media.remote_rtp;
+        cfg.rtcp_mux = media.rtcp_mux;
+        let handle = self
+            .engine
+            .open_session(cfg)
+            .map_err(|e| MediaError::Engine(e.to_string()))?;
+        self.sessions.insert(call, handle.id);
+        Ok(handle.local_rtp)
+    }
+
+    fn start(&mut self, call: CallRef, _media: &NegotiatedMedia) {
+        if let Some(&id) = self.sessions.get(&call) {
+            if let Err(e) = self.engine.command(Command::Play {
+                id,
+                pcm: self.prompt.as_ref().into(),
+            }) {
+                tracing::warn!(%id, "prompt not queued: {e}");
+            }
+        }
+    }
+
+    fn update(&mut self, call: CallRef, media: &NegotiatedMedia) {
+        // The engine latches the remote address from RTP (symmetric RTP); hold
+        // directions are not yet an engine command.
+        tracing::debug!(call = call.0, direction = ?media.direction, remote = ?media.remote_rtp, "media changed");
+    }
+
+    fn close(&mut self, call: CallRef) {
+        if let Some(id) = self.sessions.remove(&call) {
+            if let Err(e) = self.engine.command(Command::Close { id }) {
+                tracing::warn!(%id, "close not queued: {e}");
+            }
+        }
+    }
+
+    fn totals(&self) -> (u64, u64) {
+        *self.counts.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}

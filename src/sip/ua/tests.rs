@@ -1,0 +1,422 @@
+//! The UA core in virtual time: real messages (parsed by the crate's parser) in, the
+//! core's transmissions parsed back, timers driven by hand.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::*;
+use crate::settings::IntegrationSettings;
+use crate::sip::dialog::{CallRef, ReferRequest, TransferOutcome};
+use crate::sip::SipMessage;
+
+const SDP: &str = "v=0\r\no=t 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";
+
+fn flow() -> Flow {
+    Flow {
+        transport: Transport::Udp,
+        remote: "127.0.0.1:5070".parse().unwrap(),
+        conn: None,
+    }
+}
+
+fn core(settings: IntegrationSettings) -> SipCore {
+    let a = "127.0.0.1:5060".parse().unwrap();
+    let numbers: HashSet<String> = ["+19585550123".to_owned()].into_iter().collect();
+    SipCore::new(CoreConfig::new(
+        LocalAddrs {
+            udp: a,
+            tcp: a,
+            tls: a,
+        },
+        settings,
+        numbers,
+    ))
+}
+
+fn request(
+    method: &str,
+    branch: &str,
+    cseq: u32,
+    to_tag: Option<&str>,
+    extra: &str,
+    body: &str,
+) -> RequestView {
+    let to_tag = to_tag.map(|t| format!(";tag={t}")).unwrap_or_default();
+    let ct = if body.is_empty() {
+        String::new()
+    } else {
+        "Content-Type: application/sdp\r\n".to_owned()
+    };
+    let text = format!(
+        "{method} sip:+19585550123@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch={branch}\r\nFrom: <sip:+15550001@127.0.0.1>;tag=caller\r\nTo: <sip:+19585550123@127.0.0.1>{to_tag}\r\nCall-ID: call-1\r\nCSeq: {cseq} {method}\r\nContact: <sip:trunk@127.0.0.1:5070>\r\nMax-Forwards: 70\r\n{extra}{ct}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let Ok(SipMessage::Request(r)) = crate::sip::parse(Bytes::from(text)) else {
+        panic!("test request parses")
+    };
+    RequestView::from_request(&r).expect("view")
+}
+
+/// (status or method, To tag, text) of every transmission.
+fn sent(core: &mut SipCore) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    while let Some(t) = core.poll_transmit() {
+        let text = String::from_utf8_lossy(&t.bytes).into_owned();
+        let first = text
+            .split(' ')
+            .nth(if text.starts_with("SIP/2.0") { 1 } else { 0 })
+            .unwrap_or("")
+            .to_owned();
+        out.push((first, text));
+    }
+    out
+}
+
+fn codes(v: &[(String, String)]) -> Vec<&str> {
+    v.iter().map(|(c, _)| c.as_str()).collect()
+}
+
+fn events(core: &mut SipCore) -> Vec<CallEvent> {
+    std::iter::from_fn(|| core.poll_event()).collect()
+}
+
+fn to_tag_of(text: &str) -> String {
+    text.lines()
+        .find(|l| l.starts_with("To:"))
+        .and_then(|l| l.split("tag=").nth(1))
+        .unwrap_or("")
+        .trim()
+        .to_owned()
+}
+
+/// Runs every timer due up to `t0 + until`.
+fn advance(core: &mut SipCore, until: Instant) {
+    for _ in 0..10_000 {
+        match core.poll_timeout() {
+            Some(t) if t <= until => core.handle_timeout(t),
+            _ => break,
+        }
+    }
+}
+
+fn answered(core: &mut SipCore, t0: Instant, extra: &str) -> (CallRef, String) {
+    core.handle_request(
+        request("INVITE", "z9hG4bK1", 1, None, extra, SDP),
+        flow(),
+        t0,
+    );
+    let s = sent(core);
+    assert_eq!(codes(&s), ["100", "180"]);
+    let call = match events(core).as_slice() {
+        [CallEvent::Incoming(i)] => i.call,
+        e => panic!("{e:?}"),
+    };
+    core.answer(call, "127.0.0.1:20000".parse().unwrap(), t0)
+        .expect("answer");
+    let s = sent(core);
+    assert_eq!(codes(&s), ["200"]);
+    assert!(s[0].1.contains("m=audio 20000 RTP/AVP 0"), "{}", s[0].1);
+    (call, to_tag_of(&s[0].1))
+}
+
+#[test]
+fn lost_ack_retransmits_200_then_hangs_up_with_bye() {
+    let t0 = Instant::now();
+    let mut c = core(IntegrationSettings::default());
+    let (call, _) = answered(&mut c, t0, "");
+    advance(&mut c, t0 + Duration::from_secs(40));
+    let s = sent(&mut c);
+    let n200 = s.iter().filter(|(c, _)| c == "200").count();
+    assert_eq!(n200, 10, "Timer G schedule over 32 s");
+    assert_eq!(s.last().map(|(c, _)| c.as_str()), Some("BYE"));
+    let ev = events(&mut c);
+    assert!(ev.iter().any(|e| matches!(e, CallEvent::Ended { call: x, reason: EndReason::AckTimeout } if *x == call)), "{ev:?}");
+    assert_eq!(c.active_calls(), 0);
+}
+
+#[test]
+fn retransmitted_invite_is_absorbed_and_lost_200_is_resent() {
+    let t0 = Instant::now();
+    let mut c = core(IntegrationSettings::default());
+    c.handle_request(request("INVITE", "z9hG4bK1", 1, None, "", SDP), flow(), t0);
+    let _ = sent(&mut c);
+    let call = match events(&mut c).as_slice() {
+        [CallEvent::Incoming(i)] => i.call,
+        e => panic!("{e:?}"),
+    };
+    c.handle_request(request("INVITE", "z9hG4bK1", 1, None, "", SDP), flow(), t0);
+    assert_eq!(
+        codes(&sent(&mut c)),
+        ["180"],
+        "the last provisional is resent"
+    );
+    assert!(events(&mut c).is_empty(), "no second call");
+    c.answer(call, "127.0.0.1:20000".parse().unwrap(), t0)
+        .expect("answer");
+    let tag = to_tag_of(&sent(&mut c)[0].1);
+    // The 200 is lost: the trunk retransmits the INVITE and gets the 200 again.
+    c.handle_request(
+        request("INVITE", "z9hG4bK1", 1, None, "", SDP),
+        flow(),
+        t0 + Duration::from_millis(300),
+    );
+    assert_eq!(codes(&sent(&mut c)), ["200"]);
+    c.handle_request(
+        request("ACK", "z9hG4bK2", 1, Some(&tag), "", ""),
+        flow(),
+        t0 + Duration::from_millis(400),
+    );
+    assert!(matches!(
+        events(&mut c).as_slice(),
+        [CallEvent::Answered { .. }, CallEvent::Established { .. }]
+    ));
+    advance(&mut c, t0 + Duration::from_secs(40));
+    assert!(sent(&mut c).is_empty(), "no retransmission after the ACK");
+    assert_eq!(c.active_calls(), 1);
+}
+
+#[test]
+fn merged_request_gets_482() {
+    let t0 = Instant::now();
+    let mut c = core(IntegrationSettings::default());
+    c.handle_request(request("INVITE", "z9hG4bK1", 1, None, "", SDP), flow(), t0);
+    let _ = sent(&mut c);
+    c.handle_request(
+        request("INVITE", "z9hG4bKother", 1, None, "", SDP),
+        flow(),
+        t0,
+    );
+    assert_eq!(codes(&sent(&mut c)), ["482"]);
+}
+
+#[test]
+fn cancel_answers_200_and_487_and_the_ack_stops_timer_g() {
+    let t0 = Instant::now();
+    let mut c = core(IntegrationSettings::default());
+    c.handle_request(request("INVITE", "z9hG4bK1", 1, None, "", SDP), flow(), t0);
+    let _ = sent(&mut c);
+    let _ = events(&mut c);
+    c.handle_request(request("CANCEL", "z9hG4bK1", 1, None, "", ""), flow(), t0);
+    let s = sent(&mut c);
+    assert_eq!(codes(&s), ["200", "487"]);
+    assert!(matches!(
+        events(&mut c).as_slice(),
+        [CallEvent::Ended {
+            reason: EndReason::Cancelled,
+            ..
+        }]
+    ));
+    let tag = to_tag_of(&s[1].1);
+    c.handle_request(
+        request("ACK", "z9hG4bK1", 1, Some(&tag), "", ""),
+        flow(),
+        t0 + Duration::from_millis(100),
+    );
+    advance(&mut c, t0 + Duration::from_secs(40));
+    assert!(sent(&mut c).is_empty());
+    assert_eq!(
+        c.transaction_counts(),
+        (0, 0),
+        "all transactions gone after Timers I and J"
+    );
+}
+
+#[test]
+fn bye_from_trunk_ends_the_call_and_stale_dialog_gets_481() {
+    let t0 = Instant::now();
+    let mut c = core(IntegrationSettings::default());
+    let (_, tag) = answered(&mut c, t0, "");
+    c.handle_request(
+        request("ACK", "z9hG4bK2", 1, Some(&tag), "", ""),
+        flow(),
+        t0,
+    );
+    let _ = events(&mut c);
+    c.handle_request(
+        request("BYE", "z9hG4bK3", 2, Some(&tag), "", ""),
+        flow(),
+        t0,
+    );
+    assert_eq!(codes(&sent(&mut c)), ["200"]);
+    assert!(matches!(
+        events(&mut c).as_slice(),
+        [CallEvent::Ended {
+            reason: EndReason::RemoteBye,
+            ..
+        }]
+    ));
+    c.handle_request(
+        request("BYE", "z9hG4bK4", 3, Some(&tag), "", ""),
+        flow(),
+        t0,
+    );
+    assert_eq!(codes(&sent(&mut c)), ["481"]);
+}
+
+#[test]
+fn session_timer_without_refresh_ends_the_call_with_bye() {
+    let t0 = Instant::now();
+    let mut c = core(IntegrationSettings::default());
+    let (call, tag) = answered(
+        &mut c,
+        t0,
+        "Supported: timer\r\nSession-Expires: 90;refresher=uac\r\n",
+    );
+    c.handle_request(
+        request("ACK", "z9hG4bK2", 1, Some(&tag), "", ""),
+        flow(),
+        t0,
+    );
+    let _ = events(&mut c);
+    // A refresh at 50 s (UPDATE) restarts the timer.
+    c.handle_request(
+        request(
+            "UPDATE",
+            "z9hG4bK3",
+            2,
+            Some(&tag),
+            "Session-Expires: 90;refresher=uac\r\n",
+            "",
+        ),
+        flow(),
+        t0 + Duration::from_secs(50),
+    );
+    let s = sent(&mut c);
+    assert_eq!(codes(&s), ["200"]);
+    assert!(s[0].1.contains("Session-Expires: 90;refresher=uac"));
+    advance(&mut c, t0 + Duration::from_secs(109));
+    assert!(
+        sent(&mut c).is_empty(),
+        "still within 90 - 30 s of the refresh"
+    );
+    advance(&mut c, t0 + Duration::from_millis(110_100));
+    assert_eq!(
+        codes(&sent(&mut c)),
+        ["BYE"],
+        "at 90 - 30 s after the refresh"
+    );
+    assert!(events(&mut c).iter().any(|e| matches!(e, CallEvent::Ended { call: x, reason: EndReason::SessionExpired } if *x == call)));
+}
+
+#[test]
+fn small_session_interval_gets_422() {
+    let t0 = Instant::now();
+    let mut c = core(IntegrationSettings::default());
+    c.handle_request(
+        request(
+            "INVITE",
+            "z9hG4bK1",
+            1,
+            None,
+            "Session-Expires: 30\r\n",
+            SDP,
+        ),
+        flow(),
+        t0,
+    );
+    let s = sent(&mut c);
+    assert_eq!(codes(&s), ["100", "422"]);
+    assert!(s[1].1.contains("Min-SE: 90"));
+}
+
+#[test]
+fn refer_without_final_notify_times_out() {
+    let t0 = Instant::now();
+    let mut c = core(IntegrationSettings::default());
+    let (call, tag) = answered(&mut c, t0, "");
+    c.handle_request(
+        request("ACK", "z9hG4bK2", 1, Some(&tag), "", ""),
+        flow(),
+        t0,
+    );
+    let _ = events(&mut c);
+    let req = ReferRequest {
+        target: "sip:agent@pbx".into(),
+        referred_by: None,
+        headers: vec![],
+    };
+    c.refer(call, &req, t0).expect("refer");
+    let s = sent(&mut c);
+    assert_eq!(codes(&s), ["REFER"]);
+    assert!(s[0].1.contains("Refer-To: <sip:agent@pbx>"));
+    let branch = s[0]
+        .1
+        .split("branch=")
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let resp = ResponseView {
+        status: 202,
+        branch: Some(branch),
+        call_id: "call-1".into(),
+        cseq: 1,
+        cseq_method: "REFER".into(),
+        ..Default::default()
+    };
+    c.handle_response(resp, t0 + Duration::from_millis(50));
+    assert!(matches!(
+        events(&mut c).as_slice(),
+        [CallEvent::Transfer {
+            outcome: TransferOutcome::Trying,
+            ..
+        }]
+    ));
+    assert!(c.refer(call, &req, t0).is_err(), "one transfer at a time");
+    advance(&mut c, t0 + Duration::from_secs(61));
+    assert!(events(&mut c).iter().any(|e| matches!(
+        e,
+        CallEvent::Transfer {
+            outcome: TransferOutcome::TimedOut,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn refer_refused_reports_failed_status() {
+    let t0 = Instant::now();
+    let mut c = core(IntegrationSettings::default());
+    let (call, tag) = answered(&mut c, t0, "");
+    c.handle_request(
+        request("ACK", "z9hG4bK2", 1, Some(&tag), "", ""),
+        flow(),
+        t0,
+    );
+    let _ = events(&mut c);
+    let req = ReferRequest {
+        target: "sip:agent@pbx".into(),
+        referred_by: None,
+        headers: vec![],
+    };
+    c.refer(call, &req, t0).expect("refer");
+    let s = sent(&mut c);
+    let branch = s[0]
+        .1
+        .split("branch=")
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let resp = ResponseView {
+        status: 603,
+        branch: Some(branch),
+        cseq: 1,
+        cseq_method: "REFER".into(),
+        ..Default::default()
+    };
+    c.handle_response(resp, t0);
+    assert!(matches!(
+        events(&mut c).as_slice(),
+        [CallEvent::Transfer {
+            outcome: TransferOutcome::Failed(603),
+            ..
+        }]
+    ));
+}
