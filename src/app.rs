@@ -52,7 +52,10 @@ pub struct Providers {
 
 impl std::fmt::Debug for Providers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Providers").field("stt", &self.stt).field("tts", &self.tts).finish()
+        f.debug_struct("Providers")
+            .field("stt", &self.stt)
+            .field("tts", &self.tts)
+            .finish()
     }
 }
 
@@ -112,7 +115,11 @@ impl App {
             observer,
         };
         let dispatcher = tokio::spawn(dispatch(svc, rx));
-        Ok(App { gateway, media, dispatcher })
+        Ok(App {
+            gateway,
+            media,
+            dispatcher,
+        })
     }
 
     /// Hangs up every call and stops.

@@ -70,20 +70,34 @@ fn print_line(t0: Instant, line: &CallerLine) {
     let at = t0.elapsed().as_secs_f64();
     match line {
         CallerLine::Status(s) => println!("[{at:6.2}s] caller   SIP {s}"),
-        CallerLine::Heard { text, duration, response_delay } => {
+        CallerLine::Heard {
+            text,
+            duration,
+            response_delay,
+        } => {
             let delay = response_delay
                 .map(|d| format!(", {:.0} ms after our input", d.as_secs_f64() * 1000.0))
                 .unwrap_or_default();
             match text {
-                Some(t) => println!("[{at:6.2}s] caller   heard: \"{t}\" ({:.1} s{delay})", duration.as_secs_f64()),
-                None => println!("[{at:6.2}s] caller   heard {:.1} s of speech it could not recognise{delay}", duration.as_secs_f64()),
+                Some(t) => println!(
+                    "[{at:6.2}s] caller   heard: \"{t}\" ({:.1} s{delay})",
+                    duration.as_secs_f64()
+                ),
+                None => println!(
+                    "[{at:6.2}s] caller   heard {:.1} s of speech it could not recognise{delay}",
+                    duration.as_secs_f64()
+                ),
             }
         }
         CallerLine::Said(p) => println!("[{at:6.2}s] caller   said: \"{p}\""),
         CallerLine::Pressed(k) => println!("[{at:6.2}s] caller   pressed: {k}"),
-        CallerLine::Direction(d) => println!("[{at:6.2}s] caller   re-INVITE: media {d:?} (hold/resume)"),
+        CallerLine::Direction(d) => {
+            println!("[{at:6.2}s] caller   re-INVITE: media {d:?} (hold/resume)")
+        }
         CallerLine::Refer { target, headers } => {
-            println!("[{at:6.2}s] caller   REFER to {target} {headers:?}: accepted, NOTIFY 100 then 200")
+            println!(
+                "[{at:6.2}s] caller   REFER to {target} {headers:?}: accepted, NOTIFY 100 then 200"
+            )
         }
         CallerLine::Info(b) => println!("[{at:6.2}s] caller   INFO: {b}"),
         CallerLine::GatewayHungUp => println!("[{at:6.2}s] caller   gateway sent BYE"),
@@ -93,10 +107,17 @@ fn print_line(t0: Instant, line: &CallerLine) {
 
 fn print_notice(t0: Instant, n: &CallNotice) {
     let at = t0.elapsed().as_secs_f64();
-    let ms = |d: Option<Duration>| d.map(|d| format!("{:.0} ms", d.as_secs_f64() * 1000.0)).unwrap_or_else(|| "-".into());
+    let ms = |d: Option<Duration>| {
+        d.map(|d| format!("{:.0} ms", d.as_secs_f64() * 1000.0))
+            .unwrap_or_else(|| "-".into())
+    };
     match n {
         CallNotice::Turn { timing, .. } => {
-            let input = if timing.input.is_empty() { "(welcome)".to_owned() } else { format!("\"{}\"", timing.input) };
+            let input = if timing.input.is_empty() {
+                "(welcome)".to_owned()
+            } else {
+                format!("\"{}\"", timing.input)
+            };
             println!(
                 "[{at:6.2}s] gateway  turn {}: input {input} → \"{}\"  [recognition {}, assistant {}, synthesis {}, reply→audio {}]",
                 timing.turn,
@@ -120,9 +141,20 @@ pub async fn run_demo(srtp: bool) -> Result<bool, AppError> {
     let providers = Providers::embedded(skill)?;
     let (tx, mut notices) = mpsc::unbounded_channel();
     let mut gw = GatewayConfig::demo();
-    let engine = EngineConfig { cores: vec![0], ..EngineConfig::default() };
+    let engine = EngineConfig {
+        cores: vec![0],
+        ..EngineConfig::default()
+    };
     let settings = IntegrationSettings::default();
-    let app = match App::start(gw.clone(), engine.clone(), providers.clone(), settings.clone(), Some(tx.clone())).await {
+    let app = match App::start(
+        gw.clone(),
+        engine.clone(),
+        providers.clone(),
+        settings.clone(),
+        Some(tx.clone()),
+    )
+    .await
+    {
         Ok(app) => app,
         Err(AppError::Gateway(e)) => {
             println!("note: the default SIP ports are busy ({e}); using ephemeral loopback ports");
@@ -132,8 +164,14 @@ pub async fn run_demo(srtp: bool) -> Result<bool, AppError> {
         Err(e) => return Err(e),
     };
     let sip = app.gateway.local.udp;
-    println!("voxgate demo: gateway on sip:{DEMO_NUMBER}@{sip} (UDP/TCP), TLS on {}", app.gateway.local.tls);
-    println!("              calling {DEMO_NUMBER}{}\n", if srtp { " with SRTP" } else { "" });
+    println!(
+        "voxgate demo: gateway on sip:{DEMO_NUMBER}@{sip} (UDP/TCP), TLS on {}",
+        app.gateway.local.tls
+    );
+    println!(
+        "              calling {DEMO_NUMBER}{}\n",
+        if srtp { " with SRTP" } else { "" }
+    );
 
     let t0 = Instant::now();
     let opts = CallerOptions {
@@ -163,7 +201,11 @@ pub async fn run_demo(srtp: bool) -> Result<bool, AppError> {
         seen
     });
     let report = run_call(opts, script, |l| print_line(t0, l)).await;
-    let seen = tokio::time::timeout(Duration::from_secs(10), printer).await.ok().and_then(|r| r.ok()).unwrap_or_default();
+    let seen = tokio::time::timeout(Duration::from_secs(10), printer)
+        .await
+        .ok()
+        .and_then(|r| r.ok())
+        .unwrap_or_default();
     app.shutdown().await;
     let report = match report {
         Ok(r) => r,
@@ -178,7 +220,14 @@ pub async fn run_demo(srtp: bool) -> Result<bool, AppError> {
         println!("  [{}] {what}", if *ok { "ok" } else { "FAILED" });
     }
     let passed = verdict.iter().all(|(ok, _)| *ok);
-    println!("\ndemo {}", if passed { "passed: the call went as the demo skill scripts it" } else { "FAILED" });
+    println!(
+        "\ndemo {}",
+        if passed {
+            "passed: the call went as the demo skill scripts it"
+        } else {
+            "FAILED"
+        }
+    );
     Ok(passed)
 }
 
@@ -196,15 +245,35 @@ pub fn judge(report: &CallReport, notices: &[CallNotice]) -> Vec<(bool, String)>
         _ => None,
     });
     vec![
-        (report.lines.contains(&CallerLine::Status(200)), "the call was answered (200 OK)".into()),
-        (turns.contains(&"billing"), "the gateway recognised \"billing\" and asked the assistant".into()),
-        (turns.contains(&"2"), "the gateway received the key 2 (RFC 4733) as a DTMF turn".into()),
         (
-            report.lines.iter().any(|l| matches!(l, CallerLine::Direction(crate::sip::sdp::Direction::SendOnly))),
+            report.lines.contains(&CallerLine::Status(200)),
+            "the call was answered (200 OK)".into(),
+        ),
+        (
+            turns.contains(&"billing"),
+            "the gateway recognised \"billing\" and asked the assistant".into(),
+        ),
+        (
+            turns.contains(&"2"),
+            "the gateway received the key 2 (RFC 4733) as a DTMF turn".into(),
+        ),
+        (
+            report.lines.iter().any(|l| {
+                matches!(
+                    l,
+                    CallerLine::Direction(crate::sip::sdp::Direction::SendOnly)
+                )
+            }),
             "the caller was put on hold before the transfer".into(),
         ),
-        (report.transfer_target() == Some(DEMO_AGENT), format!("the call was transferred to {DEMO_AGENT} by REFER")),
-        (ended == Some(CallOutcome::Transferred), "the gateway ended its leg after the transfer succeeded".into()),
+        (
+            report.transfer_target() == Some(DEMO_AGENT),
+            format!("the call was transferred to {DEMO_AGENT} by REFER"),
+        ),
+        (
+            ended == Some(CallOutcome::Transferred),
+            "the gateway ended its leg after the transfer succeeded".into(),
+        ),
         (
             report.prompts().iter().flatten().count() >= 2,
             "the caller recognised the gateway's prompts".into(),
@@ -219,14 +288,19 @@ pub async fn run_caller(
     srtp: bool,
     codec: &str,
 ) -> Result<bool, String> {
-    let codec = codec_from(codec).ok_or_else(|| format!("unknown codec {codec:?} (pcmu, pcma or opus)"))?;
+    let codec =
+        codec_from(codec).ok_or_else(|| format!("unknown codec {codec:?} (pcmu, pcma or opus)"))?;
     let target = gateway_addr(uri)?;
     let t0 = Instant::now();
     let opts = CallerOptions {
         gateway: target,
         request_uri: uri.to_owned(),
         caller_number: "+15550100999".into(),
-        local_ip: if target.ip().is_loopback() { target.ip() } else { IpAddr::from([0, 0, 0, 0]) },
+        local_ip: if target.ip().is_loopback() {
+            target.ip()
+        } else {
+            IpAddr::from([0, 0, 0, 0])
+        },
         codec,
         srtp,
         transfer: TransferBehaviour::Accept,
@@ -237,7 +311,10 @@ pub async fn run_caller(
     };
     let mut script: Vec<Step> = say.into_iter().map(Step::Say).collect();
     script.push(Step::HangUp);
-    run_call(opts, script, |l| print_line(t0, l)).await.map(|_| true).map_err(|e| e.to_string())
+    run_call(opts, script, |l| print_line(t0, l))
+        .await
+        .map(|_| true)
+        .map_err(|e| e.to_string())
 }
 
 /// The host:port of a SIP URI (default port 5060).
@@ -247,7 +324,11 @@ fn gateway_addr(uri: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("{uri:?} is not a sip: URI"))?;
     let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
     let host = host.split(';').next().unwrap_or(host);
-    let with_port = if host.contains(':') && !host.ends_with(']') { host.to_owned() } else { format!("{host}:5060") };
+    let with_port = if host.contains(':') && !host.ends_with(']') {
+        host.to_owned()
+    } else {
+        format!("{host}:5060")
+    };
     use std::net::ToSocketAddrs;
     with_port
         .to_socket_addrs()
@@ -264,13 +345,22 @@ mod tests {
     fn demo_skill_prompts_are_prepared_for_speech() {
         let p = skill_prompts(crate::assistant::engine::DEMO_SKILL_JSON);
         assert!(p.iter().any(|s| s.contains("twelve dollars")), "{p:?}");
-        assert!(p.iter().all(|s| !s.contains("**")), "markdown removed: {p:?}");
+        assert!(
+            p.iter().all(|s| !s.contains("**")),
+            "markdown removed: {p:?}"
+        );
     }
 
     #[test]
     fn gateway_address_from_uri() {
-        assert_eq!(gateway_addr("sip:+19585550123@127.0.0.1:5080").unwrap(), "127.0.0.1:5080".parse().unwrap());
-        assert_eq!(gateway_addr("sip:127.0.0.1").unwrap(), "127.0.0.1:5060".parse().unwrap());
+        assert_eq!(
+            gateway_addr("sip:+19585550123@127.0.0.1:5080").unwrap(),
+            "127.0.0.1:5080".parse().unwrap()
+        );
+        assert_eq!(
+            gateway_addr("sip:127.0.0.1").unwrap(),
+            "127.0.0.1:5060".parse().unwrap()
+        );
         assert!(gateway_addr("tel:+1555").is_err());
     }
 }

@@ -3,8 +3,8 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-pub mod assistant;
 pub mod app;
+pub mod assistant;
 pub mod call;
 pub mod caller;
 pub mod demo;

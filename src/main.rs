@@ -71,7 +71,12 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Run { config } => run_gateway(config),
         Command::Demo { srtp } => demo(srtp),
-        Command::Call { uri, say, srtp, codec } => call(uri, say, srtp, codec),
+        Command::Call {
+            uri,
+            say,
+            srtp,
+            codec,
+        } => call(uri, say, srtp, codec),
         Command::AssistantServer { listen, skill } => assistant_server(listen, skill),
         Command::SpeechServer { listen } => {
             let cfg = voxgate::speech::server::config_from_env()?;
@@ -189,7 +194,9 @@ fn quiet_logs() {
 /// go as the demo skill scripts it.
 fn demo(srtp: bool) -> anyhow::Result<()> {
     quiet_logs();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let passed = rt.block_on(voxgate::demo::run_demo(srtp))?;
     if !passed {
         std::process::exit(1);
@@ -200,7 +207,10 @@ fn demo(srtp: bool) -> anyhow::Result<()> {
 /// `voxgate call`: the built-in caller against any gateway.
 fn call(uri: String, say: Vec<String>, srtp: bool, codec: String) -> anyhow::Result<()> {
     quiet_logs();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    rt.block_on(voxgate::demo::run_caller(&uri, say, srtp, &codec)).map_err(anyhow::Error::msg)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(voxgate::demo::run_caller(&uri, say, srtp, &codec))
+        .map_err(anyhow::Error::msg)?;
     Ok(())
 }

@@ -14,7 +14,7 @@ pub mod jitter;
 pub mod rtcp;
 pub mod rtp;
 pub mod session;
-pub mod vad;
 pub mod srtp;
+pub mod vad;
 #[allow(unsafe_code)]
 pub mod worker;

@@ -64,7 +64,9 @@ impl MediaHub {
             self.engine.wait_events(Some(Duration::from_millis(100)));
             // Bounded per wake-up so a flood cannot starve the stop check.
             for _ in 0..65_536 {
-                let Some(ev) = self.engine.poll_event() else { break };
+                let Some(ev) = self.engine.poll_event() else {
+                    break;
+                };
                 let id = ev.id();
                 let mut routes = self.routes();
                 if let Event::Closed { stats, .. } = &ev {
@@ -87,7 +89,11 @@ impl MediaHub {
         let mut routes = self.routes();
         let (id, rx) = routes.by_call.get_mut(&call)?;
         let events = rx.take()?;
-        Some(CallMedia { engine: self.engine.clone(), id: *id, events })
+        Some(CallMedia {
+            engine: self.engine.clone(),
+            id: *id,
+            events,
+        })
     }
 
     /// Stops the relay thread (the engine stops when the last handle goes).
@@ -107,7 +113,11 @@ pub fn session_config(media: &NegotiatedMedia) -> Result<SessionConfig, MediaErr
         "PCMU" => CodecKind::Pcmu,
         "PCMA" => CodecKind::Pcma,
         "OPUS" => CodecKind::Opus,
-        other => return Err(MediaError::Engine(format!("codec {other} is not supported"))),
+        other => {
+            return Err(MediaError::Engine(format!(
+                "codec {other} is not supported"
+            )))
+        }
     };
     let mut cfg = SessionConfig::new(rand::random(), codec, media.payload_type);
     cfg.telephone_event_pt = media.telephone_event;
@@ -122,7 +132,10 @@ pub fn session_config(media: &NegotiatedMedia) -> Result<SessionConfig, MediaErr
 impl MediaPort for MediaHub {
     fn open(&mut self, call: CallRef, media: &NegotiatedMedia) -> Result<SocketAddr, MediaError> {
         let cfg = session_config(media)?;
-        let handle = self.engine.open_session(cfg).map_err(|e| MediaError::Engine(e.to_string()))?;
+        let handle = self
+            .engine
+            .open_session(cfg)
+            .map_err(|e| MediaError::Engine(e.to_string()))?;
         let (tx, rx) = mpsc::unbounded_channel();
         let mut routes = self.routes();
         routes.by_session.insert(handle.id, tx);
@@ -165,7 +178,10 @@ pub struct CallMedia {
 impl CallMedia {
     /// Queues 8 kHz PCM to send.
     pub fn play(&self, pcm: &[i16]) -> Result<(), EngineError> {
-        self.engine.command(Command::Play { id: self.id, pcm: pcm.into() })
+        self.engine.command(Command::Play {
+            id: self.id,
+            pcm: pcm.into(),
+        })
     }
 
     /// Stops what is playing at the next packet.
@@ -175,7 +191,11 @@ impl CallMedia {
 
     /// Sends an RFC 4733 key.
     pub fn send_dtmf(&self, digit: char, duration: Duration) -> Result<(), EngineError> {
-        self.engine.command(Command::SendDtmf { id: self.id, digit, duration })
+        self.engine.command(Command::SendDtmf {
+            id: self.id,
+            digit,
+            duration,
+        })
     }
 
     /// The engine session.

@@ -14,7 +14,9 @@ pub async fn dispatch(svc: CallServices, mut events: mpsc::UnboundedReceiver<Sip
     let mut calls: HashMap<CallRef, mpsc::UnboundedSender<SipEvent>> = HashMap::new();
     let mut handled = 0;
     while let Some(ev) = events.recv().await {
-        let Some(call) = sip_event_call(&ev) else { continue };
+        let Some(call) = sip_event_call(&ev) else {
+            continue;
+        };
         match ev {
             SipEvent::Incoming(incoming) => {
                 handled += 1;

@@ -56,7 +56,10 @@ pub struct CallServices {
 
 impl std::fmt::Debug for CallServices {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CallServices").field("stt", &self.stt).field("tts", &self.tts).finish()
+        f.debug_struct("CallServices")
+            .field("stt", &self.stt)
+            .field("tts", &self.tts)
+            .finish()
     }
 }
 
@@ -170,8 +173,10 @@ pub async fn run_call(
     if session.is_some() {
         conv.handle_event(Instant::now(), CallEventIn::Answered);
     }
-    let mut rec: Option<RecognitionStream> =
-        start_recognition(&svc).await.map_err(|e| tracing::warn!("recognition: {e}")).ok();
+    let mut rec: Option<RecognitionStream> = start_recognition(&svc)
+        .await
+        .map_err(|e| tracing::warn!("recognition: {e}"))
+        .ok();
 
     loop {
         // Execute what the conversation asked for.
@@ -221,22 +226,22 @@ pub async fn run_call(
                             synth_done = false;
                             playing = true;
                         }
-                        Err(e) => conv.handle_event(now, CallEventIn::PlaybackFailed(e.to_string())),
-                    }
-                }
-                CallCommand::PlayAudio { url, .. } => {
-                    match load_wav(&url).await {
-                        Ok(pcm) => {
-                            let _ = media.play(&pcm);
-                            synth_done = true;
-                            playing = true;
-                        }
                         Err(e) => {
-                            tracing::warn!(%url, "audio not played: {e}");
-                            conv.handle_event(now, CallEventIn::PlaybackFinished);
+                            conv.handle_event(now, CallEventIn::PlaybackFailed(e.to_string()))
                         }
                     }
                 }
+                CallCommand::PlayAudio { url, .. } => match load_wav(&url).await {
+                    Ok(pcm) => {
+                        let _ = media.play(&pcm);
+                        synth_done = true;
+                        playing = true;
+                    }
+                    Err(e) => {
+                        tracing::warn!(%url, "audio not played: {e}");
+                        conv.handle_event(now, CallEventIn::PlaybackFinished);
+                    }
+                },
                 CallCommand::StopPlayback => {
                     if let Some(mut s) = synth.take() {
                         s.cancel();
@@ -252,7 +257,9 @@ pub async fn run_call(
                         rec = start_recognition(&svc).await.ok();
                     }
                 }
-                CallCommand::SendDtmf { digits, duration, .. } => {
+                CallCommand::SendDtmf {
+                    digits, duration, ..
+                } => {
                     for d in digits {
                         let _ = media.send_dtmf(d, duration);
                     }
@@ -265,13 +272,23 @@ pub async fn run_call(
                         .map(|h| h.value.clone())
                         .unwrap_or_else(|| "text/plain".into());
                     tokio::spawn(async move {
-                        let _ = gw.send_info(call, &ct, body.unwrap_or_default().into_bytes()).await;
+                        let _ = gw
+                            .send_info(call, &ct, body.unwrap_or_default().into_bytes())
+                            .await;
                     });
                 }
-                CallCommand::ConfigureStt(cfg) => tracing::info!(?cfg, "speech-to-text reconfigured"),
-                CallCommand::ConfigureTts(cfg) => tracing::info!(?cfg, "text-to-speech reconfigured"),
+                CallCommand::ConfigureStt(cfg) => {
+                    tracing::info!(?cfg, "speech-to-text reconfigured")
+                }
+                CallCommand::ConfigureTts(cfg) => {
+                    tracing::info!(?cfg, "text-to-speech reconfigured")
+                }
                 CallCommand::Hold | CallCommand::Unhold => {
-                    let dir = if matches!(cmd, CallCommand::Hold) { Direction::SendOnly } else { Direction::SendRecv };
+                    let dir = if matches!(cmd, CallCommand::Hold) {
+                        Direction::SendOnly
+                    } else {
+                        Direction::SendRecv
+                    };
                     let gw = svc.gateway.clone();
                     let hold = matches!(cmd, CallCommand::Hold);
                     let fut = async move {
@@ -291,8 +308,11 @@ pub async fn run_call(
                 }
                 CallCommand::Refer(t) => {
                     let target = t.target.clone().unwrap_or_default().replace("\\@", "@");
-                    let mut headers: Vec<(String, String)> =
-                        t.headers.iter().map(|h| (h.name.clone(), h.value.clone())).collect();
+                    let mut headers: Vec<(String, String)> = t
+                        .headers
+                        .iter()
+                        .map(|h| (h.name.clone(), h.value.clone()))
+                        .collect();
                     if t.header_method != TransferHeaderMethod::CustomHeader {
                         tracing::debug!(method = ?t.header_method, "transfer headers sent as REFER headers");
                     }
@@ -311,7 +331,9 @@ pub async fn run_call(
                                 Ok(Ok(TransferOutcome::Failed(s))) if accept.contains(&s) => {
                                     TransferResult::Succeeded
                                 }
-                                Ok(Ok(TransferOutcome::Failed(s))) => TransferResult::Failed(format!("{s}")),
+                                Ok(Ok(TransferOutcome::Failed(s))) => {
+                                    TransferResult::Failed(format!("{s}"))
+                                }
                                 Ok(Ok(o)) => TransferResult::Failed(format!("{o:?}")),
                                 Ok(Err(e)) => TransferResult::Failed(e.to_string()),
                                 Err(e) => TransferResult::Failed(e.to_string()),
@@ -467,7 +489,11 @@ pub async fn run_call(
         let _ = s.close().await;
     }
     tracing::info!(?outcome, turns = conv.turns(), "call ended");
-    notify(CallNotice::Ended { call_id, outcome: outcome.clone(), turns: conv.turns() });
+    notify(CallNotice::Ended {
+        call_id,
+        outcome: outcome.clone(),
+        turns: conv.turns(),
+    });
     outcome
 }
 
@@ -529,10 +555,14 @@ async fn load_wav(url: &str) -> Result<Vec<i16>, String> {
             .bytes()
             .await
             .map_err(|e| e.to_string())?;
-        return super::wav::decode(&bytes).map(|w| super::wav::to_8k(&w)).map_err(|e| e.to_string());
+        return super::wav::decode(&bytes)
+            .map(|w| super::wav::to_8k(&w))
+            .map_err(|e| e.to_string());
     }
     let bytes = tokio::fs::read(&path).await.map_err(|e| e.to_string())?;
-    super::wav::decode(&bytes).map(|w| super::wav::to_8k(&w)).map_err(|e| e.to_string())
+    super::wav::decode(&bytes)
+        .map(|w| super::wav::to_8k(&w))
+        .map_err(|e| e.to_string())
 }
 
 /// Unused-call guard: a call whose SIP events arrive for an unknown call ref.

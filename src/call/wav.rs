@@ -49,7 +49,9 @@ pub fn decode(bytes: &[u8]) -> Result<Wav, WavError> {
         let len = u32_at(bytes, pos + 4).ok_or(WavError::Truncated("chunk header"))? as usize;
         let body = pos + 8;
         if id == b"fmt " {
-            let f = bytes.get(body..body + len.min(16)).ok_or(WavError::Truncated("fmt"))?;
+            let f = bytes
+                .get(body..body + len.min(16))
+                .ok_or(WavError::Truncated("fmt"))?;
             if f.len() < 16 {
                 return Err(WavError::Truncated("fmt"));
             }
@@ -62,7 +64,11 @@ pub fn decode(bytes: &[u8]) -> Result<Wav, WavError> {
         } else if id == b"data" {
             let (format, channels, rate, bits) = fmt.ok_or(WavError::Missing("fmt"))?;
             // 1 = PCM; 0xFFFE = WAVE_FORMAT_EXTENSIBLE (PCM sub-format assumed).
-            if !(format == 1 || format == 0xFFFE) || bits != 16 || !(1..=2).contains(&channels) || rate == 0 {
+            if !(format == 1 || format == 0xFFFE)
+                || bits != 16
+                || !(1..=2).contains(&channels)
+                || rate == 0
+            {
                 return Err(WavError::Unsupported(format!(
                     "format {format}, {channels} channels, {bits} bits, {rate} Hz"
                 )));
@@ -86,7 +92,11 @@ pub fn decode(bytes: &[u8]) -> Result<Wav, WavError> {
         }
         pos = body.saturating_add(len).saturating_add(len & 1);
     }
-    Err(WavError::Missing(if fmt.is_some() { "data" } else { "fmt" }))
+    Err(WavError::Missing(if fmt.is_some() {
+        "data"
+    } else {
+        "fmt"
+    }))
 }
 
 /// Resamples mono PCM to 8 kHz by linear interpolation (prompts, not the media path).
@@ -133,7 +143,13 @@ mod tests {
     #[test]
     fn mono_8k_round_trips() {
         let w = decode(&wav(1, 8000, 16, &[1, -2, 300])).unwrap();
-        assert_eq!(w, Wav { rate: 8000, samples: vec![1, -2, 300] });
+        assert_eq!(
+            w,
+            Wav {
+                rate: 8000,
+                samples: vec![1, -2, 300]
+            }
+        );
     }
 
     #[test]
@@ -146,7 +162,10 @@ mod tests {
     #[test]
     fn faults_are_named() {
         assert_eq!(decode(b"not a wav"), Err(WavError::NotWav));
-        assert!(matches!(decode(&wav(1, 8000, 8, &[0])), Err(WavError::Unsupported(_))));
+        assert!(matches!(
+            decode(&wav(1, 8000, 8, &[0])),
+            Err(WavError::Unsupported(_))
+        ));
         let mut t = wav(1, 8000, 16, &[0; 4]);
         t.truncate(30);
         assert!(decode(&t).is_err());

@@ -153,15 +153,21 @@ impl CallLeg {
         let mut buf = Vec::with_capacity(2048);
         {
             let mut w = MessageWriter::request(&mut buf, &Method::Invite, &opts.request_uri);
-            w.header("Via", format!("SIP/2.0/UDP {local};branch={via_branch};rport"))
-                .header("Max-Forwards", 70)
-                .header("From", &from)
-                .header("To", &to)
-                .header("Call-ID", &call_id)
-                .header("CSeq", "1 INVITE")
-                .header("Contact", format!("<sip:caller@{local}>"))
-                .header("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, REFER, NOTIFY, INFO")
-                .header("User-Agent", "voxgate-caller");
+            w.header(
+                "Via",
+                format!("SIP/2.0/UDP {local};branch={via_branch};rport"),
+            )
+            .header("Max-Forwards", 70)
+            .header("From", &from)
+            .header("To", &to)
+            .header("Call-ID", &call_id)
+            .header("CSeq", "1 INVITE")
+            .header("Contact", format!("<sip:caller@{local}>"))
+            .header(
+                "Allow",
+                "INVITE, ACK, BYE, CANCEL, OPTIONS, REFER, NOTIFY, INFO",
+            )
+            .header("User-Agent", "voxgate-caller");
             for (n, v) in &opts.headers {
                 w.header(n, v);
             }
@@ -178,7 +184,11 @@ impl CallLeg {
                 next_send = Instant::now() + interval;
                 interval = (interval * 2).min(Duration::from_secs(4));
             }
-            let wake = if provisional { deadline } else { next_send.min(deadline) };
+            let wake = if provisional {
+                deadline
+            } else {
+                next_send.min(deadline)
+            };
             let recv = timeout_at(wake, sock.recv_from(&mut rbuf)).await;
             let (n, _) = match recv {
                 Ok(r) => r?,
@@ -280,7 +290,11 @@ impl CallLeg {
                 SipMessage::Response(resp) => {
                     // A retransmitted 200 to our INVITE: ACK again.
                     if resp.status == 200
-                        && resp.headers.cseq().map(|c| c.method == Method::Invite).unwrap_or(false)
+                        && resp
+                            .headers
+                            .cseq()
+                            .map(|c| c.method == Method::Invite)
+                            .unwrap_or(false)
                     {
                         self.send_ack().await?;
                     }
@@ -328,8 +342,13 @@ impl CallLeg {
                 match sdp_oa::answer(&offer, &caps) {
                     Ok((sd, _)) => {
                         let body = sd.to_string();
-                        let mut w =
-                            MessageWriter::response_to(&mut out, req, 200, None, Some(&self.from_tag));
+                        let mut w = MessageWriter::response_to(
+                            &mut out,
+                            req,
+                            200,
+                            None,
+                            Some(&self.from_tag),
+                        );
                         w.header("Contact", format!("<sip:caller@{}>", self.local));
                         let _ = w.finish(Some(("application/sdp", body.as_bytes())));
                         self.sock.send_to(&out, from).await?;
@@ -401,20 +420,30 @@ impl CallLeg {
 
     async fn notify(&mut self, sipfrag: &str, last: bool) -> Result<(), LegError> {
         self.cseq += 1;
-        let state = if last { "terminated;reason=noresource" } else { "active;expires=60" };
+        let state = if last {
+            "terminated;reason=noresource"
+        } else {
+            "active;expires=60"
+        };
         let mut out = Vec::with_capacity(1024);
         {
             let mut w = MessageWriter::request(&mut out, &Method::Notify, &self.remote_target);
-            w.header("Via", format!("SIP/2.0/UDP {};branch={};rport", self.local, branch()))
-                .header("Max-Forwards", 70)
-                .header("From", &self.from)
-                .header("To", &self.to)
-                .header("Call-ID", &self.call_id)
-                .header("CSeq", format!("{} NOTIFY", self.cseq))
-                .header("Contact", format!("<sip:caller@{}>", self.local))
-                .header("Event", "refer")
-                .header("Subscription-State", state);
-            let _ = w.finish(Some(("message/sipfrag;version=2.0", format!("{sipfrag}\r\n").as_bytes())));
+            w.header(
+                "Via",
+                format!("SIP/2.0/UDP {};branch={};rport", self.local, branch()),
+            )
+            .header("Max-Forwards", 70)
+            .header("From", &self.from)
+            .header("To", &self.to)
+            .header("Call-ID", &self.call_id)
+            .header("CSeq", format!("{} NOTIFY", self.cseq))
+            .header("Contact", format!("<sip:caller@{}>", self.local))
+            .header("Event", "refer")
+            .header("Subscription-State", state);
+            let _ = w.finish(Some((
+                "message/sipfrag;version=2.0",
+                format!("{sipfrag}\r\n").as_bytes(),
+            )));
         }
         self.send_request_reliably(&out).await
     }
@@ -501,7 +530,8 @@ fn negotiated_from_answer(resp: &Response, opts: &LegOptions) -> Result<Negotiat
     if resp.body.is_empty() {
         return Err(LegError::BadAnswer("no SDP".into()));
     }
-    let sd = SessionDescription::parse(&resp.body).map_err(|e| LegError::BadAnswer(e.to_string()))?;
+    let sd =
+        SessionDescription::parse(&resp.body).map_err(|e| LegError::BadAnswer(e.to_string()))?;
     // Treat the answer as an offer to our own capabilities: that yields the agreed codec,
     // payload types, remote address and crypto in one place.
     let caps = LocalCapabilities {

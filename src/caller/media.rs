@@ -68,7 +68,11 @@ impl CallerMedia {
         let (ctx, crx) = mpsc::unbounded_channel();
         let (rtx, rrx) = mpsc::unbounded_channel();
         tokio::spawn(run(sock, session, srtp, crx, rtx));
-        Ok(CallerMedia { commands: ctx, reports: rrx, local })
+        Ok(CallerMedia {
+            commands: ctx,
+            reports: rrx,
+            local,
+        })
     }
 }
 
@@ -93,7 +97,9 @@ async fn run(
             let mut len = t.len;
             if let Some(s) = srtp.as_mut() {
                 let res = match t.kind {
-                    voxgate_engine::session::PacketKind::Rtp => s.outbound.protect_rtp(&mut tbuf, len),
+                    voxgate_engine::session::PacketKind::Rtp => {
+                        s.outbound.protect_rtp(&mut tbuf, len)
+                    }
                     voxgate_engine::session::PacketKind::Rtcp => {
                         s.outbound.protect_rtcp(&mut tbuf, len)
                     }

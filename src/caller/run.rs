@@ -166,12 +166,19 @@ pub async fn run_call(
     };
 
     // Recogniser for the prompts, and the synthesiser for our phrases.
-    let grammar = Arc::new(Grammar::from_phrases(&in_dictionary(&opts.expected_prompts))?);
+    let grammar = Arc::new(Grammar::from_phrases(&in_dictionary(
+        &opts.expected_prompts,
+    ))?);
     let ear = PocketSphinxStt::new(grammar.clone());
     let mouth = EspeakTts::default();
 
-    let rtp_sock = CallerMedia::bind(opts.local_ip).await.map_err(|e| CallerError::Media(e.to_string()))?;
-    let rtp_port = rtp_sock.local_addr().map_err(|e| CallerError::Media(e.to_string()))?.port();
+    let rtp_sock = CallerMedia::bind(opts.local_ip)
+        .await
+        .map_err(|e| CallerError::Media(e.to_string()))?;
+    let rtp_port = rtp_sock
+        .local_addr()
+        .map_err(|e| CallerError::Media(e.to_string()))?
+        .port();
     let local_crypto = if opts.srtp {
         Some(
             CryptoAttribute::generate(1, voxgate_engine::srtp::SrtpSuite::AesCm128HmacSha1_80)
@@ -209,9 +216,14 @@ pub async fn run_call(
         (Some(local), Some(remote)) => {
             let remote = CryptoAttribute::parse(remote)
                 .map_err(|e| CallerError::Media(format!("remote crypto: {e}")))?;
-            Some(SrtpSession::from_sdes(local, &remote).map_err(|e| CallerError::Media(e.to_string()))?)
+            Some(
+                SrtpSession::from_sdes(local, &remote)
+                    .map_err(|e| CallerError::Media(e.to_string()))?,
+            )
         }
-        (Some(_), None) => return Err(CallerError::Media("gateway answered without crypto".into())),
+        (Some(_), None) => {
+            return Err(CallerError::Media("gateway answered without crypto".into()))
+        }
         _ => None,
     };
     let mut media = CallerMedia::start(rtp_sock, cfg, srtp).map_err(CallerError::Media)?;
@@ -316,7 +328,11 @@ fn in_dictionary(prompts: &[String]) -> Vec<String> {
         .map(|p| {
             crate::speech::normalize(p)
                 .split(' ')
-                .filter(|w| Grammar::from_phrases(&[w.to_string()]).map(|g| g.skipped().is_empty()).unwrap_or(false))
+                .filter(|w| {
+                    Grammar::from_phrases(&[w.to_string()])
+                        .map(|g| g.skipped().is_empty())
+                        .unwrap_or(false)
+                })
                 .collect::<Vec<_>>()
                 .join(" ")
         })
@@ -370,7 +386,10 @@ async fn synthesize(
     while let Some(chunk) = stream.next_chunk().await {
         match chunk? {
             AudioChunk::Pcm(p) => pcm.extend_from_slice(&p),
-            AudioChunk::Mulaw(b) => pcm.extend(b.iter().map(|&c| voxgate_engine::codec::g711::ulaw_decode(c))),
+            AudioChunk::Mulaw(b) => pcm.extend(
+                b.iter()
+                    .map(|&c| voxgate_engine::codec::g711::ulaw_decode(c)),
+            ),
         }
     }
     // A short lead-in and tail of silence, as a person leaves around a phrase.

@@ -16,7 +16,9 @@ pub enum RecognizerError {
     #[error("{0} contains a NUL byte")]
     Nul(&'static str),
     /// A model file is missing.
-    #[error("model path {0} does not exist (run scripts/setup.sh or set VOXGATE_POCKETSPHINX_MODEL)")]
+    #[error(
+        "model path {0} does not exist (run scripts/setup.sh or set VOXGATE_POCKETSPHINX_MODEL)"
+    )]
     MissingModel(PathBuf),
     /// A decoder option name or value was refused.
     #[error("pocketsphinx refused a decoder option")]
@@ -103,7 +105,8 @@ impl Recognizer {
         silence_logging();
         let hmm = cpath(&cfg.hmm, "hmm path")?;
         let dict = cpath(&cfg.dict, "dict path")?;
-        let jsgf = CString::new(cfg.jsgf.as_bytes()).map_err(|_| RecognizerError::Nul("grammar"))?;
+        let jsgf =
+            CString::new(cfg.jsgf.as_bytes()).map_err(|_| RecognizerError::Nul("grammar"))?;
         let opts = cfg
             .options
             .iter()
@@ -139,9 +142,14 @@ impl Recognizer {
             ps
         };
         let ps = NonNull::new(ps).ok_or(RecognizerError::Init)?;
-        let mut rec = Recognizer { ps, in_utt: false, _not_sync: PhantomData };
+        let mut rec = Recognizer {
+            ps,
+            in_utt: false,
+            _not_sync: PhantomData,
+        };
         // SAFETY: ps is a live decoder; strings are NUL-terminated and copied by the callee.
-        let rc = unsafe { ffi::ps_add_jsgf_string(rec.ps.as_ptr(), c"voxgate".as_ptr(), jsgf.as_ptr()) };
+        let rc =
+            unsafe { ffi::ps_add_jsgf_string(rec.ps.as_ptr(), c"voxgate".as_ptr(), jsgf.as_ptr()) };
         if rc < 0 {
             return Err(RecognizerError::Grammar);
         }
@@ -210,7 +218,11 @@ impl Recognizer {
         } else {
             0.0
         };
-        Some(Hypothesis { text, score, confidence: confidence.clamp(0.0, 1.0) })
+        Some(Hypothesis {
+            text,
+            score,
+            confidence: confidence.clamp(0.0, 1.0),
+        })
     }
 
     /// The best hypothesis so far in the current utterance (may be a prefix of a sentence).
