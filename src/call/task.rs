@@ -163,7 +163,7 @@ pub async fn run_call(
     let mut timing = TurnTiming::default();
     let mut sent_at: Option<Instant> = None;
     let mut reply_at: Option<Instant> = None;
-    let mut last_audio_at: Option<Instant> = None;
+    let mut speech_end_at: Option<Instant> = None;
     let mut outcome = CallOutcome::Completed;
 
     match svc.assistant.open_session().await {
@@ -369,11 +369,14 @@ pub async fn run_call(
                     Some(MediaEvent::Audio { frame, .. }) => {
                         if conv.wants_speech() {
                             if let Some(r) = &rec {
-                                if r.push(frame.pcm()).is_ok() { last_audio_at = Some(now); }
+                                if let Err(e) = r.push(frame.pcm()) {
+                                    tracing::debug!("recogniser queue: {e}");
+                                }
                             }
                         }
                     }
                     Some(MediaEvent::SpeechStart { .. }) => conv.handle_event(now, CallEventIn::SpeechStarted),
+                    Some(MediaEvent::SpeechEnd { .. }) => speech_end_at = Some(now),
                     Some(MediaEvent::Dtmf { digit, .. }) => conv.handle_event(now, CallEventIn::Dtmf(digit)),
                     Some(MediaEvent::PlaybackIdle { .. }) => {
                         if playing && synth_done {
@@ -394,7 +397,8 @@ pub async fn run_call(
                 let now = Instant::now();
                 match ev {
                     Some(Ok(RecognitionEvent::Final(t))) => {
-                        timing.recognition = last_audio_at.map(|a| now.saturating_duration_since(a));
+                        // End of caller speech (energy detector) → final transcript.
+                        timing.recognition = speech_end_at.take().map(|a| now.saturating_duration_since(a));
                         tracing::info!(text = %t.text, confidence = ?t.confidence, "recognised");
                         conv.handle_event(now, CallEventIn::Transcript {
                             text: t.text,
