@@ -348,6 +348,20 @@ where
     Ok((best, ours))
 }
 
+/// The offerer's side: finds which of our offered lines the answer accepted (same tag
+/// and suite) and builds the session from it and the answer's key.
+pub fn accept_answer(
+    offered: &[CryptoAttribute],
+    answer_line: &str,
+) -> Result<SrtpSession, SdesError> {
+    let theirs = CryptoAttribute::parse(answer_line)?;
+    let ours = offered
+        .iter()
+        .find(|o| o.tag == theirs.tag && o.suite == theirs.suite)
+        .ok_or(SdesError::NoAcceptableOffer)?;
+    session_from_sdes(ours, &theirs)
+}
+
 /// Builds the SRTP contexts of a call: outbound from our line, inbound from the peer's.
 pub fn session_from_sdes(
     local: &CryptoAttribute,
@@ -463,6 +477,21 @@ mod rfc4568 {
             answer(["1 NULL_HMAC inline:AAAA"]),
             Err(SdesError::NoAcceptableOffer)
         ));
+    }
+
+    #[test]
+    fn offerer_accepts_the_answer_by_tag() {
+        let offered = offer(&[SrtpSuite::AesCm128HmacSha1_80, SrtpSuite::AeadAes128Gcm]).unwrap();
+        let lines: Vec<String> = offered.iter().map(CryptoAttribute::to_sdp_value).collect();
+        let (seen, ours) = answer(lines.iter().map(String::as_str)).unwrap();
+        let mut caller = accept_answer(&offered, &ours.to_sdp_value()).unwrap();
+        let mut callee = SrtpSession::from_sdes(&ours, &seen).unwrap();
+        carry(&mut caller, &mut callee);
+        carry(&mut callee, &mut caller);
+        // Tampered twin: an answer naming a tag we never offered is refused.
+        let mut wrong = ours.clone();
+        wrong.tag = 9;
+        assert!(accept_answer(&offered, &wrong.to_sdp_value()).is_err());
     }
 
     #[test]
