@@ -387,9 +387,12 @@ impl MediaSession {
             self.ts = self.ts.wrapping_add(self.samples_per_packet() * skip);
         }
         let Some(dest) = self.remote else {
-            // Nowhere to send yet: keep the clock running.
-            self.next_send += ptime;
-            self.ts = self.ts.wrapping_add(self.samples_per_packet());
+            // Nowhere to send yet: keep the clock running (at most MAX_CATCH_UP_PACKETS
+            // + 1 steps after the skip above).
+            while self.next_send <= now {
+                self.next_send += ptime;
+                self.ts = self.ts.wrapping_add(self.samples_per_packet());
+            }
             return None;
         };
         let res = self.build_rtp(buf);
