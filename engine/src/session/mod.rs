@@ -267,6 +267,11 @@ impl MediaSession {
         let Some(rx) = self.rx.as_mut() else { return };
         let ext = match rx.update_seq(seq) {
             SeqOutcome::Valid { extended } => extended,
+            SeqOutcome::Restarted { extended } => {
+                // New sequence space: the jitter buffer's numbering no longer applies.
+                self.jitter.reset();
+                extended
+            }
             SeqOutcome::Probation | SeqOutcome::Invalid => {
                 self.stats.invalid_in += 1;
                 return;

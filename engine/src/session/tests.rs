@@ -266,3 +266,36 @@ fn unended_dtmf_is_flushed_once() {
         digits[0].0
     );
 }
+
+#[test]
+fn sequence_restart_keeps_audio_flowing() {
+    let t0 = Instant::now();
+    let mut s = MediaSession::new(SessionConfig::new(1, CodecKind::Pcmu, 0), t0).unwrap();
+    let loud: Vec<u8> = (0..160)
+        .map(|i| if i % 2 == 0 { 0x10 } else { 0x90 })
+        .collect();
+    let mut loud_after = 0;
+    for n in 0..200u32 {
+        let now = t0 + Duration::from_millis(u64::from(n) * 20);
+        // The sender restarts its sequence numbers at packet 100 (same SSRC).
+        let seq = if n < 100 {
+            60_000 + n as u16
+        } else {
+            1000 + n as u16
+        };
+        s.handle_rtp(now, addr(5000), &mut rtp(seq, n * 160, 0, &loud));
+        s.handle_timeout(now);
+        while let Some(e) = s.poll_event() {
+            if let SessionEvent::Audio(f) = e {
+                if n > 110 && f.pcm().iter().any(|&x| x.abs() > 5000) {
+                    loud_after += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        loud_after > 80,
+        "only {loud_after} frames after the restart"
+    );
+    assert_eq!(s.stats().late, 0);
+}
