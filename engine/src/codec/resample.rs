@@ -137,7 +137,12 @@ impl Resampler {
                     lanes[i] += hc[i] * xc[i];
                 }
             }
-            let q = [lanes[0] + lanes[4], lanes[1] + lanes[5], lanes[2] + lanes[6], lanes[3] + lanes[7]];
+            let q = [
+                lanes[0] + lanes[4],
+                lanes[1] + lanes[5],
+                lanes[2] + lanes[6],
+                lanes[3] + lanes[7],
+            ];
             let acc = (q[0] + q[2]) + (q[1] + q[3]);
             // Round half away from zero; `as` saturates to the i16 range.
             out[n] = (acc + 0.5f32.copysign(acc)) as i16;

@@ -334,7 +334,13 @@ impl MediaSession {
     }
 
     /// Handles a datagram from the RTCP port (or demultiplexed RTCP with rtcp-mux).
+    /// RTCP is accepted only from the IP address of the remote RTP endpoint (once
+    /// known), so a third party cannot redirect or poison reports.
     pub fn handle_rtcp(&mut self, now: Instant, from: SocketAddr, packet: &mut [u8]) {
+        if self.remote.is_some_and(|r| r.ip() != from.ip()) {
+            self.stats.foreign_in += 1;
+            return;
+        }
         if self
             .rtcp
             .handle(now, from, packet, self.cfg.local_ssrc, &mut self.stats)

@@ -299,3 +299,17 @@ fn sequence_restart_keeps_audio_flowing() {
     );
     assert_eq!(s.stats().late, 0);
 }
+
+#[test]
+fn rtcp_from_another_host_is_ignored() {
+    let t0 = Instant::now();
+    let mut c = SessionConfig::new(1, CodecKind::Pcmu, 0);
+    c.remote_rtp = Some(addr(6000));
+    let mut s = MediaSession::new(c, t0).unwrap();
+    let mut rr = [0x80u8, 0xc9, 0, 1, 0, 0, 0, 9];
+    let stranger = SocketAddr::from(([10, 9, 8, 7], 6001));
+    s.handle_rtcp(t0, stranger, &mut rr);
+    assert_eq!((s.stats().rtcp_in, s.stats().foreign_in), (0, 1));
+    s.handle_rtcp(t0, addr(6001), &mut rr);
+    assert_eq!(s.stats().rtcp_in, 1);
+}
