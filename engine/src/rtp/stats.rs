@@ -6,7 +6,7 @@ const RTP_SEQ_MOD: u64 = 1 << 16;
 const MAX_DROPOUT: u16 = 3000;
 const MAX_MISORDER: u16 = 100;
 
-/// What [`ReceiveStats::update`] concluded about a packet's sequence number.
+/// What [`ReceiveStats::update_seq`] concluded about a packet's sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SeqOutcome {
     /// Accepted; its extended (wrap-counted) sequence number.
