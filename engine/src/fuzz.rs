@@ -166,3 +166,59 @@ pub fn jitter_ops(data: &[u8]) {
         assert!(st.depth as usize <= 1 << 20);
     }
 }
+
+/// Drives a [`crate::session::MediaSession`] with arbitrary datagrams (length-prefixed,
+/// the first byte choosing RTP/RTCP port, source address and a time step) and checks that
+/// it keeps time: `poll_timeout` always moves forward after the work due is done.
+pub fn session(data: &[u8]) {
+    use crate::codec::CodecKind;
+    use crate::session::{MediaSession, SessionConfig};
+    use std::net::SocketAddr;
+
+    let t0 = Instant::now();
+    let mut cfg = SessionConfig::new(0x5eed, CodecKind::Pcmu, 0);
+    cfg.telephone_event_pt = Some(101);
+    cfg.rtcp_mux = data.first().is_some_and(|b| b & 1 == 1);
+    cfg.pcm_rate = if data.first().is_some_and(|b| b & 2 == 2) {
+        16000
+    } else {
+        8000
+    };
+    let Ok(mut s) = MediaSession::new(cfg, t0) else {
+        return;
+    };
+    let mut now = t0;
+    let mut out = [0u8; 1500];
+    let mut pkt = [0u8; 1500];
+    let mut rest = data.get(1..).unwrap_or_default();
+    while let [ctl, len, tail @ ..] = rest {
+        let len = usize::from(*len).min(tail.len());
+        let (body, next) = tail.split_at(len);
+        rest = next;
+        now += Duration::from_millis(u64::from(ctl >> 3) * 4);
+        let from = SocketAddr::from(([127, 0, 0, 1], 5000 + u16::from(ctl & 3)));
+        pkt[..len].copy_from_slice(body);
+        if ctl & 4 == 0 {
+            s.handle_rtp(now, from, &mut pkt[..len]);
+        } else {
+            s.handle_rtcp(now, from, &mut pkt[..len]);
+        }
+        if ctl & 0x80 != 0 {
+            let _ = s.play(&[1000; 160]);
+        }
+        s.handle_timeout(now);
+        let mut sent = 0;
+        while s.poll_transmit(now, &mut out).is_some() {
+            sent += 1;
+            assert!(sent < 1000, "poll_transmit does not stop");
+        }
+        while s.poll_event().is_some() {}
+        assert!(
+            s.poll_timeout() > now,
+            "poll_timeout did not advance: {:?} {:?}",
+            s.poll_timeout() - t0,
+            now - t0
+        );
+    }
+    let _ = s.stats();
+}

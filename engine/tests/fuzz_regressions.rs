@@ -5,11 +5,12 @@ use std::path::Path;
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 4] = [
+const TARGETS: [(&str, Target); 5] = [
     ("rtp", voxgate_engine::fuzz::rtp),
     ("rtcp", voxgate_engine::fuzz::rtcp),
     ("telephone_event", voxgate_engine::fuzz::telephone_event),
     ("jitter_ops", voxgate_engine::fuzz::jitter_ops),
+    ("session", voxgate_engine::fuzz::session),
 ];
 
 fn replay(dir: &Path, f: Target) -> usize {

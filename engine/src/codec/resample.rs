@@ -20,8 +20,10 @@ pub struct Resampler {
     down: usize,
     coeffs: Vec<f32>,
     work: Vec<f32>,
-    /// Next output position, in units of 1/`up` input samples from `work[0]`.
-    pos: usize,
+    /// Newest input sample (index into `work`) the next output uses.
+    base: usize,
+    /// Polyphase branch of the next output (0..up).
+    phase: usize,
     max_in: usize,
 }
 
@@ -60,11 +62,13 @@ impl Resampler {
             *h = sinc * w;
         }
         let sum: f64 = proto.iter().sum();
-        // Phase-major layout: coeffs[phase * TAPS + j] = h[phase + j * up], gain `up`.
+        // Phase-major, each phase reversed so the dot product runs forward over the
+        // input: coeffs[phase * TAPS + (TAPS - 1 - j)] = h[phase + j * up], gain `up`.
         let mut coeffs = vec![0f32; len];
         for phase in 0..up {
             for j in 0..TAPS {
-                coeffs[phase * TAPS + j] = (proto[phase + j * up] * up as f64 / sum) as f32;
+                coeffs[phase * TAPS + (TAPS - 1 - j)] =
+                    (proto[phase + j * up] * up as f64 / sum) as f32;
             }
         }
         Ok(Self {
@@ -74,7 +78,8 @@ impl Resampler {
             down,
             coeffs,
             work: vec![0f32; TAPS - 1 + max_in],
-            pos: (TAPS - 1) * up,
+            base: TAPS - 1,
+            phase: 0,
             max_in,
         })
     }
@@ -114,21 +119,45 @@ impl Resampler {
         }
         let avail = hist + input.len();
         let mut n = 0;
-        while self.pos / self.up < avail {
-            let base = self.pos / self.up;
-            let phase = self.pos % self.up;
-            let h = &self.coeffs[phase * TAPS..phase * TAPS + TAPS];
-            let x = &self.work[base + 1 - TAPS..=base];
-            let mut acc = 0f32;
-            for (c, s) in h.iter().zip(x.iter().rev()) {
-                acc += c * s;
+        // Each output advances by down/up input samples: no division in the loop.
+        let (step, frac) = (self.down / self.up, self.down % self.up);
+        let (mut base, mut phase) = (self.base, self.phase);
+        while base < avail {
+            let Ok(h) = <&[f32; TAPS]>::try_from(&self.coeffs[phase * TAPS..phase * TAPS + TAPS])
+            else {
+                break;
+            };
+            let Ok(x) = <&[f32; TAPS]>::try_from(&self.work[base + 1 - TAPS..=base]) else {
+                break;
+            };
+            // Eight independent lanes so the compiler can vectorise the dot product.
+            let mut lanes = [0f32; 8];
+            for (hc, xc) in h.chunks_exact(8).zip(x.chunks_exact(8)) {
+                for i in 0..8 {
+                    lanes[i] += hc[i] * xc[i];
+                }
             }
-            out[n] = acc.round().clamp(-32768.0, 32767.0) as i16;
+            let q = [
+                lanes[0] + lanes[4],
+                lanes[1] + lanes[5],
+                lanes[2] + lanes[6],
+                lanes[3] + lanes[7],
+            ];
+            let acc = (q[0] + q[2]) + (q[1] + q[3]);
+            // Round half away from zero; `as` saturates to the i16 range.
+            out[n] = (acc + 0.5f32.copysign(acc)) as i16;
             n += 1;
-            self.pos += self.down;
+            base += step;
+            phase += frac;
+            if phase >= self.up {
+                phase -= self.up;
+                base += 1;
+            }
         }
+        self.base = base;
+        self.phase = phase;
         self.work.copy_within(input.len()..avail, 0);
-        self.pos -= input.len() * self.up;
+        self.base -= input.len();
         Ok(n)
     }
 }

@@ -101,6 +101,20 @@ impl DtmfReceiver {
         Self::default()
     }
 
+    /// Reports the current event if it was never reported (all its end packets lost and no
+    /// event followed); call when telephone-events have stopped for a while.
+    pub fn flush(&mut self) -> Option<ReceivedDigit> {
+        let (_, event, duration, reported) = self.current.as_mut()?;
+        if *reported {
+            return None;
+        }
+        *reported = true;
+        event_digit(*event).map(|digit| ReceivedDigit {
+            digit,
+            duration: u32::from(*duration),
+        })
+    }
+
     /// Handles one telephone-event packet (its RTP timestamp and payload). Returns the
     /// digit when it ends, or the previous digit if a new event starts before the previous
     /// one's end packets were seen. Non-DTMF events (codes > 15) are ignored.
@@ -325,6 +339,23 @@ mod tests {
         assert_eq!(rx.handle(900, &[4, 0x8a, 1, 0]).unwrap(), None);
         assert_eq!(rx.handle(900, &[4, 0x8a, 1, 0]).unwrap(), None);
         assert!(rx.handle(1, &[1]).is_err());
+    }
+
+    #[test]
+    fn flush_reports_an_unended_event_once() {
+        let mut rx = DtmfReceiver::new();
+        assert_eq!(rx.flush(), None);
+        rx.handle(100, &[7, 0x0a, 1, 64]).unwrap();
+        assert_eq!(
+            rx.flush(),
+            Some(ReceivedDigit {
+                digit: '7',
+                duration: 320
+            })
+        );
+        assert_eq!(rx.flush(), None);
+        // Its late end packet is not reported again.
+        assert_eq!(rx.handle(100, &[7, 0x8a, 1, 64]).unwrap(), None);
     }
 
     #[test]

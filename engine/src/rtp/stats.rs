@@ -6,7 +6,7 @@ const RTP_SEQ_MOD: u64 = 1 << 16;
 const MAX_DROPOUT: u16 = 3000;
 const MAX_MISORDER: u16 = 100;
 
-/// What [`ReceiveStats::update`] concluded about a packet's sequence number.
+/// What [`ReceiveStats::update_seq`] concluded about a packet's sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SeqOutcome {
     /// Accepted; its extended (wrap-counted) sequence number.
@@ -18,6 +18,12 @@ pub enum SeqOutcome {
     Probation,
     /// A large jump; accepted only if the next packet continues from it (A.1).
     Invalid,
+    /// Accepted after a jump was confirmed: the sequence restarted, and extended
+    /// numbers start again from this packet (anything keyed on them must be reset).
+    Restarted {
+        /// Sequence number with the (reset) wrap count in the upper bits.
+        extended: u64,
+    },
 }
 
 /// Figures for an RTCP reception report block (RFC 3550 6.4.1, A.3).
@@ -107,7 +113,12 @@ impl ReceiveStats {
             self.max_seq = seq;
         } else if u64::from(udelta) <= RTP_SEQ_MOD - u64::from(MAX_MISORDER) {
             if u64::from(seq) == self.bad_seq {
+                // Two sequential packets after a jump: the source restarted its sequence.
                 self.init_seq(seq);
+                self.received += 1;
+                return SeqOutcome::Restarted {
+                    extended: self.extended(seq),
+                };
             } else {
                 self.bad_seq = (u64::from(seq) + 1) & (RTP_SEQ_MOD - 1);
                 return SeqOutcome::Invalid;
@@ -211,7 +222,13 @@ mod tests {
         assert_eq!(s.expected(), 5);
         assert_eq!(s.cumulative_lost(), 0);
         assert_eq!(s.update_seq(40000), SeqOutcome::Invalid);
-        assert_eq!(ext(s.update_seq(40001)), 40001); // resync after two sequential
+        // Resync after two sequential packets.
+        assert_eq!(
+            s.update_seq(40001),
+            SeqOutcome::Restarted { extended: 40001 }
+        );
+        assert_eq!(ext(s.update_seq(40002)), 40002);
+        assert_eq!(s.expected(), 2);
     }
 
     #[test]

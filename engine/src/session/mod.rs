@@ -66,6 +66,8 @@ pub const PLAY_QUEUE_MS: u32 = 1000;
 pub const EVENT_QUEUE_LEN: usize = 16;
 /// A latched remote address is replaced by a new source only after this long silent.
 pub const RELATCH_AFTER: Duration = Duration::from_secs(2);
+/// A telephone-event never ended is reported after this long without event packets.
+pub const DTMF_FLUSH_AFTER: Duration = Duration::from_millis(500);
 /// Longest gap the send clock catches up on before it skips ahead.
 const MAX_CATCH_UP_PACKETS: u32 = 5;
 
@@ -82,6 +84,8 @@ pub struct MediaSession {
     up: Option<Resampler>,
     jitter: JitterBuffer,
     dtmf_rx: DtmfReceiver,
+    /// Arrival of the last telephone-event packet, while its event may be unreported.
+    last_event_at: Option<Instant>,
     dtmf_tx: DtmfSender,
     vad: SpeechDetector,
     // Remote.
@@ -173,6 +177,7 @@ impl MediaSession {
             up,
             jitter: JitterBuffer::new(jcfg),
             dtmf_rx: DtmfReceiver::new(),
+            last_event_at: None,
             dtmf_tx: DtmfSender::new(samples_per_packet),
             vad: SpeechDetector::new(SpeechDetectorConfig::default()),
             remote,
@@ -262,6 +267,11 @@ impl MediaSession {
         let Some(rx) = self.rx.as_mut() else { return };
         let ext = match rx.update_seq(seq) {
             SeqOutcome::Valid { extended } => extended,
+            SeqOutcome::Restarted { extended } => {
+                // New sequence space: the jitter buffer's numbering no longer applies.
+                self.jitter.reset();
+                extended
+            }
             SeqOutcome::Probation | SeqOutcome::Invalid => {
                 self.stats.invalid_in += 1;
                 return;
@@ -277,16 +287,9 @@ impl MediaSession {
         self.timeout_fired = false;
         let payload = pkt.payload();
         if is_event {
+            self.last_event_at = Some(now);
             match self.dtmf_rx.handle(pkt.timestamp(), payload) {
-                Ok(Some(d)) => {
-                    self.stats.dtmf_in += 1;
-                    let duration =
-                        Duration::from_micros(u64::from(d.duration) * 1_000_000 / clock.max(1));
-                    self.push_event(SessionEvent::Dtmf {
-                        digit: d.digit,
-                        duration,
-                    });
-                }
+                Ok(Some(d)) => self.push_digit(d),
                 Ok(None) => {}
                 Err(_) => self.stats.invalid_in += 1,
             }
@@ -300,6 +303,16 @@ impl MediaSession {
         if self.next_playout.is_none() {
             self.next_playout = Some(now);
         }
+    }
+
+    fn push_digit(&mut self, d: crate::dtmf::ReceivedDigit) {
+        self.stats.dtmf_in += 1;
+        let clock = u64::from(self.cfg.codec.rtp_clock_rate()).max(1);
+        let duration = Duration::from_micros(u64::from(d.duration) * 1_000_000 / clock);
+        self.push_event(SessionEvent::Dtmf {
+            digit: d.digit,
+            duration,
+        });
     }
 
     fn accept_source(&mut self, now: Instant, from: SocketAddr) -> bool {
@@ -321,7 +334,13 @@ impl MediaSession {
     }
 
     /// Handles a datagram from the RTCP port (or demultiplexed RTCP with rtcp-mux).
+    /// RTCP is accepted only from the IP address of the remote RTP endpoint (once
+    /// known), so a third party cannot redirect or poison reports.
     pub fn handle_rtcp(&mut self, now: Instant, from: SocketAddr, packet: &mut [u8]) {
+        if self.remote.is_some_and(|r| r.ip() != from.ip()) {
+            self.stats.foreign_in += 1;
+            return;
+        }
         if self
             .rtcp
             .handle(now, from, packet, self.cfg.local_ssrc, &mut self.stats)
@@ -387,9 +406,12 @@ impl MediaSession {
             self.ts = self.ts.wrapping_add(self.samples_per_packet() * skip);
         }
         let Some(dest) = self.remote else {
-            // Nowhere to send yet: keep the clock running.
-            self.next_send += ptime;
-            self.ts = self.ts.wrapping_add(self.samples_per_packet());
+            // Nowhere to send yet: keep the clock running (at most MAX_CATCH_UP_PACKETS
+            // + 1 steps after the skip above).
+            while self.next_send <= now {
+                self.next_send += ptime;
+                self.ts = self.ts.wrapping_add(self.samples_per_packet());
+            }
             return None;
         };
         let res = self.build_rtp(buf);
@@ -497,6 +519,30 @@ impl MediaSession {
         })
     }
 
+    /// An RTCP BYE (with a final report and SDES) to send when the session closes.
+    #[must_use]
+    pub fn goodbye(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        let dest = self.rtcp_dest()?;
+        let limit = buf.len().checked_sub(TAIL_ROOM)?;
+        let rx = self.rx.as_mut().zip(self.remote_ssrc);
+        let len = self.rtcp.build(
+            now,
+            &mut buf[..limit],
+            self.cfg.local_ssrc,
+            self.ts,
+            self.cfg.codec.rtp_clock_rate(),
+            self.next_send,
+            rx,
+            true,
+        )?;
+        self.stats.rtcp_out += 1;
+        Some(Transmit {
+            len,
+            dest,
+            kind: PacketKind::Rtcp,
+        })
+    }
+
     fn rtcp_dest(&self) -> Option<SocketAddr> {
         if let Some(a) = self.rtcp.learned_source() {
             return Some(a);
@@ -528,6 +574,9 @@ impl MediaSession {
         if !self.timeout_fired {
             t = t.min(self.rtp_deadline());
         }
+        if let Some(at) = self.last_event_at {
+            t = t.min(at + DTMF_FLUSH_AFTER);
+        }
         t
     }
 
@@ -549,6 +598,15 @@ impl MediaSession {
             }
             let dur = self.playout_step(now);
             self.next_playout = Some(at + dur);
+        }
+        // A digit whose end packets were all lost is reported once events stop.
+        if let Some(at) = self.last_event_at {
+            if now >= at + DTMF_FLUSH_AFTER {
+                self.last_event_at = None;
+                if let Some(d) = self.dtmf_rx.flush() {
+                    self.push_digit(d);
+                }
+            }
         }
         if !self.timeout_fired && now >= self.rtp_deadline() {
             self.timeout_fired = true;

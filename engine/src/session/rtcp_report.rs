@@ -148,6 +148,22 @@ impl RtcpState {
             return None;
         }
         self.next_report = now + self.interval;
+        self.build(now, buf, local_ssrc, next_ts, clock, next_send, rx, false)
+    }
+
+    /// Builds a report compound (SR or RR, SDES), ending with a BYE when `bye`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn build(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        local_ssrc: u32,
+        next_ts: u32,
+        clock: u32,
+        next_send: Instant,
+        rx: Option<(&mut ReceiveStats, u32)>,
+        bye: bool,
+    ) -> Option<usize> {
         let mut blocks = [ReportBlock::default(); 1];
         let mut nblocks = 0;
         if let Some((rx, remote_ssrc)) = rx {
@@ -188,6 +204,9 @@ impl RtcpState {
             w.receiver_report(local_ssrc, &blocks[..nblocks]).ok()?;
         }
         w.sdes_cname(local_ssrc, &self.cname).ok()?;
+        if bye {
+            w.bye(&[local_ssrc], None).ok()?;
+        }
         Some(w.len())
     }
 }

@@ -204,3 +204,112 @@ fn echo_stream_marks_only_talkspurt_starts() {
         .count();
     assert_eq!(idle, 0);
 }
+
+#[test]
+fn goodbye_is_a_valid_compound_with_bye() {
+    use crate::rtcp::{RtcpCompound, RtcpPacket};
+    let t0 = Instant::now();
+    let mut c = SessionConfig::new(0x42, CodecKind::Pcmu, 0);
+    c.remote_rtp = Some(addr(6000));
+    let mut s = MediaSession::new(c, t0).unwrap();
+    let mut buf = [0u8; 1500];
+    while s.poll_transmit(t0, &mut buf).is_some() {}
+    let t = s.goodbye(t0 + Duration::from_millis(40), &mut buf).unwrap();
+    assert_eq!((t.kind, t.dest), (PacketKind::Rtcp, addr(6001)));
+    let c = RtcpCompound::parse(&buf[..t.len]).unwrap();
+    let types: Vec<u8> = c.packets().map(|p| p.packet_type()).collect();
+    assert_eq!(types, vec![200, 202, 203]);
+    let Some(RtcpPacket::Goodbye(b)) = c.packets().last() else {
+        panic!("no BYE")
+    };
+    assert_eq!(b.ssrcs().collect::<Vec<_>>(), vec![0x42]);
+}
+
+#[test]
+fn unended_dtmf_is_flushed_once() {
+    let t0 = Instant::now();
+    let mut c = SessionConfig::new(1, CodecKind::Pcmu, 0);
+    c.telephone_event_pt = Some(101);
+    let mut s = MediaSession::new(c, t0).unwrap();
+    // Two progress packets of digit 4; the end packets are lost; audio resumes.
+    for (i, d) in [160u16, 320].iter().enumerate() {
+        let now = t0 + Duration::from_millis(i as u64 * 20);
+        let b = d.to_be_bytes();
+        s.handle_rtp(
+            now,
+            addr(5000),
+            &mut rtp(i as u16, 800, 101, &[4, 0x0a, b[0], b[1]]),
+        );
+        s.handle_timeout(now);
+    }
+    let mut digits = Vec::new();
+    for ms in (40..2000).step_by(20) {
+        let now = t0 + Duration::from_millis(ms);
+        s.handle_rtp(
+            now,
+            addr(5000),
+            &mut rtp((ms / 20) as u16, 800 + ms as u32 * 8, 0, &[0xff; 160]),
+        );
+        s.handle_timeout(now);
+        while let Some(e) = s.poll_event() {
+            if let SessionEvent::Dtmf { digit, duration } = e {
+                digits.push((ms, digit, duration));
+            }
+        }
+    }
+    assert_eq!(digits.len(), 1, "{digits:?}");
+    assert_eq!(digits[0].1, '4');
+    assert_eq!(digits[0].2, Duration::from_millis(40));
+    assert!(
+        (500..=560).contains(&digits[0].0),
+        "flushed at {} ms",
+        digits[0].0
+    );
+}
+
+#[test]
+fn sequence_restart_keeps_audio_flowing() {
+    let t0 = Instant::now();
+    let mut s = MediaSession::new(SessionConfig::new(1, CodecKind::Pcmu, 0), t0).unwrap();
+    let loud: Vec<u8> = (0..160)
+        .map(|i| if i % 2 == 0 { 0x10 } else { 0x90 })
+        .collect();
+    let mut loud_after = 0;
+    for n in 0..200u32 {
+        let now = t0 + Duration::from_millis(u64::from(n) * 20);
+        // The sender restarts its sequence numbers at packet 100 (same SSRC).
+        let seq = if n < 100 {
+            60_000 + n as u16
+        } else {
+            1000 + n as u16
+        };
+        s.handle_rtp(now, addr(5000), &mut rtp(seq, n * 160, 0, &loud));
+        s.handle_timeout(now);
+        while let Some(e) = s.poll_event() {
+            if let SessionEvent::Audio(f) = e {
+                if n > 110 && f.pcm().iter().any(|&x| x.abs() > 5000) {
+                    loud_after += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        loud_after > 80,
+        "only {loud_after} frames after the restart"
+    );
+    assert_eq!(s.stats().late, 0);
+}
+
+#[test]
+fn rtcp_from_another_host_is_ignored() {
+    let t0 = Instant::now();
+    let mut c = SessionConfig::new(1, CodecKind::Pcmu, 0);
+    c.remote_rtp = Some(addr(6000));
+    let mut s = MediaSession::new(c, t0).unwrap();
+    let mut rr = [0x80u8, 0xc9, 0, 1, 0, 0, 0, 9];
+    let stranger = SocketAddr::from(([10, 9, 8, 7], 6001));
+    s.handle_rtcp(t0, stranger, &mut rr);
+    assert_eq!((s.stats().rtcp_in, s.stats().foreign_in), (0, 1));
+    s.handle_rtcp(t0, addr(6001), &mut rr);
+    assert_eq!(s.stats().rtcp_in, 1);
+}
