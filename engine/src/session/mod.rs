@@ -43,8 +43,8 @@ mod rtcp_report;
 mod types;
 
 pub use types::{
-    PacketKind, PcmFrame, SessionConfig, SessionError, SessionEvent, SessionStats, Transmit,
-    PCM_FRAME_SAMPLES,
+    PacketKind, PcmFrame, SessionConfig, SessionError, SessionEvent, SessionStats, SrtpKeys,
+    Transmit, PCM_FRAME_SAMPLES,
 };
 
 use std::collections::VecDeque;
@@ -59,7 +59,7 @@ use crate::vad::{SpeechDetector, SpeechDetectorConfig, SpeechEvent};
 use rtcp_report::RtcpState;
 
 /// Bytes [`MediaSession::poll_transmit`] leaves free after a packet (an SRTP auth tag).
-pub const TAIL_ROOM: usize = 16;
+pub const TAIL_ROOM: usize = 48;
 /// Length of the play queue, in ms of PCM.
 pub const PLAY_QUEUE_MS: u32 = 1000;
 /// Events held before the oldest is dropped (and counted).
@@ -75,6 +75,7 @@ const MAX_CATCH_UP_PACKETS: u32 = 5;
 #[derive(Debug)]
 pub struct MediaSession {
     cfg: SessionConfig,
+    srtp: Option<crate::srtp::SrtpSession>,
     epoch: Instant,
     encoder: Encoder,
     decoder: Decoder,
@@ -139,6 +140,19 @@ impl MediaSession {
                 "payload types must be distinct and in 0..=127",
             ));
         }
+        let srtp = match &cfg.srtp {
+            Some(keys) => {
+                let local = crate::srtp::sdes::CryptoAttribute::parse(&keys.local)
+                    .map_err(|_| SessionError::InvalidConfig("our SRTP crypto attribute"))?;
+                let remote = crate::srtp::sdes::CryptoAttribute::parse(&keys.remote)
+                    .map_err(|_| SessionError::InvalidConfig("the peer's SRTP crypto attribute"))?;
+                Some(
+                    crate::srtp::SrtpSession::from_sdes(&local, &remote)
+                        .map_err(|_| SessionError::InvalidConfig("SRTP keys do not match"))?,
+                )
+            }
+            None => None,
+        };
         let encoder = Encoder::new(cfg.codec)?;
         let decoder = Decoder::new(cfg.codec)?;
         let ptime = u32::from(cfg.ptime_ms);
@@ -170,6 +184,7 @@ impl MediaSession {
         let remote = cfg.remote_rtp;
         let samples_per_packet = clock * ptime / 1000;
         Ok(Self {
+            srtp,
             epoch: now,
             encoder,
             decoder,
@@ -240,6 +255,16 @@ impl MediaSession {
             self.handle_rtcp(now, from, packet);
             return;
         }
+        let packet = match self.srtp.as_mut() {
+            Some(s) => match s.inbound.unprotect_rtp(packet) {
+                Ok(n) => &mut packet[..n],
+                Err(e) => {
+                    count_srtp_drop(&mut self.stats, &e);
+                    return;
+                }
+            },
+            None => packet,
+        };
         let Ok(pkt) = RtpPacket::parse(packet) else {
             self.stats.invalid_in += 1;
             return;
@@ -341,6 +366,16 @@ impl MediaSession {
             self.stats.foreign_in += 1;
             return;
         }
+        let packet = match self.srtp.as_mut() {
+            Some(s) => match s.inbound.unprotect_rtcp(packet) {
+                Ok(n) => &mut packet[..n],
+                Err(e) => {
+                    count_srtp_drop(&mut self.stats, &e);
+                    return;
+                }
+            },
+            None => packet,
+        };
         if self
             .rtcp
             .handle(now, from, packet, self.cfg.local_ssrc, &mut self.stats)
@@ -389,6 +424,35 @@ impl MediaSession {
     /// bytes after it); call until it returns `None`.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        loop {
+            let t = self.poll_transmit_plain(now, buf)?;
+            match self.protect(buf, t) {
+                Some(t) => return Some(t),
+                // Not sendable (key lifetime exhausted): counted; try the next packet.
+                None => continue,
+            }
+        }
+    }
+
+    /// SRTP-protects a packet written by the session, in place (no-op without SRTP).
+    fn protect(&mut self, buf: &mut [u8], t: Transmit) -> Option<Transmit> {
+        let Some(s) = self.srtp.as_mut() else {
+            return Some(t);
+        };
+        let r = match t.kind {
+            PacketKind::Rtp => s.outbound.protect_rtp(buf, t.len),
+            PacketKind::Rtcp => s.outbound.protect_rtcp(buf, t.len),
+        };
+        match r {
+            Ok(len) => Some(Transmit { len, ..t }),
+            Err(_) => {
+                self.stats.srtp_protect_failed += 1;
+                None
+            }
+        }
+    }
+
+    fn poll_transmit_plain(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         if let Some(t) = self.poll_rtcp(now, buf) {
             return Some(t);
         }
@@ -536,11 +600,12 @@ impl MediaSession {
             true,
         )?;
         self.stats.rtcp_out += 1;
-        Some(Transmit {
+        let t = Transmit {
             len,
             dest,
             kind: PacketKind::Rtcp,
-        })
+        };
+        self.protect(buf, t)
     }
 
     fn rtcp_dest(&self) -> Option<SocketAddr> {
@@ -714,3 +779,10 @@ impl MediaSession {
 
 #[cfg(test)]
 mod tests;
+
+fn count_srtp_drop(stats: &mut SessionStats, e: &crate::srtp::SrtpError) {
+    match e {
+        crate::srtp::SrtpError::Replay { .. } => stats.srtp_replayed += 1,
+        _ => stats.srtp_auth_failed += 1,
+    }
+}

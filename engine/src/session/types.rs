@@ -39,6 +39,25 @@ pub struct SessionConfig {
     pub echo: bool,
     /// [`SessionEvent::RtpTimeout`] after this long without valid RTP.
     pub no_rtp_timeout: Duration,
+    /// SDES keys: when set, every packet in is SRTP/SRTCP-unprotected and every packet
+    /// out protected (RFC 3711); packets that fail are dropped and counted.
+    pub srtp: Option<SrtpKeys>,
+}
+
+/// The two `a=crypto` attribute values (RFC 4568) of an SRTP session: ours (the key we
+/// send with) and the peer's (the key we receive with). Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SrtpKeys {
+    /// Our `a=crypto` value, e.g. `1 AES_CM_128_HMAC_SHA1_80 inline:...`.
+    pub local: String,
+    /// The peer's `a=crypto` value for the same suite.
+    pub remote: String,
+}
+
+impl std::fmt::Debug for SrtpKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SrtpKeys { <redacted> }")
+    }
 }
 
 impl SessionConfig {
@@ -57,6 +76,7 @@ impl SessionConfig {
             pcm_rate: 8000,
             echo: false,
             no_rtp_timeout: Duration::from_secs(30),
+            srtp: None,
         }
     }
 }
@@ -149,6 +169,12 @@ pub enum SessionEvent {
 /// Per-session counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SessionStats {
+    /// SRTP/SRTCP packets that failed authentication (dropped).
+    pub srtp_auth_failed: u64,
+    /// SRTP/SRTCP packets refused as replays (dropped).
+    pub srtp_replayed: u64,
+    /// Packets not sent because SRTP could not protect them (key lifetime exhausted).
+    pub srtp_protect_failed: u64,
     /// Valid RTP packets received (audio and telephone-event).
     pub packets_in: u64,
     /// Bytes of those packets.
