@@ -22,7 +22,7 @@ use super::types::{Command, Event, SessionId};
 use super::wakeup::Wakeup;
 
 /// Timers closer together than this are served in one wake-up under load.
-const TIMER_TICK: Duration = Duration::from_millis(1);
+const TIMER_TICK: Duration = Duration::from_micros(500);
 /// Commands run per loop turn (the rest wait for the next turn).
 const COMMANDS_PER_TURN: usize = 1024;
 /// Packets taken from one session per service call (bounds a misbehaving session).
