@@ -127,6 +127,8 @@ pub struct LoadOutcome {
     pub sent: u64,
     /// Packets received from the sessions (echoes, silence, anything).
     pub received: u64,
+    /// Of those, received while sending (the rate window).
+    pub received_in_window: u64,
     /// Echoes matched to a sent packet.
     pub matched: u64,
     /// Send → echo-receive latency of every matched echo, in µs.
@@ -382,8 +384,10 @@ impl LoadGenerator {
                     break;
                 }
                 let t = start.elapsed().as_nanos() as u64;
+                let in_window = t < send_for.as_nanos() as u64;
                 for j in 0..got {
                     out.received += 1;
+                    out.received_in_window += u64::from(in_window);
                     let len = rhdr[j].msg_len as usize;
                     let port = u16::from_be(raddrs[j].sin_port);
                     let Some(&i) = self.by_port.get(&port) else {
@@ -571,7 +575,7 @@ impl LoadReport {
             calls,
             seconds: out.seconds,
             pps_in: (out.sent as f64 / secs).round(),
-            pps_out: (out.received as f64 / secs).round(),
+            pps_out: (out.received_in_window as f64 / secs).round(),
             loss_pct: round3(
                 100.0 * (out.sent.saturating_sub(out.matched)) as f64 / (out.sent.max(1)) as f64,
             ),
