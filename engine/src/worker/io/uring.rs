@@ -58,6 +58,12 @@ fn split_user_data(ud: u64) -> (u64, u32, u32) {
 /// setup, the opcodes, and a provided-buffer ring.
 pub(crate) fn probe() -> io::Result<()> {
     let ring = IoUring::new(8)?;
+    if !ring.params().is_feature_ext_arg() {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "io_uring without IORING_FEAT_EXT_ARG (kernel < 5.11)",
+        ));
+    }
     let mut probe = Probe::new();
     ring.submitter().register_probe(&mut probe)?;
     for (code, name) in [
