@@ -152,7 +152,7 @@ impl<I: PacketIo> MediaCore<I> {
             }
             let now = Instant::now();
             self.receive(now);
-            self.run_commands(now);
+            self.run_commands();
             self.run_timers(now);
             if now >= self.next_stats {
                 self.next_stats = now + STATS_INTERVAL;
@@ -253,7 +253,7 @@ impl<I: PacketIo> MediaCore<I> {
         }
     }
 
-    fn run_commands(&mut self, now: Instant) {
+    fn run_commands(&mut self) {
         for _ in 0..COMMANDS_PER_TURN {
             let Some(cmd) = self.mailbox.commands.pop() else {
                 break;
@@ -265,7 +265,7 @@ impl<I: PacketIo> MediaCore<I> {
                     rtp,
                     rtcp,
                 } => self.open(id, session, rtp, rtcp),
-                CoreCommand::Session(cmd) => self.session_command(now, cmd),
+                CoreCommand::Session(cmd) => self.session_command(cmd),
             }
         }
     }
@@ -323,7 +323,7 @@ impl<I: PacketIo> MediaCore<I> {
         self.mark_dirty(slot);
     }
 
-    fn session_command(&mut self, now: Instant, cmd: Command) {
+    fn session_command(&mut self, cmd: Command) {
         let id = cmd.id();
         let Some(&slot) = self.by_id.get(&id) else {
             tracing::debug!(core = self.index, session = %id, "media core: command for unknown session ignored");
@@ -366,7 +366,6 @@ impl<I: PacketIo> MediaCore<I> {
             }
             Command::Close { .. } => {}
         }
-        let _ = now;
         self.mark_dirty(slot);
     }
 
