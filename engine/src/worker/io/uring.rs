@@ -7,7 +7,11 @@
 //! - Send: `SENDMSG` from a pool of slots (buffer + msghdr + iovec + address) whose
 //!   addresses stay fixed while the kernel may read them; a loop turn's sends are
 //!   submitted together by the next `io_uring_enter`.
-//! - Timers: one `TIMEOUT` op for the core's next deadline.
+//! - Timers: one `TIMEOUT` op for the core's next session deadline (re-armed only when
+//!   an earlier one appears). While sockets are registered the wait itself is batched:
+//!   `io_uring_enter` with min-complete 64 and an `EXT_ARG` timeout of at most
+//!   `BATCH_WINDOW` (0.5 ms) or the deadline; with `DEFER_TASKRUN` the thread is not
+//!   woken per datagram (waking per datagram cost 42 % of the core in the bench).
 //! - Wake-up: a `READ` of the core's eventfd, re-armed after each completion.
 //! - No `IOSQE_ASYNC` anywhere: sockets and the eventfd are pollable, so nothing is
 //!   handed to io-wq.
