@@ -107,8 +107,15 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .with_state(state)
 }
 
-/// Serve on `listener` until the task is dropped.
+/// Serve on `listener` until the task is dropped. Sockets get TCP_NODELAY: audio chunks
+/// must not wait for Nagle/delayed-ACK (that cost ~40 ms per first chunk).
 pub async fn serve(listener: tokio::net::TcpListener, state: Arc<ServerState>) -> std::io::Result<()> {
+    use axum::serve::ListenerExt as _;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!("speech-server: TCP_NODELAY: {e}");
+        }
+    });
     axum::serve(listener, router(state)).await
 }
 
