@@ -28,7 +28,13 @@ fn stats(name: &str, mut v: Vec<Duration>) {
     v.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let p = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-    println!("{name:<58} n={:<3} median {:>7.1} ms  p90 {:>7.1} ms  max {:>7.1} ms", v.len(), ms(p(0.5)), ms(p(0.9)), ms(p(1.0)));
+    println!(
+        "{name:<58} n={:<3} median {:>7.1} ms  p90 {:>7.1} ms  max {:>7.1} ms",
+        v.len(),
+        ms(p(0.5)),
+        ms(p(0.9)),
+        ms(p(1.0))
+    );
 }
 
 async fn first_chunk(tts: &dyn TextToSpeech, voice: &str) -> (Duration, Duration, usize) {
@@ -59,9 +65,16 @@ async fn speech_8k_mulaw(text: &str, voice: &str) -> Vec<i16> {
 /// Push the utterance (speech with espeak's own trailing silence) in real time, 20 ms per
 /// frame; then either `finish()` or keep pushing silence until the endpointer ends the
 /// utterance. Latency: from the end of the utterance audio to the final result.
-async fn latency(stt: &dyn SpeechToText, pcm: &[i16], explicit_end: bool) -> Option<(Duration, Duration)> {
+async fn latency(
+    stt: &dyn SpeechToText,
+    pcm: &[i16],
+    explicit_end: bool,
+) -> Option<(Duration, Duration)> {
     let t0 = Instant::now();
-    let mut s = stt.recognize(RecognizeOptions::default()).await.expect("start");
+    let mut s = stt
+        .recognize(RecognizeOptions::default())
+        .await
+        .expect("start");
     let start = t0.elapsed();
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     for f in pcm.chunks(160) {
@@ -101,19 +114,34 @@ async fn main() {
         api_key: None,
         token_ttl: Duration::from_secs(3600),
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(voxgate::speech::server::serve(listener, state));
     let t = Timeouts::default();
-    let wstt = WatsonStt::new(WatsonSttConfig { url: url.clone(), credentials: Credentials::None, timeouts: t }).expect("stt");
-    let wtts = WatsonTts::new(WatsonTtsConfig { url, credentials: Credentials::None, timeouts: t }).expect("tts");
+    let wstt = WatsonStt::new(WatsonSttConfig {
+        url: url.clone(),
+        credentials: Credentials::None,
+        timeouts: t,
+    })
+    .expect("stt");
+    let wtts = WatsonTts::new(WatsonTtsConfig {
+        url,
+        credentials: Credentials::None,
+        timeouts: t,
+    })
+    .expect("tts");
     let etts = EspeakTts::default();
 
     // Warm up both paths once.
     let _ = first_chunk(&etts, VOICES[0]).await;
     let _ = first_chunk(&wtts, VOICES[0]).await;
 
-    for (name, tts) in [("embedded espeak-ng", &etts as &dyn TextToSpeech), ("speech-server (Watson TTS client, HTTP)", &wtts)] {
+    for (name, tts) in [
+        ("embedded espeak-ng", &etts as &dyn TextToSpeech),
+        ("speech-server (Watson TTS client, HTTP)", &wtts),
+    ] {
         let mut first = Vec::new();
         let mut rtf = Vec::new();
         for i in 0..20 {
@@ -123,7 +151,11 @@ async fn main() {
         }
         stats(&format!("TTS first chunk, {name}"), first);
         rtf.sort_by(f64::total_cmp);
-        println!("{:<58} median real-time factor {:.4} (synthesis time / audio time)", format!("TTS whole prompt, {name}"), rtf[rtf.len() / 2]);
+        println!(
+            "{:<58} median real-time factor {:.4} (synthesis time / audio time)",
+            format!("TTS whole prompt, {name}"),
+            rtf[rtf.len() / 2]
+        );
     }
 
     let mut audio = Vec::new();
@@ -132,7 +164,10 @@ async fn main() {
             audio.push(speech_8k_mulaw(p, v).await);
         }
     }
-    for (name, stt) in [("embedded PocketSphinx", &stt as &dyn SpeechToText), ("speech-server (Watson STT client, WebSocket)", &wstt)] {
+    for (name, stt) in [
+        ("embedded PocketSphinx", &stt as &dyn SpeechToText),
+        ("speech-server (Watson STT client, WebSocket)", &wstt),
+    ] {
         for explicit in [true, false] {
             let mut starts = Vec::new();
             let mut lat = Vec::new();
@@ -146,7 +181,11 @@ async fn main() {
                     None => failed += 1,
                 }
             }
-            let how = if explicit { "end of audio (finish)" } else { "endpointer, 500 ms silence" };
+            let how = if explicit {
+                "end of audio (finish)"
+            } else {
+                "endpointer, 500 ms silence"
+            };
             if explicit {
                 stats(&format!("STT stream start, {name}"), starts);
             }

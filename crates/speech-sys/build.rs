@@ -16,7 +16,10 @@ fn locate() -> PathBuf {
         if dir.join("src/CMakeLists.txt").is_file() {
             return dir;
         }
-        panic!("VOXGATE_POCKETSPHINX_DIR={} has no src/CMakeLists.txt. {HINT}", dir.display());
+        panic!(
+            "VOXGATE_POCKETSPHINX_DIR={} has no src/CMakeLists.txt. {HINT}",
+            dir.display()
+        );
     }
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let mut cur: Option<&Path> = Some(&manifest);
@@ -32,7 +35,8 @@ fn locate() -> PathBuf {
 
 /// The `.c` files listed in `add_library(pocketsphinx ...)`.
 fn sources(root: &Path) -> Vec<PathBuf> {
-    let cmake = fs::read_to_string(root.join("src/CMakeLists.txt")).expect("read src/CMakeLists.txt");
+    let cmake =
+        fs::read_to_string(root.join("src/CMakeLists.txt")).expect("read src/CMakeLists.txt");
     let start = cmake
         .find("add_library(pocketsphinx")
         .expect("add_library(pocketsphinx in src/CMakeLists.txt");
@@ -43,7 +47,11 @@ fn sources(root: &Path) -> Vec<PathBuf> {
         .filter(|f| f.ends_with(".c"))
         .map(|f| root.join("src").join(f))
         .collect();
-    assert!(files.len() > 50, "unexpectedly short add_library list ({} files)", files.len());
+    assert!(
+        files.len() > 50,
+        "unexpectedly short add_library list ({} files)",
+        files.len()
+    );
     files
 }
 

@@ -27,7 +27,9 @@ impl SampleRate {
         match hz {
             8_000 => Ok(SampleRate::Hz8000),
             16_000 => Ok(SampleRate::Hz16000),
-            other => Err(SpeechError::UnsupportedAudio(format!("rate {other} (8000 or 16000)"))),
+            other => Err(SpeechError::UnsupportedAudio(format!(
+                "rate {other} (8000 or 16000)"
+            ))),
         }
     }
 }
@@ -42,7 +44,9 @@ pub struct Resampler {
 
 impl std::fmt::Debug for Resampler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Resampler").field("pending", &self.pending.len()).finish()
+        f.debug_struct("Resampler")
+            .field("pending", &self.pending.len())
+            .finish()
     }
 }
 
@@ -50,13 +54,21 @@ impl Resampler {
     /// A resampler from `from` Hz to `to` Hz with roughly 20 ms input chunks.
     pub fn new(from: u32, to: u32) -> Result<Self, SpeechError> {
         if from == to {
-            return Ok(Resampler { inner: None, pending: Vec::new(), out: Vec::new() });
+            return Ok(Resampler {
+                inner: None,
+                pending: Vec::new(),
+                out: Vec::new(),
+            });
         }
         let chunk = (from / 50) as usize;
         let inner = FftFixedInOut::<f32>::new(from as usize, to as usize, chunk.max(1), 1)
             .map_err(|e| SpeechError::Engine(format!("resampler {from}->{to}: {e}")))?;
         let out = vec![vec![0.0; inner.output_frames_max()]];
-        Ok(Resampler { inner: Some(inner), pending: Vec::new(), out })
+        Ok(Resampler {
+            inner: Some(inner),
+            pending: Vec::new(),
+            out,
+        })
     }
 
     /// Push input; append every output sample now available to `dst`.
@@ -65,7 +77,8 @@ impl Resampler {
             dst.extend_from_slice(input);
             return;
         };
-        self.pending.extend(input.iter().map(|&s| s as f32 / 32768.0));
+        self.pending
+            .extend(input.iter().map(|&s| s as f32 / 32768.0));
         let mut used = 0;
         loop {
             let need = inner.input_frames_next();
@@ -86,7 +99,9 @@ impl Resampler {
 
     /// Flush the remaining input (zero-padded) and the filter's delay line.
     pub fn finish(&mut self, dst: &mut Vec<i16>) {
-        let Some(inner) = self.inner.as_mut() else { return };
+        let Some(inner) = self.inner.as_mut() else {
+            return;
+        };
         let pending = std::mem::take(&mut self.pending);
         let rest: &[f32] = &pending;
         if let Ok(out) = inner.process_partial(Some(&[rest]), None) {
@@ -104,7 +119,10 @@ fn to_i16(v: f32) -> i16 {
 
 /// Decode little-endian 16-bit PCM bytes (an odd trailing byte is ignored).
 pub fn pcm_from_le_bytes(bytes: &[u8]) -> Vec<i16> {
-    bytes.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect()
+    bytes
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect()
 }
 
 /// Encode samples as little-endian 16-bit PCM bytes.
@@ -121,7 +139,9 @@ mod tests {
         for (from, to) in [(22_050, 8_000), (22_050, 16_000), (8_000, 16_000)] {
             let mut r = Resampler::new(from, to).expect("resampler");
             let tone: Vec<i16> = (0..from)
-                .map(|i| ((i as f32 * 440.0 * std::f32::consts::TAU / from as f32).sin() * 8000.0) as i16)
+                .map(|i| {
+                    ((i as f32 * 440.0 * std::f32::consts::TAU / from as f32).sin() * 8000.0) as i16
+                })
                 .collect();
             let mut out = Vec::new();
             for c in tone.chunks(333) {
@@ -129,7 +149,11 @@ mod tests {
             }
             r.finish(&mut out);
             let want = to as usize;
-            assert!(out.len() >= want && out.len() < want + 2 * to as usize / 50 + 64, "{from}->{to}: {}", out.len());
+            assert!(
+                out.len() >= want && out.len() < want + 2 * to as usize / 50 + 64,
+                "{from}->{to}: {}",
+                out.len()
+            );
             let peak = out.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
             assert!((7000..9000).contains(&peak), "{from}->{to}: peak {peak}");
         }
@@ -159,7 +183,11 @@ pub const DECODER_NOISE: i32 = 128;
 impl DecoderUpsampler {
     /// From `rate` to 16 kHz.
     pub fn new(rate: SampleRate) -> Self {
-        DecoderUpsampler { double: rate == SampleRate::Hz8000, prev: 0, rng: 0x9E37_79B9 }
+        DecoderUpsampler {
+            double: rate == SampleRate::Hz8000,
+            prev: 0,
+            rng: 0x9E37_79B9,
+        }
     }
 
     /// Append the 16 kHz samples for `input` to `dst`.

@@ -74,7 +74,12 @@ pub(crate) struct Authorizer {
 
 impl Authorizer {
     pub(crate) fn new(creds: Credentials, http: reqwest::Client, timeouts: Timeouts) -> Self {
-        Authorizer { creds, http, timeouts, cached: Mutex::new(None) }
+        Authorizer {
+            creds,
+            http,
+            timeouts,
+            cached: Mutex::new(None),
+        }
     }
 
     /// The header value, or `None` for no authentication.
@@ -114,7 +119,10 @@ impl Authorizer {
             .http
             .post(iam_url)
             .header("Accept", "application/json")
-            .form(&[("grant_type", "urn:ibm:params:oauth:grant-type:apikey"), ("apikey", api_key)])
+            .form(&[
+                ("grant_type", "urn:ibm:params:oauth:grant-type:apikey"),
+                ("apikey", api_key),
+            ])
             .send();
         let resp = tokio::time::timeout(self.timeouts.first_byte, fut)
             .await
@@ -122,16 +130,21 @@ impl Authorizer {
             .map_err(|e| classify(&e, "IAM token"))?;
         let status = resp.status();
         if status == 400 || status == 401 || status == 403 {
-            return Err(SpeechError::Auth(format!("IAM token exchange: HTTP {status}")));
+            return Err(SpeechError::Auth(format!(
+                "IAM token exchange: HTTP {status}"
+            )));
         }
         if !status.is_success() {
-            return Err(SpeechError::BadResponse(format!("IAM token exchange: HTTP {status}")));
+            return Err(SpeechError::BadResponse(format!(
+                "IAM token exchange: HTTP {status}"
+            )));
         }
         let body = tokio::time::timeout(self.timeouts.idle, resp.bytes())
             .await
             .map_err(|_| SpeechError::Timeout("IAM token body"))?
             .map_err(|e| classify(&e, "IAM token body"))?;
-        serde_json::from_slice(&body).map_err(|e| SpeechError::BadResponse(format!("IAM token: {e}")))
+        serde_json::from_slice(&body)
+            .map_err(|e| SpeechError::BadResponse(format!("IAM token: {e}")))
     }
 }
 
@@ -152,7 +165,10 @@ pub(crate) fn classify(e: &reqwest::Error, what: &'static str) -> SpeechError {
 
 /// Map an HTTP status onto the typed error (for non-success statuses).
 pub(crate) fn status_error(status: reqwest::StatusCode, body: &str) -> SpeechError {
-    let detail = format!("HTTP {status}: {}", body.chars().take(200).collect::<String>());
+    let detail = format!(
+        "HTTP {status}: {}",
+        body.chars().take(200).collect::<String>()
+    );
     match status.as_u16() {
         401 | 403 => SpeechError::Auth(detail),
         400 | 404 | 406 | 415 => SpeechError::Rejected(detail),

@@ -111,7 +111,9 @@ mod tests {
     use super::*;
 
     fn tone(ms: u32, amp: f32) -> Vec<i16> {
-        (0..ms * 8).map(|i| ((i as f32 * 0.3).sin() * amp) as i16).collect()
+        (0..ms * 8)
+            .map(|i| ((i as f32 * 0.3).sin() * amp) as i16)
+            .collect()
     }
 
     #[test]
@@ -123,7 +125,11 @@ mod tests {
         ep.push(&tone(400, 6000.0), &mut ev);
         assert_eq!(ev, [Boundary::Start]);
         ep.push(&tone(200, 100.0), &mut ev);
-        assert_eq!(ev, [Boundary::Start], "200 ms pause must not end the utterance");
+        assert_eq!(
+            ev,
+            [Boundary::Start],
+            "200 ms pause must not end the utterance"
+        );
         ep.push(&tone(400, 100.0), &mut ev);
         assert_eq!(ev, [Boundary::Start, Boundary::End]);
         assert!(!ep.in_speech());

@@ -36,7 +36,10 @@ pub fn espeak_voice(watson: &str) -> Option<String> {
     if let Some(raw) = watson.strip_prefix("espeak:") {
         return Some(raw.to_string());
     }
-    VOICES.iter().find(|v| v.0 == watson).map(|v| v.1.to_string())
+    VOICES
+        .iter()
+        .find(|v| v.0 == watson)
+        .map(|v| v.1.to_string())
 }
 
 /// The embedded synthesizer.
@@ -64,11 +67,13 @@ impl EspeakTts {
     pub fn start(&self, req: SynthesisRequest) -> Result<SynthesisStream, SpeechError> {
         if req.encoding == SynthesisEncoding::Mulaw {
             return Err(SpeechError::UnsupportedAudio(
-                "audio/mulaw from the embedded synthesizer (G.711 lives in the engine codec)".into(),
+                "audio/mulaw from the embedded synthesizer (G.711 lives in the engine codec)"
+                    .into(),
             ));
         }
         let name = req.voice.as_deref().unwrap_or(DEFAULT_VOICE);
-        let voice = espeak_voice(name).ok_or_else(|| SpeechError::Rejected(format!("unknown voice {name:?}")))?;
+        let voice = espeak_voice(name)
+            .ok_or_else(|| SpeechError::Rejected(format!("unknown voice {name:?}")))?;
         let synth = Synthesizer::global().map_err(|e| SpeechError::Engine(e.to_string()))?;
         let mut rs = Resampler::new(ESPEAK_RATE_HZ, req.sample_rate.hz())?;
         let (tx, rx) = mpsc::unbounded_channel();
@@ -97,7 +102,9 @@ impl EspeakTts {
                         }
                         if let Err(e) = r {
                             let err = match e {
-                                SynthesizerError::UnknownVoice(v) => SpeechError::Rejected(format!("voice {v}")),
+                                SynthesizerError::UnknownVoice(v) => {
+                                    SpeechError::Rejected(format!("voice {v}"))
+                                }
                                 other => SpeechError::Engine(other.to_string()),
                             };
                             let _ = sink_tx.send(Err(err));
@@ -113,7 +120,10 @@ impl EspeakTts {
 }
 
 impl TextToSpeech for EspeakTts {
-    fn synthesize(&self, req: SynthesisRequest) -> BoxFuture<'_, Result<SynthesisStream, SpeechError>> {
+    fn synthesize(
+        &self,
+        req: SynthesisRequest,
+    ) -> BoxFuture<'_, Result<SynthesisStream, SpeechError>> {
         Box::pin(async move { self.start(req) })
     }
 

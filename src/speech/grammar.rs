@@ -8,11 +8,13 @@ use std::sync::OnceLock;
 
 use super::SpeechError;
 
-const DIGITS: [&str; 11] =
-    ["zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
+const DIGITS: [&str; 11] = [
+    "zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+];
 const YES_NO: [&str; 6] = ["yes", "no", "yeah", "yep", "nope", "correct"];
-const DIGIT_WORDS: [&str; 10] =
-    ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
+const DIGIT_WORDS: [&str; 10] = [
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+];
 
 /// Pronunciations from the model's full dictionary (`cmudict-en-us.dict`), loaded once.
 #[derive(Debug)]
@@ -27,13 +29,19 @@ fn lexicon() -> Result<&'static Lexicon, SpeechError> {
     LEXICON
         .get_or_init(|| {
             let path = voxgate_speech_sys::default_model_dir().join("cmudict-en-us.dict");
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| format!("dictionary {}: {e} (run scripts/setup.sh)", path.display()))?;
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                format!("dictionary {}: {e} (run scripts/setup.sh)", path.display())
+            })?;
             let mut entries: HashMap<String, Vec<String>> = HashMap::new();
             for line in text.lines() {
-                let Some((head, _)) = line.split_once(' ') else { continue };
+                let Some((head, _)) = line.split_once(' ') else {
+                    continue;
+                };
                 let word = head.split('(').next().unwrap_or(head);
-                entries.entry(word.to_string()).or_default().push(line.to_string());
+                entries
+                    .entry(word.to_string())
+                    .or_default()
+                    .push(line.to_string());
             }
             Ok(Lexicon { entries })
         })
@@ -113,12 +121,21 @@ impl Grammar {
         }
         jsgf.push_str(";\n");
         jsgf.push_str(&format!("<yesno> = {};\n", YES_NO.join(" | ")));
-        jsgf.push_str(&format!("<digit> = {};\n<digits> = <digit>+;\n", DIGITS.join(" | ")));
+        jsgf.push_str(&format!(
+            "<digit> = {};\n<digits> = <digit>+;\n",
+            DIGITS.join(" | ")
+        ));
         if !kept.is_empty() {
             let alts: Vec<&str> = kept.iter().map(String::as_str).collect();
             jsgf.push_str(&format!("<phrase> = {};\n", alts.join(" | ")));
         }
-        Ok(Grammar { phrases: kept, skipped, jsgf, dict, dict_path: OnceLock::new() })
+        Ok(Grammar {
+            phrases: kept,
+            skipped,
+            jsgf,
+            dict,
+            dict_path: OnceLock::new(),
+        })
     }
 
     /// The JSGF text given to PocketSphinx.
@@ -148,13 +165,8 @@ impl Grammar {
             || hyp.split(' ').all(|w| DIGITS.contains(&w))
     }
 
-    /// Path of the trimmed dictionary file (written on first use).
-    pub fn dict_file_for_tests(&self) -> PathBuf {
-        self.dict_file().unwrap_or_default()
-    }
-
     /// The trimmed dictionary, written once per process under the temp directory.
-    pub(crate) fn dict_file(&self) -> Result<PathBuf, SpeechError> {
+    pub fn dict_file(&self) -> Result<PathBuf, SpeechError> {
         self.dict_path
             .get_or_init(|| {
                 let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -163,8 +175,13 @@ impl Grammar {
                 std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
                 let path = dir.join(format!("grammar-{:016x}.dict", h.finish()));
                 if !path.exists() {
-                    let tmp = dir.join(format!("grammar-{:016x}.{}.tmp", h.finish(), std::process::id()));
-                    std::fs::write(&tmp, &self.dict).map_err(|e| format!("{}: {e}", tmp.display()))?;
+                    let tmp = dir.join(format!(
+                        "grammar-{:016x}.{}.tmp",
+                        h.finish(),
+                        std::process::id()
+                    ));
+                    std::fs::write(&tmp, &self.dict)
+                        .map_err(|e| format!("{}: {e}", tmp.display()))?;
                     std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
                 }
                 Ok(path)

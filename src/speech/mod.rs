@@ -63,13 +63,19 @@ pub use watson_tts::{WatsonTts, WatsonTtsConfig};
 /// A speech-to-text provider.
 pub trait SpeechToText: Send + Sync + std::fmt::Debug {
     /// Open a recognition stream.
-    fn recognize(&self, opts: RecognizeOptions) -> BoxFuture<'_, Result<RecognitionStream, SpeechError>>;
+    fn recognize(
+        &self,
+        opts: RecognizeOptions,
+    ) -> BoxFuture<'_, Result<RecognitionStream, SpeechError>>;
 }
 
 /// A text-to-speech provider.
 pub trait TextToSpeech: Send + Sync + std::fmt::Debug {
     /// Start synthesizing; audio arrives on the returned stream.
-    fn synthesize(&self, req: SynthesisRequest) -> BoxFuture<'_, Result<SynthesisStream, SpeechError>>;
+    fn synthesize(
+        &self,
+        req: SynthesisRequest,
+    ) -> BoxFuture<'_, Result<SynthesisStream, SpeechError>>;
     /// The voices offered.
     fn voices(&self) -> BoxFuture<'_, Result<Vec<Voice>, SpeechError>>;
 }

@@ -16,8 +16,8 @@ use voxgate_speech_sys::{Recognizer, RecognizerConfig};
 
 use super::endpoint::{Boundary, Endpointer};
 use super::{
-    AudioInput, DecoderUpsampler, Grammar, RecognitionEvent, RecognitionStream, RecognitionWorker, RecognizeOptions,
-    SpeechError, SpeechToText, Transcript,
+    AudioInput, DecoderUpsampler, Grammar, RecognitionEvent, RecognitionStream, RecognitionWorker,
+    RecognizeOptions, SpeechError, SpeechToText, Transcript,
 };
 
 /// Decoder options chosen on the tuning set (tests/speech/common.rs `TUNING`, 7 voices):
@@ -29,7 +29,10 @@ use super::{
 const DECODER_OPTIONS: &[(&str, &str)] = &[
     ("bestpath", "no"),
     ("pip", "4"),
-    ("cmninit", "53.4,-5.5,-1.8,2.9,0.1,-7.6,-2.6,-5.3,-6.1,4.0,-6.8,1.6,-1.9"),
+    (
+        "cmninit",
+        "53.4,-5.5,-1.8,2.9,0.1,-7.6,-2.6,-5.3,-6.1,4.0,-6.8,1.6,-1.9",
+    ),
 ];
 
 /// Decoder rate.
@@ -44,7 +47,9 @@ const INTERIM_STEPS: u32 = 20;
 fn decode_permits() -> Arc<Semaphore> {
     static P: OnceLock<Arc<Semaphore>> = OnceLock::new();
     P.get_or_init(|| {
-        let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let n = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         Arc::new(Semaphore::new(n))
     })
     .clone()
@@ -92,7 +97,9 @@ impl PocketSphinxStt {
     pub async fn start(&self, opts: RecognizeOptions) -> Result<RecognitionStream, SpeechError> {
         if let Some(m) = &opts.model {
             if !m.starts_with("en-") {
-                return Err(SpeechError::Rejected(format!("model {m:?} not available (English only)")));
+                return Err(SpeechError::Rejected(format!(
+                    "model {m:?} not available (English only)"
+                )));
             }
         }
         let grammar = self.grammar_for(&opts)?;
@@ -100,7 +107,10 @@ impl PocketSphinxStt {
             hmm: self.model_dir.join("en-us"),
             dict: grammar.dict_file()?,
             jsgf: grammar.jsgf().to_string(),
-            options: DECODER_OPTIONS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            options: DECODER_OPTIONS
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         let session = tokio::task::spawn_blocking(move || DecodeSession::new(&cfg, grammar, &opts))
             .await
@@ -112,7 +122,10 @@ impl PocketSphinxStt {
 }
 
 impl SpeechToText for PocketSphinxStt {
-    fn recognize(&self, opts: RecognizeOptions) -> BoxFuture<'_, Result<RecognitionStream, SpeechError>> {
+    fn recognize(
+        &self,
+        opts: RecognizeOptions,
+    ) -> BoxFuture<'_, Result<RecognitionStream, SpeechError>> {
         Box::pin(self.start(opts))
     }
 }
@@ -134,7 +147,9 @@ async fn drive(mut w: RecognitionWorker, session: DecodeSession) {
                 Err(_) => break,
             }
         }
-        let Ok(permit) = permits.clone().acquire_owned().await else { return };
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
         let Some(mut s) = session.take() else { return };
         let job = tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -158,7 +173,9 @@ async fn drive(mut w: RecognitionWorker, session: DecodeSession) {
         let (s, events, done) = match job.await {
             Ok(v) => v,
             Err(e) => {
-                let _ = w.events.send(Err(SpeechError::Engine(format!("decoder task: {e}"))));
+                let _ = w
+                    .events
+                    .send(Err(SpeechError::Engine(format!("decoder task: {e}"))));
                 return;
             }
         };
@@ -194,7 +211,9 @@ pub struct DecodeSession {
 
 impl std::fmt::Debug for DecodeSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DecodeSession").field("index", &self.index).finish()
+        f.debug_struct("DecodeSession")
+            .field("index", &self.index)
+            .finish()
     }
 }
 

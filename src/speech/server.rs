@@ -47,7 +47,11 @@ pub struct ServerState {
 impl ServerState {
     /// State for `cfg`.
     pub fn new(cfg: ServerConfig) -> Arc<Self> {
-        Arc::new(ServerState { cfg, tokens: Mutex::new(HashMap::new()), issued: AtomicU64::new(0) })
+        Arc::new(ServerState {
+            cfg,
+            tokens: Mutex::new(HashMap::new()),
+            issued: AtomicU64::new(0),
+        })
     }
 
     /// Tokens issued by `/identity/token` so far.
@@ -57,22 +61,32 @@ impl ServerState {
 
     fn authorised(&self, headers: &HeaderMap, query_token: Option<&str>) -> bool {
         use base64::Engine as _;
-        let Some(key) = &self.cfg.api_key else { return true };
+        let Some(key) = &self.cfg.api_key else {
+            return true;
+        };
         let now = Instant::now();
         let token_ok = |t: &str| {
-            self.tokens.lock().map(|m| m.get(t).is_some_and(|exp| *exp > now)).unwrap_or(false)
+            self.tokens
+                .lock()
+                .map(|m| m.get(t).is_some_and(|exp| *exp > now))
+                .unwrap_or(false)
         };
         if query_token.is_some_and(token_ok) {
             return true;
         }
-        let Some(h) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        let Some(h) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+        else {
             return false;
         };
         if let Some(t) = h.strip_prefix("Bearer ") {
             return token_ok(t.trim());
         }
         if let Some(b) = h.strip_prefix("Basic ") {
-            let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b.trim()) else { return false };
+            let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b.trim()) else {
+                return false;
+            };
             return raw == format!("apikey:{key}").as_bytes();
         }
         false
@@ -80,7 +94,11 @@ impl ServerState {
 }
 
 fn error(status: StatusCode, msg: impl Into<String>) -> Response {
-    (status, Json(json!({ "code": status.as_u16(), "error": msg.into() }))).into_response()
+    (
+        status,
+        Json(json!({ "code": status.as_u16(), "error": msg.into() })),
+    )
+        .into_response()
 }
 
 fn unauthorised() -> Response {
@@ -109,7 +127,10 @@ pub fn router(state: Arc<ServerState>) -> Router {
 
 /// Serve on `listener` until the task is dropped. Sockets get TCP_NODELAY: audio chunks
 /// must not wait for Nagle/delayed-ACK (that cost ~40 ms per first chunk).
-pub async fn serve(listener: tokio::net::TcpListener, state: Arc<ServerState>) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<ServerState>,
+) -> std::io::Result<()> {
     use axum::serve::ListenerExt as _;
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
@@ -150,7 +171,8 @@ async fn token(State(st): State<Arc<ServerState>>, Form(f): Form<TokenForm>) -> 
         m.insert(tok.clone(), now + ttl);
     }
     st.issued.fetch_add(1, Ordering::Relaxed);
-    Json(json!({"access_token": tok, "token_type": "Bearer", "expires_in": ttl.as_secs()})).into_response()
+    Json(json!({"access_token": tok, "token_type": "Bearer", "expires_in": ttl.as_secs()}))
+        .into_response()
 }
 
 async fn voices(State(st): State<Arc<ServerState>>, headers: HeaderMap) -> Response {
@@ -160,7 +182,11 @@ async fn voices(State(st): State<Arc<ServerState>>, headers: HeaderMap) -> Respo
     Json(json!({ "voices": EspeakTts::voice_list() })).into_response()
 }
 
-async fn voice(State(st): State<Arc<ServerState>>, headers: HeaderMap, Path(name): Path<String>) -> Response {
+async fn voice(
+    State(st): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
     if !st.authorised(&headers, None) {
         return unauthorised();
     }
@@ -175,15 +201,21 @@ fn l16_rate(ctype: &str) -> Result<SampleRate, SpeechError> {
     let mut parts = ctype.split(';').map(str::trim);
     let media = parts.next().unwrap_or("").to_ascii_lowercase();
     if media != "audio/l16" {
-        return Err(SpeechError::UnsupportedAudio(format!("{media:?} (audio/l16 only)")));
+        return Err(SpeechError::UnsupportedAudio(format!(
+            "{media:?} (audio/l16 only)"
+        )));
     }
     for p in parts {
         if let Some(r) = p.strip_prefix("rate=") {
-            let hz = r.parse::<u32>().map_err(|_| SpeechError::UnsupportedAudio(format!("rate {r:?}")))?;
+            let hz = r
+                .parse::<u32>()
+                .map_err(|_| SpeechError::UnsupportedAudio(format!("rate {r:?}")))?;
             return SampleRate::from_hz(hz);
         }
     }
-    Err(SpeechError::UnsupportedAudio("audio/l16 needs rate=".into()))
+    Err(SpeechError::UnsupportedAudio(
+        "audio/l16 needs rate=".into(),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -208,13 +240,25 @@ async fn synthesize(
     }
     let accept = q
         .accept
-        .or_else(|| headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).map(str::to_string))
+        .or_else(|| {
+            headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| "audio/l16;rate=8000".into());
-    let accept = if accept.trim() == "*/*" { "audio/l16;rate=8000".to_string() } else { accept };
+    let accept = if accept.trim() == "*/*" {
+        "audio/l16;rate=8000".to_string()
+    } else {
+        accept
+    };
     let rate = match l16_rate(&accept) {
         Ok(r) => r,
         Err(_) if accept.to_ascii_lowercase().starts_with("audio/mulaw") => {
-            return error(StatusCode::NOT_ACCEPTABLE, "audio/mulaw is not served yet; use audio/l16;rate=8000");
+            return error(
+                StatusCode::NOT_ACCEPTABLE,
+                "audio/mulaw is not served yet; use audio/l16;rate=8000",
+            );
         }
         Err(e) => return error(StatusCode::NOT_ACCEPTABLE, e.to_string()),
     };
@@ -237,16 +281,20 @@ async fn synthesize(
     };
     let body = futures_util::stream::unfold(stream, |mut s| async move {
         match s.next_chunk().await {
-            Some(Ok(super::AudioChunk::Pcm(p))) => {
-                Some((Ok::<Bytes, std::io::Error>(Bytes::from(super::pcm_to_le_bytes(&p))), s))
-            }
+            Some(Ok(super::AudioChunk::Pcm(p))) => Some((
+                Ok::<Bytes, std::io::Error>(Bytes::from(super::pcm_to_le_bytes(&p))),
+                s,
+            )),
             Some(Ok(super::AudioChunk::Mulaw(b))) => Some((Ok(Bytes::from(b)), s)),
             Some(Err(e)) => Some((Err(std::io::Error::other(e.to_string())), s)),
             None => None,
         }
     });
     Response::builder()
-        .header(header::CONTENT_TYPE, format!("audio/l16;rate={};endianness=little-endian", rate.hz()))
+        .header(
+            header::CONTENT_TYPE,
+            format!("audio/l16;rate={};endianness=little-endian", rate.hz()),
+        )
         .body(Body::from_stream(body))
         .unwrap_or_else(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "response"))
 }
@@ -283,7 +331,10 @@ async fn recognize_post(
     if !st.authorised(&headers, q.access_token.as_deref()) {
         return unauthorised();
     }
-    let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let rate = match l16_rate(ctype) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, e.to_string()),
@@ -351,7 +402,10 @@ struct StartMessage {
 }
 
 async fn send_json(socket: &mut WebSocket, v: serde_json::Value) -> bool {
-    socket.send(Message::Text(v.to_string().into())).await.is_ok()
+    socket
+        .send(Message::Text(v.to_string().into()))
+        .await
+        .is_ok()
 }
 
 async fn recognize_session(mut socket: WebSocket, st: Arc<ServerState>, q: RecognizeQuery) {
@@ -520,7 +574,9 @@ pub fn config_from_env() -> Result<ServerConfig, SpeechError> {
     Ok(ServerConfig {
         stt: PocketSphinxStt::new(grammar),
         tts: EspeakTts::default(),
-        api_key: std::env::var("VOXGATE_SPEECH_API_KEY").ok().filter(|k| !k.is_empty()),
+        api_key: std::env::var("VOXGATE_SPEECH_API_KEY")
+            .ok()
+            .filter(|k| !k.is_empty()),
         token_ttl: Duration::from_secs(3600),
     })
 }

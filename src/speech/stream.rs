@@ -112,8 +112,17 @@ impl RecognitionStream {
         let (etx, erx) = mpsc::unbounded_channel();
         let (ctx, crx) = oneshot::channel();
         (
-            RecognitionStream { audio: atx, events: erx, cancel: Some(ctx), finished: false },
-            RecognitionWorker { audio: arx, events: etx, cancelled: crx },
+            RecognitionStream {
+                audio: atx,
+                events: erx,
+                cancel: Some(ctx),
+                finished: false,
+            },
+            RecognitionWorker {
+                audio: arx,
+                events: etx,
+                cancelled: crx,
+            },
         )
     }
 
@@ -122,10 +131,12 @@ impl RecognitionStream {
         if self.finished {
             return Err(SpeechError::Rejected("audio pushed after finish".into()));
         }
-        self.audio.try_send(AudioInput::Pcm(pcm.to_vec())).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => SpeechError::Overloaded,
-            mpsc::error::TrySendError::Closed(_) => SpeechError::ClosedMidStream,
-        })
+        self.audio
+            .try_send(AudioInput::Pcm(pcm.to_vec()))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => SpeechError::Overloaded,
+                mpsc::error::TrySendError::Closed(_) => SpeechError::ClosedMidStream,
+            })
     }
 
     /// Queue PCM, waiting for room in the queue (for producers that may run ahead of real
@@ -134,7 +145,10 @@ impl RecognitionStream {
         if self.finished {
             return Err(SpeechError::Rejected("audio pushed after finish".into()));
         }
-        self.audio.send(AudioInput::Pcm(pcm)).await.map_err(|_| SpeechError::ClosedMidStream)
+        self.audio
+            .send(AudioInput::Pcm(pcm))
+            .await
+            .map_err(|_| SpeechError::ClosedMidStream)
     }
 
     /// No more audio: the provider finalises the current utterance, then the event stream
@@ -144,7 +158,10 @@ impl RecognitionStream {
             return Ok(());
         }
         self.finished = true;
-        self.audio.send(AudioInput::Finish).await.map_err(|_| SpeechError::ClosedMidStream)
+        self.audio
+            .send(AudioInput::Finish)
+            .await
+            .map_err(|_| SpeechError::ClosedMidStream)
     }
 
     /// The next event; `None` once the stream has ended.
@@ -249,7 +266,11 @@ impl SynthesisStream {
         cancel: Arc<AtomicBool>,
         task: Option<JoinHandle<()>>,
     ) -> Self {
-        SynthesisStream { chunks, cancel, task }
+        SynthesisStream {
+            chunks,
+            cancel,
+            task,
+        }
     }
 
     /// The next chunk; `None` when synthesis is complete.

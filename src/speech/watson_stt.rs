@@ -62,13 +62,19 @@ fn events_of(msg: ServerMessage) -> Vec<RecognitionEvent> {
     let base = msg.result_index.unwrap_or(0);
     let mut out = Vec::new();
     for (i, r) in msg.results.unwrap_or_default().into_iter().enumerate() {
-        let Some(best) = r.alternatives.into_iter().next() else { continue };
+        let Some(best) = r.alternatives.into_iter().next() else {
+            continue;
+        };
         let t = Transcript {
             text: best.transcript.trim().to_string(),
             confidence: best.confidence,
             result_index: base + i as u32,
         };
-        out.push(if r.is_final { RecognitionEvent::Final(t) } else { RecognitionEvent::Interim(t) });
+        out.push(if r.is_final {
+            RecognitionEvent::Final(t)
+        } else {
+            RecognitionEvent::Interim(t)
+        });
     }
     out
 }
@@ -85,13 +91,25 @@ fn ws_error(e: tungstenite::Error) -> SpeechError {
     match e {
         tungstenite::Error::Http(resp) => {
             let s = resp.status();
-            let body = resp.body().as_ref().map(|b| String::from_utf8_lossy(b).to_string()).unwrap_or_default();
-            status_error(reqwest::StatusCode::from_u16(s.as_u16()).unwrap_or(reqwest::StatusCode::BAD_GATEWAY), &body)
+            let body = resp
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).to_string())
+                .unwrap_or_default();
+            status_error(
+                reqwest::StatusCode::from_u16(s.as_u16())
+                    .unwrap_or(reqwest::StatusCode::BAD_GATEWAY),
+                &body,
+            )
         }
         tungstenite::Error::Io(e) => SpeechError::Unreachable(e.to_string()),
-        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => SpeechError::ClosedMidStream,
+        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
+            SpeechError::ClosedMidStream
+        }
         tungstenite::Error::Protocol(p) => match p {
-            tungstenite::error::ProtocolError::ResetWithoutClosingHandshake => SpeechError::ClosedMidStream,
+            tungstenite::error::ProtocolError::ResetWithoutClosingHandshake => {
+                SpeechError::ClosedMidStream
+            }
             other => SpeechError::BadResponse(other.to_string()),
         },
         other => SpeechError::BadResponse(other.to_string()),
@@ -102,7 +120,11 @@ impl WatsonStt {
     /// A client for `cfg`.
     pub fn new(cfg: WatsonSttConfig) -> Result<Self, SpeechError> {
         let http = http_client(&cfg.timeouts)?;
-        let auth = Arc::new(Authorizer::new(cfg.credentials.clone(), http.clone(), cfg.timeouts));
+        let auth = Arc::new(Authorizer::new(
+            cfg.credentials.clone(),
+            http.clone(),
+            cfg.timeouts,
+        ));
         Ok(WatsonStt { cfg, http, auth })
     }
 
@@ -138,20 +160,23 @@ impl WatsonStt {
             .into_client_request()
             .map_err(|e| SpeechError::Rejected(format!("service url: {e}")))?;
         if let Some(h) = self.auth.header().await? {
-            let v = h.parse().map_err(|_| SpeechError::Auth("credential not a header value".into()))?;
+            let v = h
+                .parse()
+                .map_err(|_| SpeechError::Auth("credential not a header value".into()))?;
             request.headers_mut().insert("Authorization", v);
         }
-        let (mut ws, _) = tokio::time::timeout(t.connect, tokio_tungstenite::connect_async(request))
-            .await
-            .map_err(|_| SpeechError::Timeout("connect"))?
-            .map_err(|e| {
-                let e = ws_error(e);
-                if matches!(e, SpeechError::Auth(_)) {
-                    let auth = self.auth.clone();
-                    tokio::spawn(async move { auth.invalidate().await });
-                }
-                e
-            })?;
+        let (mut ws, _) =
+            tokio::time::timeout(t.connect, tokio_tungstenite::connect_async(request))
+                .await
+                .map_err(|_| SpeechError::Timeout("connect"))?
+                .map_err(|e| {
+                    let e = ws_error(e);
+                    if matches!(e, SpeechError::Auth(_)) {
+                        let auth = self.auth.clone();
+                        tokio::spawn(async move { auth.invalidate().await });
+                    }
+                    e
+                })?;
         let mut start = serde_json::json!({
             "action": "start",
             "content-type": format!("audio/l16;rate={}", opts.sample_rate.hz()),
@@ -162,7 +187,9 @@ impl WatsonStt {
         if let Some(g) = &opts.grammar_name {
             start["grammar_name"] = serde_json::Value::String(g.clone());
         }
-        ws.send(Message::Text(start.to_string().into())).await.map_err(ws_error)?;
+        ws.send(Message::Text(start.to_string().into()))
+            .await
+            .map_err(ws_error)?;
         // Wait for {"state": "listening"}.
         loop {
             let m = tokio::time::timeout(t.first_byte, ws.next())
@@ -200,7 +227,10 @@ impl WatsonStt {
         let t = self.cfg.timeouts;
         let mut rb = self
             .http
-            .post(format!("{}/v1/recognize", self.cfg.url.trim_end_matches('/')))
+            .post(format!(
+                "{}/v1/recognize",
+                self.cfg.url.trim_end_matches('/')
+            ))
             .query(&Self::query(opts))
             .header("Content-Type", format!("audio/l16;rate={}", rate.hz()))
             .body(pcm_to_le_bytes(pcm));
@@ -225,8 +255,8 @@ impl WatsonStt {
             }
             return Err(status_error(status, &String::from_utf8_lossy(&body)));
         }
-        let msg: ServerMessage =
-            serde_json::from_slice(&body).map_err(|e| SpeechError::BadResponse(format!("recognize: {e}")))?;
+        let msg: ServerMessage = serde_json::from_slice(&body)
+            .map_err(|e| SpeechError::BadResponse(format!("recognize: {e}")))?;
         if let Some(err) = msg.error {
             return Err(error_of(&err));
         }
@@ -240,7 +270,8 @@ impl WatsonStt {
     }
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Moves audio out and results in until the stream ends, is cancelled, or fails.
 async fn pump(mut ws: Ws, mut w: RecognitionWorker, t: Timeouts) {
@@ -328,7 +359,10 @@ async fn pump(mut ws: Ws, mut w: RecognitionWorker, t: Timeouts) {
 }
 
 impl SpeechToText for WatsonStt {
-    fn recognize(&self, opts: RecognizeOptions) -> BoxFuture<'_, Result<RecognitionStream, SpeechError>> {
+    fn recognize(
+        &self,
+        opts: RecognizeOptions,
+    ) -> BoxFuture<'_, Result<RecognitionStream, SpeechError>> {
         Box::pin(self.start(opts))
     }
 }

@@ -43,7 +43,11 @@ impl WatsonTts {
     /// A client for `cfg`.
     pub fn new(cfg: WatsonTtsConfig) -> Result<Self, SpeechError> {
         let http = http_client(&cfg.timeouts)?;
-        let auth = Arc::new(Authorizer::new(cfg.credentials.clone(), http.clone(), cfg.timeouts));
+        let auth = Arc::new(Authorizer::new(
+            cfg.credentials.clone(),
+            http.clone(),
+            cfg.timeouts,
+        ));
         Ok(WatsonTts { cfg, http, auth })
     }
 
@@ -97,9 +101,15 @@ impl WatsonTts {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_ascii_lowercase();
-        let want = if req.encoding == SynthesisEncoding::Linear16 { "audio/l16" } else { "audio/mulaw" };
+        let want = if req.encoding == SynthesisEncoding::Linear16 {
+            "audio/l16"
+        } else {
+            "audio/mulaw"
+        };
         if !ctype.starts_with(want) {
-            return Err(SpeechError::BadResponse(format!("content-type {ctype:?}, expected {want}")));
+            return Err(SpeechError::BadResponse(format!(
+                "content-type {ctype:?}, expected {want}"
+            )));
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let idle = self.cfg.timeouts.idle;
@@ -112,7 +122,11 @@ impl WatsonTts {
             loop {
                 let limit = if got_any { idle } else { first };
                 let next = match tokio::time::timeout(limit, body.next()).await {
-                    Err(_) => Err(SpeechError::Timeout(if got_any { "idle" } else { "first byte" })),
+                    Err(_) => Err(SpeechError::Timeout(if got_any {
+                        "idle"
+                    } else {
+                        "first byte"
+                    })),
                     Ok(None) => break,
                     Ok(Some(Err(e))) => Err(classify(&e, "synthesize body")),
                     Ok(Some(Ok(b))) => Ok(b),
@@ -146,7 +160,11 @@ impl WatsonTts {
                 }
             }
         });
-        Ok(SynthesisStream::new(rx, Arc::new(AtomicBool::new(false)), Some(task)))
+        Ok(SynthesisStream::new(
+            rx,
+            Arc::new(AtomicBool::new(false)),
+            Some(task),
+        ))
     }
 
     /// `GET /v1/voices`.
@@ -156,14 +174,17 @@ impl WatsonTts {
             .await
             .map_err(|_| SpeechError::Timeout("idle"))?
             .map_err(|e| classify(&e, "voices body"))?;
-        let v: VoicesBody =
-            serde_json::from_slice(&body).map_err(|e| SpeechError::BadResponse(format!("voices: {e}")))?;
+        let v: VoicesBody = serde_json::from_slice(&body)
+            .map_err(|e| SpeechError::BadResponse(format!("voices: {e}")))?;
         Ok(v.voices)
     }
 }
 
 impl TextToSpeech for WatsonTts {
-    fn synthesize(&self, req: SynthesisRequest) -> BoxFuture<'_, Result<SynthesisStream, SpeechError>> {
+    fn synthesize(
+        &self,
+        req: SynthesisRequest,
+    ) -> BoxFuture<'_, Result<SynthesisStream, SpeechError>> {
         Box::pin(self.start(req))
     }
 

@@ -64,10 +64,18 @@ pub const TUNING_VOICES: &[&str] = &[
     "en-US_HenryV3Voice",
 ];
 /// Voices for the held-out set (never used while tuning).
-pub const HELD_OUT_VOICES: &[&str] = &["en-US_EmilyV3Voice", "en-US_OliviaV3Voice", "en-GB_CharlotteV3Voice"];
+pub const HELD_OUT_VOICES: &[&str] = &[
+    "en-US_EmilyV3Voice",
+    "en-US_OliviaV3Voice",
+    "en-GB_CharlotteV3Voice",
+];
 
 pub fn grammar() -> Arc<Grammar> {
-    let phrases: Vec<String> = TUNING.iter().chain(HELD_OUT).map(|s| s.to_string()).collect();
+    let phrases: Vec<String> = TUNING
+        .iter()
+        .chain(HELD_OUT)
+        .map(|s| s.to_string())
+        .collect();
     let g = Grammar::from_phrases(&phrases).expect("grammar");
     assert!(g.skipped().is_empty(), "skipped {:?}", g.skipped());
     Arc::new(g)
@@ -81,7 +89,10 @@ pub async fn speak_8k(text: &str, voice: &str) -> Vec<i16> {
     let mut s = tts.synthesize(req).await.expect("synthesize");
     let mut pcm = vec![0i16; 2400];
     let deadline = Instant::now() + Duration::from_secs(20);
-    while let Some(c) = tokio::time::timeout_at(deadline.into(), s.next_chunk()).await.expect("synthesis hung") {
+    while let Some(c) = tokio::time::timeout_at(deadline.into(), s.next_chunk())
+        .await
+        .expect("synthesis hung")
+    {
         match c.expect("chunk") {
             AudioChunk::Pcm(p) => pcm.extend_from_slice(&p),
             AudioChunk::Mulaw(_) => panic!("asked for PCM"),
@@ -135,7 +146,10 @@ pub async fn recognize(
     pcm: &[i16],
     rate: SampleRate,
 ) -> Result<(Vec<Transcript>, usize), SpeechError> {
-    let opts = RecognizeOptions { sample_rate: rate, ..RecognizeOptions::default() };
+    let opts = RecognizeOptions {
+        sample_rate: rate,
+        ..RecognizeOptions::default()
+    };
     let mut s = stt.recognize(opts).await?;
     let frame = rate.hz() as usize / 50;
     for f in pcm.chunks(frame) {
@@ -145,7 +159,10 @@ pub async fn recognize(
     let mut finals = Vec::new();
     let mut interims = 0;
     let deadline = Instant::now() + Duration::from_secs(20);
-    while let Some(ev) = tokio::time::timeout_at(deadline.into(), s.next_event()).await.expect("recognition hung") {
+    while let Some(ev) = tokio::time::timeout_at(deadline.into(), s.next_event())
+        .await
+        .expect("recognition hung")
+    {
         match ev? {
             RecognitionEvent::Final(t) => finals.push(t),
             RecognitionEvent::Interim(_) => interims += 1,
@@ -156,11 +173,18 @@ pub async fn recognize(
 }
 
 pub fn text_of(finals: &[Transcript]) -> String {
-    finals.iter().map(|t| t.text.as_str()).collect::<Vec<_>>().join(" ")
+    finals
+        .iter()
+        .map(|t| t.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A speech-server on an ephemeral loopback port.
-pub async fn start_server(api_key: Option<&str>, token_ttl: Duration) -> (SocketAddr, Arc<ServerState>) {
+pub async fn start_server(
+    api_key: Option<&str>,
+    token_ttl: Duration,
+) -> (SocketAddr, Arc<ServerState>) {
     let cfg = ServerConfig {
         stt: PocketSphinxStt::new(grammar()),
         tts: EspeakTts::default(),
@@ -168,7 +192,9 @@ pub async fn start_server(api_key: Option<&str>, token_ttl: Duration) -> (Socket
         token_ttl,
     };
     let state = ServerState::new(cfg);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(voxgate::speech::server::serve(listener, state.clone()));
     (addr, state)
@@ -176,5 +202,9 @@ pub async fn start_server(api_key: Option<&str>, token_ttl: Duration) -> (Socket
 
 pub fn timeouts(ms: u64) -> Timeouts {
     let d = Duration::from_millis(ms);
-    Timeouts { connect: d, first_byte: d, idle: d }
+    Timeouts {
+        connect: d,
+        first_byte: d,
+        idle: d,
+    }
 }

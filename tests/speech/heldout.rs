@@ -13,7 +13,9 @@ async fn accuracy(stt: &PocketSphinxStt, loss: f64) -> (usize, usize, Vec<String
         for (pi, phrase) in HELD_OUT.iter().enumerate() {
             let pcm = speak_8k(phrase, voice).await;
             let pcm = telephone_path(&pcm, loss, (vi * 100 + pi) as u64);
-            let (finals, _) = recognize(stt, &pcm, SampleRate::Hz8000).await.expect("recognize");
+            let (finals, _) = recognize(stt, &pcm, SampleRate::Hz8000)
+                .await
+                .expect("recognize");
             total += 1;
             if text_of(&finals) == *phrase {
                 ok += 1;
@@ -31,7 +33,12 @@ async fn held_out_accuracy_clean_and_at_5_percent_loss() {
     let (ok, total, misses) = accuracy(&stt, 0.0).await;
     println!("held-out accuracy, clean µ-law: {ok}/{total}; misses {misses:?}");
     let (lok, ltotal, lmisses) = accuracy(&stt, 0.05).await;
-    println!("held-out accuracy, 5% loss through the jitter buffer: {lok}/{ltotal}; misses {lmisses:?}");
+    println!(
+        "held-out accuracy, 5% loss through the jitter buffer: {lok}/{ltotal}; misses {lmisses:?}"
+    );
     assert!(ok * 100 >= total * 60, "clean {ok}/{total}: {misses:#?}");
-    assert!(lok * 100 >= ltotal * 55, "5% loss {lok}/{ltotal}: {lmisses:#?}");
+    assert!(
+        lok * 100 >= ltotal * 55,
+        "5% loss {lok}/{ltotal}: {lmisses:#?}"
+    );
 }

@@ -13,7 +13,9 @@ async fn embedded_roundtrip_over_mulaw_in_four_voices() {
     for voice in &TUNING_VOICES[..4] {
         for phrase in &TUNING[..8] {
             let pcm = telephone_path(&speak_8k(phrase, voice).await, 0.0, 1);
-            let (finals, _) = recognize(&stt, &pcm, SampleRate::Hz8000).await.expect("recognize");
+            let (finals, _) = recognize(&stt, &pcm, SampleRate::Hz8000)
+                .await
+                .expect("recognize");
             total += 1;
             if text_of(&finals) == *phrase {
                 ok += 1;
@@ -37,25 +39,44 @@ async fn sixteen_khz_input_and_two_utterances_in_one_stream() {
     both.extend(std::iter::repeat_n(0i16, 8000)); // a second of silence: two utterances
     both.extend_from_slice(&b);
     let both = telephone_path(&both, 0.0, 2);
-    let (finals, interims) = recognize(&stt, &both, SampleRate::Hz8000).await.expect("recognize");
-    let texts: Vec<_> = finals.iter().map(|t| (t.text.as_str(), t.result_index)).collect();
+    let (finals, interims) = recognize(&stt, &both, SampleRate::Hz8000)
+        .await
+        .expect("recognize");
+    let texts: Vec<_> = finals
+        .iter()
+        .map(|t| (t.text.as_str(), t.result_index))
+        .collect();
     assert_eq!(texts, [("check my balance", 0), ("main menu", 1)]);
     assert!(interims > 0, "interim results expected");
 
-    // The same audio at 16 kHz.
-    let mut up = Resampler::new(8000, 16000).expect("resampler");
-    let mut pcm16 = Vec::new();
-    up.push(&a, &mut pcm16);
-    up.finish(&mut pcm16);
-    let (finals, _) = recognize(&stt, &pcm16, SampleRate::Hz16000).await.expect("recognize 16k");
+    // Wideband input: the synthesizer's own 16 kHz output.
+    let mut req = SynthesisRequest::text("check my balance");
+    req.sample_rate = SampleRate::Hz16000;
+    let mut s = EspeakTts::default().synthesize(req).await.expect("synthesize 16k");
+    let mut pcm16 = vec![0i16; 4800];
+    while let Some(c) = tokio::time::timeout(Duration::from_secs(10), s.next_chunk()).await.expect("hung") {
+        if let AudioChunk::Pcm(p) = c.expect("chunk") {
+            pcm16.extend(p);
+        }
+    }
+    pcm16.extend(std::iter::repeat_n(0i16, 4800));
+    let (finals, _) = recognize(&stt, &pcm16, SampleRate::Hz16000)
+        .await
+        .expect("recognize 16k");
     assert_eq!(text_of(&finals), "check my balance");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_grammar_speech_gives_no_final() {
     let stt = PocketSphinxStt::new(grammar());
-    let pcm = speak_8k("the weather is lovely in the mountains today", "en-US_AllisonV3Voice").await;
-    let (finals, _) = recognize(&stt, &pcm, SampleRate::Hz8000).await.expect("recognize");
+    let pcm = speak_8k(
+        "the weather is lovely in the mountains today",
+        "en-US_AllisonV3Voice",
+    )
+    .await;
+    let (finals, _) = recognize(&stt, &pcm, SampleRate::Hz8000)
+        .await
+        .expect("recognize");
     let g = grammar();
     for f in &finals {
         assert!(g.accepts(&f.text), "non-sentence final {:?}", f.text);
@@ -65,12 +86,17 @@ async fn out_of_grammar_speech_gives_no_final() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inactivity_timeout_is_typed() {
     let stt = PocketSphinxStt::new(grammar());
-    let opts = RecognizeOptions { inactivity_timeout: Some(Duration::from_secs(1)), ..Default::default() };
+    let opts = RecognizeOptions {
+        inactivity_timeout: Some(Duration::from_secs(1)),
+        ..Default::default()
+    };
     let mut s = stt.recognize(opts).await.expect("start");
     for _ in 0..100 {
         s.push(&[0i16; 160]).expect("push"); // 2 s of silence
     }
-    let ev = tokio::time::timeout(Duration::from_secs(10), s.next_event()).await.expect("hung");
+    let ev = tokio::time::timeout(Duration::from_secs(10), s.next_event())
+        .await
+        .expect("hung");
     assert_eq!(ev, Some(Err(SpeechError::Timeout("inactivity"))));
 }
 
@@ -78,8 +104,13 @@ async fn inactivity_timeout_is_typed() {
 async fn barge_in_cancel_stops_synthesis_at_once() {
     let tts = EspeakTts::default();
     let long = "one two three four five six seven eight nine ten. ".repeat(20);
-    let mut s = tts.synthesize(SynthesisRequest::text(long)).await.expect("synthesize");
-    let first = tokio::time::timeout(Duration::from_secs(10), s.next_chunk()).await.expect("hung");
+    let mut s = tts
+        .synthesize(SynthesisRequest::text(long))
+        .await
+        .expect("synthesize");
+    let first = tokio::time::timeout(Duration::from_secs(10), s.next_chunk())
+        .await
+        .expect("hung");
     assert!(matches!(first, Some(Ok(AudioChunk::Pcm(ref p))) if !p.is_empty()));
     s.cancel();
     assert!(s.next_chunk().await.is_none(), "no chunk after cancel");
@@ -87,17 +118,29 @@ async fn barge_in_cancel_stops_synthesis_at_once() {
     let t = Instant::now();
     let pcm = speak_8k("yes", "en-US_AllisonV3Voice").await;
     assert!(pcm.len() > 4800 + 800);
-    assert!(t.elapsed() < Duration::from_secs(2), "espeak still busy: {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "espeak still busy: {:?}",
+        t.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watson_clients_through_speech_server() {
     let (addr, _state) = start_server(None, Duration::from_secs(60)).await;
     let url = format!("http://{addr}");
-    let stt = WatsonStt::new(WatsonSttConfig { url: url.clone(), credentials: Credentials::None, timeouts: timeouts(5000) })
-        .expect("stt");
-    let tts = WatsonTts::new(WatsonTtsConfig { url, credentials: Credentials::None, timeouts: timeouts(5000) })
-        .expect("tts");
+    let stt = WatsonStt::new(WatsonSttConfig {
+        url: url.clone(),
+        credentials: Credentials::None,
+        timeouts: timeouts(5000),
+    })
+    .expect("stt");
+    let tts = WatsonTts::new(WatsonTtsConfig {
+        url,
+        credentials: Credentials::None,
+        timeouts: timeouts(5000),
+    })
+    .expect("tts");
 
     let voices = tts.voices().await.expect("voices");
     assert!(voices.iter().any(|v| v.name == "en-GB_KateV3Voice"));
@@ -123,13 +166,18 @@ async fn watson_clients_through_speech_server() {
             pcm.extend(std::iter::repeat_n(0i16, 2400));
             let pcm = telephone_path(&pcm, 0.0, 3);
             // STT over the WebSocket.
-            let (finals, _) = recognize(&stt, &pcm, SampleRate::Hz8000).await.expect("ws recognize");
+            let (finals, _) = recognize(&stt, &pcm, SampleRate::Hz8000)
+                .await
+                .expect("ws recognize");
             total += 1;
             if text_of(&finals) == *phrase {
                 ok += 1;
             }
             // And the sessionless POST.
-            let once = stt.recognize_once(&pcm, SampleRate::Hz8000, &RecognizeOptions::default()).await.expect("post");
+            let once = stt
+                .recognize_once(&pcm, SampleRate::Hz8000, &RecognizeOptions::default())
+                .await
+                .expect("post");
             assert_eq!(text_of(&once), text_of(&finals));
         }
     }
@@ -140,9 +188,16 @@ async fn watson_clients_through_speech_server() {
 async fn iam_api_key_token_is_cached_and_refreshed() {
     let (addr, state) = start_server(Some("s3cret"), Duration::from_secs(3600)).await;
     let url = format!("http://{addr}");
-    let creds = Credentials::IamApiKey { api_key: "s3cret".into(), iam_url: format!("{url}/identity/token") };
-    let tts = WatsonTts::new(WatsonTtsConfig { url: url.clone(), credentials: creds, timeouts: timeouts(5000) })
-        .expect("tts");
+    let creds = Credentials::IamApiKey {
+        api_key: "s3cret".into(),
+        iam_url: format!("{url}/identity/token"),
+    };
+    let tts = WatsonTts::new(WatsonTtsConfig {
+        url: url.clone(),
+        credentials: creds,
+        timeouts: timeouts(5000),
+    })
+    .expect("tts");
     tts.voices().await.expect("voices 1");
     tts.voices().await.expect("voices 2");
     assert_eq!(state.issued_tokens(), 1, "token cached");
@@ -150,17 +205,40 @@ async fn iam_api_key_token_is_cached_and_refreshed() {
     // Tokens that live 5 s are refreshed on each use (refresh margin is at least 10 s).
     let (addr2, state2) = start_server(Some("s3cret"), Duration::from_secs(5)).await;
     let url2 = format!("http://{addr2}");
-    let creds = Credentials::IamApiKey { api_key: "s3cret".into(), iam_url: format!("{url2}/identity/token") };
-    let stt = WatsonStt::new(WatsonSttConfig { url: url2, credentials: creds, timeouts: timeouts(5000) })
-        .expect("stt");
+    let creds = Credentials::IamApiKey {
+        api_key: "s3cret".into(),
+        iam_url: format!("{url2}/identity/token"),
+    };
+    let stt = WatsonStt::new(WatsonSttConfig {
+        url: url2,
+        credentials: creds,
+        timeouts: timeouts(5000),
+    })
+    .expect("stt");
     let pcm = speak_8k("yes", "en-US_AllisonV3Voice").await;
-    let (f1, _) = recognize(&stt, &pcm, SampleRate::Hz8000).await.expect("ws 1");
-    let f2 = stt.recognize_once(&pcm, SampleRate::Hz8000, &RecognizeOptions::default()).await.expect("post");
-    assert_eq!((text_of(&f1).as_str(), text_of(&f2).as_str()), ("yes", "yes"));
+    let (f1, _) = recognize(&stt, &pcm, SampleRate::Hz8000)
+        .await
+        .expect("ws 1");
+    let f2 = stt
+        .recognize_once(&pcm, SampleRate::Hz8000, &RecognizeOptions::default())
+        .await
+        .expect("post");
+    assert_eq!(
+        (text_of(&f1).as_str(), text_of(&f2).as_str()),
+        ("yes", "yes")
+    );
     assert_eq!(state2.issued_tokens(), 2, "token refreshed before expiry");
 
     // Basic with the API key also works.
-    let basic = Credentials::Basic { username: "apikey".into(), password: "s3cret".into() };
-    let tts = WatsonTts::new(WatsonTtsConfig { url, credentials: basic, timeouts: timeouts(5000) }).expect("tts");
+    let basic = Credentials::Basic {
+        username: "apikey".into(),
+        password: "s3cret".into(),
+    };
+    let tts = WatsonTts::new(WatsonTtsConfig {
+        url,
+        credentials: basic,
+        timeouts: timeouts(5000),
+    })
+    .expect("tts");
     assert!(!tts.voices().await.expect("voices basic").is_empty());
 }

@@ -14,4 +14,6 @@ mod synthesizer;
 pub use recognizer::{
     default_model_dir, silence_logging, Hypothesis, Recognizer, RecognizerConfig, RecognizerError,
 };
-pub use synthesizer::{Sink, SpeakRequest, SynthEvent, Synthesizer, SynthesizerError, ESPEAK_RATE_HZ};
+pub use synthesizer::{
+    Sink, SpeakRequest, SynthEvent, Synthesizer, SynthesizerError, ESPEAK_RATE_HZ,
+};

@@ -16,7 +16,9 @@ pub enum RecognizerError {
     #[error("{0} contains a NUL byte")]
     Nul(&'static str),
     /// A model file is missing.
-    #[error("model path {0} does not exist (run scripts/setup.sh or set VOXGATE_POCKETSPHINX_MODEL)")]
+    #[error(
+        "model path {0} does not exist (run scripts/setup.sh or set VOXGATE_POCKETSPHINX_MODEL)"
+    )]
     MissingModel(PathBuf),
     /// A decoder option name or value was refused.
     #[error("pocketsphinx refused a decoder option")]
@@ -103,7 +105,8 @@ impl Recognizer {
         silence_logging();
         let hmm = cpath(&cfg.hmm, "hmm path")?;
         let dict = cpath(&cfg.dict, "dict path")?;
-        let jsgf = CString::new(cfg.jsgf.as_bytes()).map_err(|_| RecognizerError::Nul("grammar"))?;
+        let jsgf =
+            CString::new(cfg.jsgf.as_bytes()).map_err(|_| RecognizerError::Nul("grammar"))?;
         let opts = cfg
             .options
             .iter()
@@ -122,11 +125,11 @@ impl Recognizer {
             ffi::ps_config_set_str(config, c"hmm".as_ptr(), hmm.as_ptr());
             ffi::ps_config_set_str(config, c"dict".as_ptr(), dict.as_ptr());
             ffi::ps_config_set_str(config, c"loglevel".as_ptr(), c"FATAL".as_ptr());
-            // Digital silence (exact zeros: padding, a resampler's delay line, µ-law
-            // silence, concealment) breaks cepstral mean normalisation; a little dither
-            // (fixed seed, so results repeat) avoids it.
-            ffi::ps_config_set_str(config, c"dither".as_ptr(), c"yes".as_ptr());
-            ffi::ps_config_set_str(config, c"seed".as_ptr(), c"1".as_ptr());
+            // No dither: its RNG is thread-local (PS_USE_THREAD_LOCAL_RNG) and seeded on the
+            // thread that called ps_init, while a decoder may run on any blocking thread, so
+            // results would vary from run to run. Callers add their own deterministic noise
+            // floor where needed (voxgate's DecoderUpsampler does).
+            ffi::ps_config_set_str(config, c"dither".as_ptr(), c"no".as_ptr());
             for (k, v) in &opts {
                 if ffi::ps_config_set_str(config, k.as_ptr(), v.as_ptr()).is_null() {
                     ffi::ps_config_free(config);
@@ -139,9 +142,14 @@ impl Recognizer {
             ps
         };
         let ps = NonNull::new(ps).ok_or(RecognizerError::Init)?;
-        let mut rec = Recognizer { ps, in_utt: false, _not_sync: PhantomData };
+        let mut rec = Recognizer {
+            ps,
+            in_utt: false,
+            _not_sync: PhantomData,
+        };
         // SAFETY: ps is a live decoder; strings are NUL-terminated and copied by the callee.
-        let rc = unsafe { ffi::ps_add_jsgf_string(rec.ps.as_ptr(), c"voxgate".as_ptr(), jsgf.as_ptr()) };
+        let rc =
+            unsafe { ffi::ps_add_jsgf_string(rec.ps.as_ptr(), c"voxgate".as_ptr(), jsgf.as_ptr()) };
         if rc < 0 {
             return Err(RecognizerError::Grammar);
         }
@@ -210,7 +218,11 @@ impl Recognizer {
         } else {
             0.0
         };
-        Some(Hypothesis { text, score, confidence: confidence.clamp(0.0, 1.0) })
+        Some(Hypothesis {
+            text,
+            score,
+            confidence: confidence.clamp(0.0, 1.0),
+        })
     }
 
     /// The best hypothesis so far in the current utterance (may be a prefix of a sentence).

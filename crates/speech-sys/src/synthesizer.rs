@@ -166,7 +166,11 @@ fn run(rx: mpsc::Receiver<Job>) {
             }
         };
         CURRENT.with(|c| {
-            *c.borrow_mut() = Some(Current { sink, cancel: req.cancel.clone(), stopped: false })
+            *c.borrow_mut() = Some(Current {
+                sink,
+                cancel: req.cancel.clone(),
+                stopped: false,
+            })
         });
         let bytes = text.as_bytes_with_nul();
         // SAFETY: only this thread calls espeak; text is NUL-terminated and outlives the
@@ -183,8 +187,14 @@ fn run(rx: mpsc::Receiver<Job>) {
                 std::ptr::null_mut(),
             )
         };
-        let Some(mut cur) = CURRENT.with(|c| c.borrow_mut().take()) else { continue };
-        let outcome = if rc == ffi::EE_OK || cur.stopped { Ok(()) } else { Err(SynthesizerError::Synth(rc)) };
+        let Some(mut cur) = CURRENT.with(|c| c.borrow_mut().take()) else {
+            continue;
+        };
+        let outcome = if rc == ffi::EE_OK || cur.stopped {
+            Ok(())
+        } else {
+            Err(SynthesizerError::Synth(rc))
+        };
         finish(&mut cur.sink, outcome);
     }
 }
@@ -243,6 +253,7 @@ impl Synthesizer {
     /// Returns at once. Requests are served in order, one at a time.
     pub fn speak(&self, req: SpeakRequest, sink: Sink) -> Result<(), SynthesizerError> {
         let tx = self.tx.lock().map_err(|_| SynthesizerError::ThreadGone)?;
-        tx.send(Job { req, sink }).map_err(|_| SynthesizerError::ThreadGone)
+        tx.send(Job { req, sink })
+            .map_err(|_| SynthesizerError::ThreadGone)
     }
 }

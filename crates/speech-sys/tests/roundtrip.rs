@@ -16,7 +16,13 @@ fn say(text: &str, voice: &str, cancel: Arc<AtomicBool>) -> (Vec<i16>, usize) {
     Synthesizer::global()
         .expect("espeak")
         .speak(
-            SpeakRequest { text: text.into(), voice: voice.into(), rate_wpm: None, ssml: false, cancel },
+            SpeakRequest {
+                text: text.into(),
+                voice: voice.into(),
+                rate_wpm: None,
+                ssml: false,
+                cancel,
+            },
             Box::new(move |ev| {
                 match ev {
                     SynthEvent::Audio(a) => {
@@ -56,7 +62,8 @@ fn resample(pcm: &[i16], from: u32, to: u32) -> Vec<i16> {
 #[test]
 fn espeak_to_pocketsphinx() {
     let model = default_model_dir();
-    let jsgf = "#JSGF V1.0;\ngrammar t;\npublic <s> = talk to an agent | check my balance | yes | no;\n";
+    let jsgf =
+        "#JSGF V1.0;\ngrammar t;\npublic <s> = talk to an agent | check my balance | yes | no;\n";
     let mut rec = Recognizer::new(&RecognizerConfig {
         hmm: model.join("en-us"),
         dict: model.join("cmudict-en-us.dict"),
@@ -82,7 +89,11 @@ fn cancel_stops_synthesis_early() {
     let text = "one two three four five six seven eight nine ten eleven twelve";
     let (full, _) = say(text, "en-us", Arc::new(AtomicBool::new(false)));
     let (none, chunks) = say(text, "en-us", Arc::new(AtomicBool::new(true)));
-    assert!(full.len() > 22_050, "full utterance too short: {}", full.len());
+    assert!(
+        full.len() > 22_050,
+        "full utterance too short: {}",
+        full.len()
+    );
     assert_eq!((none.len(), chunks), (0, 0));
 }
 
