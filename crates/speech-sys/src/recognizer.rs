@@ -62,8 +62,9 @@ pub struct Hypothesis {
     pub text: String,
     /// Decoder path score (log domain, larger is better).
     pub score: i32,
-    /// Posterior probability of the hypothesis in 0..=1 (from the decoder lattice).
-    pub confidence: f32,
+    /// Posterior probability of the hypothesis in 0..=1, from the decoder lattice; `None`
+    /// when the decoder built none (option `bestpath no`, or a partial hypothesis).
+    pub confidence: Option<f32>,
 }
 
 /// One PocketSphinx decoder. Use it from one thread at a time: it is `Send` (it may move
@@ -209,19 +210,20 @@ impl Recognizer {
             unsafe {
                 let prob = ffi::ps_get_prob(self.ps.as_ptr());
                 let lm = ffi::ps_get_logmath(self.ps.as_ptr());
-                if lm.is_null() {
-                    0.0
+                // 0 (log domain) is what the decoder returns when it has no lattice.
+                if lm.is_null() || prob == 0 {
+                    None
                 } else {
-                    ffi::logmath_exp(lm, prob) as f32
+                    Some((ffi::logmath_exp(lm, prob) as f32).clamp(0.0, 1.0))
                 }
             }
         } else {
-            0.0
+            None
         };
         Some(Hypothesis {
             text,
             score,
-            confidence: confidence.clamp(0.0, 1.0),
+            confidence,
         })
     }
 
