@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
+use voxgate_engine::codec::g711::ulaw_encode;
 use voxgate_speech_sys::{SpeakRequest, SynthEvent, Synthesizer, SynthesizerError, ESPEAK_RATE_HZ};
 
 use super::{
-    AudioChunk, Resampler, SpeechError, SynthesisEncoding, SynthesisRequest, SynthesisStream,
-    TextToSpeech, Voice,
+    AudioChunk, Resampler, SampleRate, SpeechError, SynthesisEncoding, SynthesisRequest,
+    SynthesisStream, TextToSpeech, Voice,
 };
 
 /// Watson voice name → (espeak voice, language, gender).
@@ -65,12 +66,19 @@ impl EspeakTts {
 
     /// Start synthesis; chunks arrive as espeak produces them.
     pub fn start(&self, req: SynthesisRequest) -> Result<SynthesisStream, SpeechError> {
-        if req.encoding == SynthesisEncoding::Mulaw {
+        let mulaw = req.encoding == SynthesisEncoding::Mulaw;
+        if mulaw && req.sample_rate != SampleRate::Hz8000 {
             return Err(SpeechError::UnsupportedAudio(
-                "audio/mulaw from the embedded synthesizer (G.711 lives in the engine codec)"
-                    .into(),
+                "audio/mulaw is 8 kHz only".into(),
             ));
         }
+        let chunk = move |pcm: Vec<i16>| {
+            if mulaw {
+                AudioChunk::Mulaw(pcm.iter().map(|&s| ulaw_encode(s)).collect())
+            } else {
+                AudioChunk::Pcm(pcm)
+            }
+        };
         let name = req.voice.as_deref().unwrap_or(DEFAULT_VOICE);
         let voice = espeak_voice(name)
             .ok_or_else(|| SpeechError::Rejected(format!("unknown voice {name:?}")))?;
@@ -92,13 +100,13 @@ impl EspeakTts {
                     SynthEvent::Audio(pcm) => {
                         let mut out = Vec::with_capacity(pcm.len() / 2 + 16);
                         rs.push(pcm, &mut out);
-                        out.is_empty() || sink_tx.send(Ok(AudioChunk::Pcm(out))).is_ok()
+                        out.is_empty() || sink_tx.send(Ok(chunk(out))).is_ok()
                     }
                     SynthEvent::Finished(r) => {
                         let mut out = Vec::new();
                         rs.finish(&mut out);
                         if !out.is_empty() {
-                            let _ = sink_tx.send(Ok(AudioChunk::Pcm(out)));
+                            let _ = sink_tx.send(Ok(chunk(out)));
                         }
                         if let Err(e) = r {
                             let err = match e {

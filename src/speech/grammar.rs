@@ -165,13 +165,8 @@ impl Grammar {
             || hyp.split(' ').all(|w| DIGITS.contains(&w))
     }
 
-    /// Path of the trimmed dictionary file (written on first use).
-    pub fn dict_file_for_tests(&self) -> PathBuf {
-        self.dict_file().unwrap_or_default()
-    }
-
     /// The trimmed dictionary, written once per process under the temp directory.
-    pub(crate) fn dict_file(&self) -> Result<PathBuf, SpeechError> {
+    pub fn dict_file(&self) -> Result<PathBuf, SpeechError> {
         self.dict_path
             .get_or_init(|| {
                 let mut h = std::collections::hash_map::DefaultHasher::new();

@@ -331,7 +331,7 @@ impl DecodeSession {
             Ok(Some(h)) if self.grammar.accepts(&h.text) => {
                 out.push(Ok(RecognitionEvent::Final(Transcript {
                     text: h.text,
-                    confidence: Some(h.confidence),
+                    confidence: h.confidence,
                     result_index: self.index,
                 })));
                 self.index += 1;

@@ -125,11 +125,18 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .with_state(state)
 }
 
-/// Serve on `listener` until the task is dropped.
+/// Serve on `listener` until the task is dropped. Sockets get TCP_NODELAY: audio chunks
+/// must not wait for Nagle/delayed-ACK (that cost ~40 ms per first chunk).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<ServerState>,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt as _;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!("speech-server: TCP_NODELAY: {e}");
+        }
+    });
     axum::serve(listener, router(state)).await
 }
 
@@ -245,13 +252,13 @@ async fn synthesize(
     } else {
         accept
     };
-    let rate = match l16_rate(&accept) {
-        Ok(r) => r,
+    let (rate, encoding) = match l16_rate(&accept) {
+        Ok(r) => (r, SynthesisEncoding::Linear16),
         Err(_) if accept.to_ascii_lowercase().starts_with("audio/mulaw") => {
-            return error(
-                StatusCode::NOT_ACCEPTABLE,
-                "audio/mulaw is not served yet; use audio/l16;rate=8000",
-            );
+            if accept.contains("rate=") && !accept.contains("rate=8000") {
+                return error(StatusCode::NOT_ACCEPTABLE, "audio/mulaw is 8 kHz only");
+            }
+            (SampleRate::Hz8000, SynthesisEncoding::Mulaw)
         }
         Err(e) => return error(StatusCode::NOT_ACCEPTABLE, e.to_string()),
     };
@@ -265,7 +272,7 @@ async fn synthesize(
         ssml,
         voice: q.voice,
         sample_rate: rate,
-        encoding: SynthesisEncoding::Linear16,
+        encoding,
     };
     let stream = match st.cfg.tts.start(req) {
         Ok(s) => s,
@@ -286,7 +293,10 @@ async fn synthesize(
     Response::builder()
         .header(
             header::CONTENT_TYPE,
-            format!("audio/l16;rate={};endianness=little-endian", rate.hz()),
+            match encoding {
+                SynthesisEncoding::Mulaw => "audio/mulaw;rate=8000".to_string(),
+                _ => format!("audio/l16;rate={};endianness=little-endian", rate.hz()),
+            },
         )
         .body(Body::from_stream(body))
         .unwrap_or_else(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "response"))

@@ -59,7 +59,8 @@ impl Default for RecognizeOptions {
 pub struct Transcript {
     /// Words recognised.
     pub text: String,
-    /// 0..=1 when the provider gives one (final results).
+    /// 0..=1 when the provider gives one (Watson: final results; embedded PocketSphinx:
+    /// none with voxgate's decoder settings, which skip the lattice pass).
     pub confidence: Option<f32>,
     /// Index of the utterance within the stream (Watson `result_index`).
     pub result_index: u32,

@@ -62,8 +62,9 @@ pub struct Hypothesis {
     pub text: String,
     /// Decoder path score (log domain, larger is better).
     pub score: i32,
-    /// Posterior probability of the hypothesis in 0..=1 (from the decoder lattice).
-    pub confidence: f32,
+    /// Posterior probability of the hypothesis in 0..=1, from the decoder lattice; `None`
+    /// when the decoder built none (option `bestpath no`, or a partial hypothesis).
+    pub confidence: Option<f32>,
 }
 
 /// One PocketSphinx decoder. Use it from one thread at a time: it is `Send` (it may move
@@ -125,11 +126,11 @@ impl Recognizer {
             ffi::ps_config_set_str(config, c"hmm".as_ptr(), hmm.as_ptr());
             ffi::ps_config_set_str(config, c"dict".as_ptr(), dict.as_ptr());
             ffi::ps_config_set_str(config, c"loglevel".as_ptr(), c"FATAL".as_ptr());
-            // Digital silence (exact zeros: padding, a resampler's delay line, µ-law
-            // silence, concealment) breaks cepstral mean normalisation; a little dither
-            // (fixed seed, so results repeat) avoids it.
-            ffi::ps_config_set_str(config, c"dither".as_ptr(), c"yes".as_ptr());
-            ffi::ps_config_set_str(config, c"seed".as_ptr(), c"1".as_ptr());
+            // No dither: its RNG is thread-local (PS_USE_THREAD_LOCAL_RNG) and seeded on the
+            // thread that called ps_init, while a decoder may run on any blocking thread, so
+            // results would vary from run to run. Callers add their own deterministic noise
+            // floor where needed (voxgate's DecoderUpsampler does).
+            ffi::ps_config_set_str(config, c"dither".as_ptr(), c"no".as_ptr());
             for (k, v) in &opts {
                 if ffi::ps_config_set_str(config, k.as_ptr(), v.as_ptr()).is_null() {
                     ffi::ps_config_free(config);
@@ -209,19 +210,20 @@ impl Recognizer {
             unsafe {
                 let prob = ffi::ps_get_prob(self.ps.as_ptr());
                 let lm = ffi::ps_get_logmath(self.ps.as_ptr());
-                if lm.is_null() {
-                    0.0
+                // 0 (log domain) is what the decoder returns when it has no lattice.
+                if lm.is_null() || prob == 0 {
+                    None
                 } else {
-                    ffi::logmath_exp(lm, prob) as f32
+                    Some((ffi::logmath_exp(lm, prob) as f32).clamp(0.0, 1.0))
                 }
             }
         } else {
-            0.0
+            None
         };
         Some(Hypothesis {
             text,
             score,
-            confidence: confidence.clamp(0.0, 1.0),
+            confidence,
         })
     }
 
