@@ -126,6 +126,13 @@ pub fn session_config(media: &NegotiatedMedia) -> Result<SessionConfig, MediaErr
     cfg.rtcp_mux = media.rtcp_mux;
     cfg.pcm_rate = 8000;
     cfg.no_rtp_timeout = Duration::from_secs(30);
+    cfg.srtp = media
+        .srtp
+        .as_ref()
+        .map(|k| voxgate_engine::session::SrtpKeys {
+            local: format!("1 {} inline:{}", k.suite, k.local_key),
+            remote: format!("1 {} inline:{}", k.suite, k.remote_key),
+        });
     Ok(cfg)
 }
 

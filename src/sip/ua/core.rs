@@ -148,6 +148,8 @@ pub(super) struct Call {
     pub(super) invite_tx: u64,
     pub(super) invite: RequestView,
     pub(super) media: Option<NegotiatedMedia>,
+    /// Our SRTP key for this dialog (chosen when the answer was previewed).
+    pub(super) srtp_key: Option<super::media::SrtpKeys>,
     pub(super) local_rtp: Option<SocketAddr>,
     pub(super) hold_pending: bool,
     pub(super) transfer: Option<(Instant, TransferOutcome)>,
@@ -711,6 +713,7 @@ impl SipCore {
                 invite_tx: id,
                 invite: req,
                 media: None,
+                srtp_key: None,
                 local_rtp: None,
                 hold_pending: false,
                 transfer: None,
@@ -721,10 +724,14 @@ impl SipCore {
 
     /// What the answer to an incoming call's offer will agree (codec, payload types,
     /// remote address), before the local RTP address is known: media is opened with it.
-    pub fn preview_answer(&self, call: CallRef) -> Result<NegotiatedMedia, CallError> {
-        let c = self.calls.get(&call).ok_or(CallError::NoSuchCall)?;
+    /// Our SRTP key chosen here is kept for the answer itself.
+    pub fn preview_answer(&mut self, call: CallRef) -> Result<NegotiatedMedia, CallError> {
+        let c = self.calls.get_mut(&call).ok_or(CallError::NoSuchCall)?;
         let probe = SocketAddr::new(self.cfg.local.udp.ip(), 9);
-        Ok(sdp_glue::answer(&c.invite.body, probe, c.dialog.sdp_session, None)?.media)
+        let media =
+            sdp_glue::answer(&c.invite.body, probe, c.dialog.sdp_session, None, None)?.media;
+        c.srtp_key = media.srtp.clone();
+        Ok(media)
     }
 
     /// Answers an incoming call: 200 OK with the SDP answer for `local_rtp`.
@@ -740,7 +747,9 @@ impl SipCore {
         }
         let version = c.dialog.next_sdp_version();
         let session = (c.dialog.sdp_session.0, version);
-        let answer = match sdp_glue::answer(&c.invite.body, local_rtp, session, None) {
+        let keep = c.srtp_key.clone();
+        let answer = match sdp_glue::answer(&c.invite.body, local_rtp, session, None, keep.as_ref())
+        {
             Ok(a) => a,
             Err(e) => {
                 let status = e.status();

@@ -187,11 +187,14 @@ impl SipCore {
             self.arm_call(call);
             return;
         };
-        let session = match self.calls.get_mut(&call) {
-            Some(c) => (c.dialog.sdp_session.0, c.dialog.next_sdp_version()),
+        let (session, keep) = match self.calls.get_mut(&call) {
+            Some(c) => (
+                (c.dialog.sdp_session.0, c.dialog.next_sdp_version()),
+                c.srtp_key.clone(),
+            ),
             None => return,
         };
-        match sdp_glue::answer(&req.body, local_rtp, session, None) {
+        match sdp_glue::answer(&req.body, local_rtp, session, None, keep.as_ref()) {
             Ok(answer) => {
                 if let Some(c) = self.calls.get_mut(&call) {
                     c.media = Some(answer.media.clone());

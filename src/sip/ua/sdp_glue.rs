@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use rand::RngCore;
+use rand::TryRngCore;
 
 use super::media::{Answer, NegotiatedMedia, SdpReject, SrtpKeys};
 use crate::sip::dialog::Direction;
@@ -58,7 +58,9 @@ pub fn inspect(body: &[u8]) -> Result<OfferSummary, SdpReject> {
 }
 
 /// Our crypto line for the first offered suite we support: (line, suite, key, their key).
-fn pick_crypto(sd: &SessionDescription) -> Option<(String, SrtpKeys)> {
+/// `keep`: our key from an earlier answer in this dialog, reused when the suite is the
+/// same (the media session was keyed with it; a new key would need a new session).
+fn pick_crypto(sd: &SessionDescription, keep: Option<&SrtpKeys>) -> Option<(String, SrtpKeys)> {
     let m = sd
         .media
         .iter()
@@ -76,9 +78,14 @@ fn pick_crypto(sd: &SessionDescription) -> Option<(String, SrtpKeys)> {
             .split('|')
             .next()?
             .to_owned();
-        let mut raw = [0u8; 30];
-        rand::rng().fill_bytes(&mut raw);
-        let local_key = base64::engine::general_purpose::STANDARD.encode(raw);
+        let local_key = match keep.filter(|k| k.suite == suite) {
+            Some(k) => k.local_key.clone(),
+            None => {
+                let mut raw = [0u8; 30];
+                rand::rngs::OsRng.try_fill_bytes(&mut raw).ok()?;
+                base64::engine::general_purpose::STANDARD.encode(raw)
+            }
+        };
         Some((
             format!("{tag} {suite} inline:{local_key}"),
             SrtpKeys {
@@ -96,9 +103,10 @@ pub fn answer(
     local_rtp: SocketAddr,
     session: (u64, u64),
     direction: Option<Direction>,
+    keep: Option<&SrtpKeys>,
 ) -> Result<Answer, SdpReject> {
     let sd = parse(offer)?;
-    let crypto = pick_crypto(&sd);
+    let crypto = pick_crypto(&sd, keep);
     let caps = LocalCapabilities {
         codecs: &CODECS,
         telephone_event: true,
