@@ -298,6 +298,11 @@ v=0\ntrailing";
         assert_eq!(&r.body[..], b"v=0\n", "body limited to Content-Length");
         assert_eq!(r.called_number().as_deref(), Some("+19585550123"));
         assert!(check_request(&r, &UasPolicy::GATEWAY).is_ok());
+        let tight = UasPolicy {
+            max_body: 3,
+            ..UasPolicy::GATEWAY
+        };
+        assert_eq!(check_request(&r, &tight).unwrap_err().status, 413);
     }
 
     #[test]
