@@ -4,3 +4,13 @@
 #![forbid(unsafe_code)]
 
 pub mod settings;
+pub mod admin;
+pub mod cdr;
+pub mod config;
+pub mod lifecycle;
+pub mod live;
+pub mod logs;
+pub mod metrics;
+pub mod numbers;
+pub mod pii;
+pub mod store;
