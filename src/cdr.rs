@@ -22,9 +22,7 @@
 //! count towards MAU (the caller was never served) and does not touch `active_calls`.
 
 use crate::metrics::metrics;
-use crate::store::{
-    CallEnd, CallOutcome, CallRecordId, CallStart, StoreError, StoreHandle,
-};
+use crate::store::{CallEnd, CallOutcome, CallRecordId, CallStart, StoreError, StoreHandle};
 
 /// Writes call records; cheap to clone (one per call task is fine).
 #[derive(Debug, Clone)]

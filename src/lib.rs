@@ -3,7 +3,6 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-pub mod settings;
 pub mod admin;
 pub mod cdr;
 pub mod config;
@@ -13,4 +12,5 @@ pub mod logs;
 pub mod metrics;
 pub mod numbers;
 pub mod pii;
+pub mod settings;
 pub mod store;

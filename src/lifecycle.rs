@@ -176,7 +176,9 @@ pub fn spawn_signal_tasks(
                 None => tracing::warn!("SIGHUP: no config file to reload"),
                 Some(p) => match reload_integration(p, &store, &live).await {
                     Ok(()) => tracing::info!(path = %p.display(), "SIGHUP: settings reloaded"),
-                    Err(e) => tracing::error!(error = %e, "SIGHUP: reload refused; settings unchanged"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "SIGHUP: reload refused; settings unchanged")
+                    }
                 },
             }
         }

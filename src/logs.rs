@@ -106,8 +106,10 @@ impl Visit for JsonVisitor<'_> {
             .insert(field.name().to_owned(), serde_json::Value::String(s));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0
-            .insert(field.name().to_owned(), serde_json::Value::String(value.to_owned()));
+        self.0.insert(
+            field.name().to_owned(),
+            serde_json::Value::String(value.to_owned()),
+        );
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.0.insert(field.name().to_owned(), value.into());
@@ -178,8 +180,7 @@ where
             }
         }
         event.record(&mut JsonVisitor(&mut map));
-        self.ring
-            .push(serde_json::Value::Object(map).to_string());
+        self.ring.push(serde_json::Value::Object(map).to_string());
     }
 }
 

@@ -302,9 +302,19 @@ impl Metrics {
         let cores = cores.clamp(1, MAX_CORES);
         header(&mut o, "voxgate_active_calls", "gauge", "Calls up now.");
         let _ = writeln!(o, "voxgate_active_calls {}", self.active_calls.get());
-        header(&mut o, "voxgate_draining", "gauge", "1 while draining (SIGTERM).");
+        header(
+            &mut o,
+            "voxgate_draining",
+            "gauge",
+            "1 while draining (SIGTERM).",
+        );
         let _ = writeln!(o, "voxgate_draining {}", self.draining.get());
-        header(&mut o, "voxgate_calls_total", "counter", "Finished calls by outcome.");
+        header(
+            &mut o,
+            "voxgate_calls_total",
+            "counter",
+            "Finished calls by outcome.",
+        );
         for (i, l) in OUTCOMES.iter().enumerate() {
             let _ = writeln!(
                 o,
@@ -312,32 +322,85 @@ impl Metrics {
                 self.calls_by_outcome[i].get()
             );
         }
-        header(&mut o, "voxgate_sip_responses_total", "counter", "SIP responses sent by status code.");
+        header(
+            &mut o,
+            "voxgate_sip_responses_total",
+            "counter",
+            "SIP responses sent by status code.",
+        );
         for (i, c) in self.sip_responses.iter().enumerate() {
             let v = c.get();
             if v > 0 {
                 let _ = writeln!(o, "voxgate_sip_responses_total{{code=\"{}\"}} {v}", i + 100);
             }
         }
-        header(&mut o, "voxgate_rtp_packets_total", "counter", "RTP packets per media core and direction.");
+        header(
+            &mut o,
+            "voxgate_rtp_packets_total",
+            "counter",
+            "RTP packets per media core and direction.",
+        );
         for (i, c) in self.cores[..cores].iter().enumerate() {
-            let _ = writeln!(o, "voxgate_rtp_packets_total{{core=\"{i}\",direction=\"in\"}} {}", c.packets_in.get());
-            let _ = writeln!(o, "voxgate_rtp_packets_total{{core=\"{i}\",direction=\"out\"}} {}", c.packets_out.get());
+            let _ = writeln!(
+                o,
+                "voxgate_rtp_packets_total{{core=\"{i}\",direction=\"in\"}} {}",
+                c.packets_in.get()
+            );
+            let _ = writeln!(
+                o,
+                "voxgate_rtp_packets_total{{core=\"{i}\",direction=\"out\"}} {}",
+                c.packets_out.get()
+            );
         }
-        header(&mut o, "voxgate_srtp_auth_failures_total", "counter", "SRTP/SRTCP authentication failures per media core.");
+        header(
+            &mut o,
+            "voxgate_srtp_auth_failures_total",
+            "counter",
+            "SRTP/SRTCP authentication failures per media core.",
+        );
         for (i, c) in self.cores[..cores].iter().enumerate() {
-            let _ = writeln!(o, "voxgate_srtp_auth_failures_total{{core=\"{i}\"}} {}", c.srtp_auth_failures.get());
+            let _ = writeln!(
+                o,
+                "voxgate_srtp_auth_failures_total{{core=\"{i}\"}} {}",
+                c.srtp_auth_failures.get()
+            );
         }
-        header(&mut o, "voxgate_jitter_buffer_events_total", "counter", "Jitter-buffer lost/late/concealed frames per media core.");
+        header(
+            &mut o,
+            "voxgate_jitter_buffer_events_total",
+            "counter",
+            "Jitter-buffer lost/late/concealed frames per media core.",
+        );
         for (i, c) in self.cores[..cores].iter().enumerate() {
-            for (k, v) in [("lost", &c.jb_lost), ("late", &c.jb_late), ("concealed", &c.jb_concealed)] {
-                let _ = writeln!(o, "voxgate_jitter_buffer_events_total{{core=\"{i}\",kind=\"{k}\"}} {}", v.get());
+            for (k, v) in [
+                ("lost", &c.jb_lost),
+                ("late", &c.jb_late),
+                ("concealed", &c.jb_concealed),
+            ] {
+                let _ = writeln!(
+                    o,
+                    "voxgate_jitter_buffer_events_total{{core=\"{i}\",kind=\"{k}\"}} {}",
+                    v.get()
+                );
             }
         }
-        header(&mut o, "voxgate_queue_full_total", "counter", "Full command/event queue events per media core.");
+        header(
+            &mut o,
+            "voxgate_queue_full_total",
+            "counter",
+            "Full command/event queue events per media core.",
+        );
         for (i, c) in self.cores[..cores].iter().enumerate() {
-            let _ = writeln!(o, "voxgate_queue_full_total{{core=\"{i}\",queue=\"command\"}} {}", c.command_queue_full.get());
-            let _ = writeln!(o, "voxgate_queue_full_total{{core=\"{i}\",queue=\"event\"}} {}", c.event_queue_full.get());
+            let _ = writeln!(
+                o,
+                "voxgate_queue_full_total{{core=\"{i}\",queue=\"command\"}} {}",
+                c.command_queue_full.get()
+            );
+            let _ = writeln!(
+                o,
+                "voxgate_queue_full_total{{core=\"{i}\",queue=\"event\"}} {}",
+                c.event_queue_full.get()
+            );
         }
         header(&mut o, "voxgate_provider_latency_seconds", "histogram", "Provider latency: stt end-of-speech to final, tts request to first audio, assistant round trip.");
         for p in Provider::ALL {
@@ -345,20 +408,63 @@ impl Metrics {
             let mut cum = 0;
             for (b, c) in LATENCY_BUCKETS.iter().zip(&h.buckets) {
                 cum += c.get();
-                let _ = writeln!(o, "voxgate_provider_latency_seconds_bucket{{provider=\"{}\",le=\"{b}\"}} {cum}", p.label());
+                let _ = writeln!(
+                    o,
+                    "voxgate_provider_latency_seconds_bucket{{provider=\"{}\",le=\"{b}\"}} {cum}",
+                    p.label()
+                );
             }
-            let _ = writeln!(o, "voxgate_provider_latency_seconds_bucket{{provider=\"{}\",le=\"+Inf\"}} {}", p.label(), h.count.get());
-            let _ = writeln!(o, "voxgate_provider_latency_seconds_sum{{provider=\"{}\"}} {}", p.label(), h.sum_micros.get() as f64 / 1e6);
-            let _ = writeln!(o, "voxgate_provider_latency_seconds_count{{provider=\"{}\"}} {}", p.label(), h.count.get());
+            let _ = writeln!(
+                o,
+                "voxgate_provider_latency_seconds_bucket{{provider=\"{}\",le=\"+Inf\"}} {}",
+                p.label(),
+                h.count.get()
+            );
+            let _ = writeln!(
+                o,
+                "voxgate_provider_latency_seconds_sum{{provider=\"{}\"}} {}",
+                p.label(),
+                h.sum_micros.get() as f64 / 1e6
+            );
+            let _ = writeln!(
+                o,
+                "voxgate_provider_latency_seconds_count{{provider=\"{}\"}} {}",
+                p.label(),
+                h.count.get()
+            );
         }
-        header(&mut o, "voxgate_provider_errors_total", "counter", "Provider errors.");
+        header(
+            &mut o,
+            "voxgate_provider_errors_total",
+            "counter",
+            "Provider errors.",
+        );
         for p in Provider::ALL {
-            let _ = writeln!(o, "voxgate_provider_errors_total{{provider=\"{}\"}} {}", p.label(), self.provider_errors[p as usize].get());
+            let _ = writeln!(
+                o,
+                "voxgate_provider_errors_total{{provider=\"{}\"}} {}",
+                p.label(),
+                self.provider_errors[p as usize].get()
+            );
         }
-        header(&mut o, "voxgate_store_errors_total", "counter", "Failed store operations.");
+        header(
+            &mut o,
+            "voxgate_store_errors_total",
+            "counter",
+            "Failed store operations.",
+        );
         let _ = writeln!(o, "voxgate_store_errors_total {}", self.store_errors.get());
-        header(&mut o, "voxgate_log_ring_evictions_total", "counter", "Log lines evicted from the in-memory search ring.");
-        let _ = writeln!(o, "voxgate_log_ring_evictions_total {}", self.log_ring_evictions.get());
+        header(
+            &mut o,
+            "voxgate_log_ring_evictions_total",
+            "counter",
+            "Log lines evicted from the in-memory search ring.",
+        );
+        let _ = writeln!(
+            o,
+            "voxgate_log_ring_evictions_total {}",
+            self.log_ring_evictions.get()
+        );
         o
     }
 }
@@ -378,8 +484,12 @@ mod tests {
         m.provider_latency(Provider::Assistant, Duration::from_millis(40));
         m.provider_latency(Provider::Assistant, Duration::from_millis(400));
         let text = m.render(2);
-        assert!(text.contains("voxgate_provider_latency_seconds_bucket{provider=\"assistant\",le=\"0.05\"} 1"));
-        assert!(text.contains("voxgate_provider_latency_seconds_bucket{provider=\"assistant\",le=\"0.5\"} 2"));
+        assert!(text.contains(
+            "voxgate_provider_latency_seconds_bucket{provider=\"assistant\",le=\"0.05\"} 1"
+        ));
+        assert!(text.contains(
+            "voxgate_provider_latency_seconds_bucket{provider=\"assistant\",le=\"0.5\"} 2"
+        ));
         assert!(text.contains("voxgate_provider_latency_seconds_count{provider=\"assistant\"} 2"));
     }
 

@@ -304,9 +304,15 @@ mod tests {
 
     #[test]
     fn demo_number_is_accepted_in_the_seed_format() {
-        assert_eq!(parse_e164("+1 958 555 0123").unwrap().as_str(), "+19585550123");
+        assert_eq!(
+            parse_e164("+1 958 555 0123").unwrap().as_str(),
+            "+19585550123"
+        );
         assert_eq!(parse_e164("+19585550123").unwrap().as_str(), "+19585550123");
-        assert_eq!(parse_e164("+44 20 7946 0958").unwrap().as_str(), "+442079460958");
+        assert_eq!(
+            parse_e164("+44 20 7946 0958").unwrap().as_str(),
+            "+442079460958"
+        );
     }
 
     #[test]
@@ -317,8 +323,14 @@ mod tests {
         );
         assert_eq!(parse_e164("(958) 555 0123"), Err(NumberError::Parentheses));
         assert_eq!(parse_e164("19585550123"), Err(NumberError::NoPlus));
-        assert!(matches!(parse_e164("+1 958 555 012"), Err(NumberError::ImpossibleLength { .. })));
-        assert!(matches!(parse_e164("+1958555abcd"), Err(NumberError::BadCharacter('a'))));
+        assert!(matches!(
+            parse_e164("+1 958 555 012"),
+            Err(NumberError::ImpossibleLength { .. })
+        ));
+        assert!(matches!(
+            parse_e164("+1958555abcd"),
+            Err(NumberError::BadCharacter('a'))
+        ));
         assert!(parse_e164("+").is_err());
         assert!(parse_e164("+9991234567").is_err());
     }

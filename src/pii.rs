@@ -121,7 +121,10 @@ mod tests {
             redact_with("sip:+19585550123@10.0.0.1", Redaction::Partial),
             "sip:+1958555****@10.0.0.1"
         );
-        assert_eq!(redact_with("+19585550123", Redaction::Partial), "+1958555****");
+        assert_eq!(
+            redact_with("+19585550123", Redaction::Partial),
+            "+1958555****"
+        );
     }
 
     #[test]

@@ -13,7 +13,14 @@ use voxgate::store::{CallEnd, CallOutcome, CallStart, RtpStats, StreamStats, Tur
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_is_required_except_for_healthz() {
     let h = Harness::start().await;
-    for path in ["/v1/integration", "/v1/numbers", "/v1/usage/mau", "/v1/calls", "/v1/logs", "/metrics"] {
+    for path in [
+        "/v1/integration",
+        "/v1/numbers",
+        "/v1/usage/mau",
+        "/v1/calls",
+        "/v1/logs",
+        "/metrics",
+    ] {
         let r = h.client.get(h.url(path)).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path} without token");
         let r = h
@@ -23,7 +30,11 @@ async fn auth_is_required_except_for_healthz() {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path} with a wrong token");
+        assert_eq!(
+            r.status(),
+            StatusCode::UNAUTHORIZED,
+            "{path} with a wrong token"
+        );
         let r = h.get(path).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{path} with the token");
     }
@@ -37,7 +48,10 @@ async fn auth_is_required_except_for_healthz() {
 async fn settings_round_trip_reach_live_state_and_survive_reopen() {
     let h = Harness::start().await;
     let mut s = h.json("/v1/integration").await;
-    assert_eq!(s["disconnect_on_transfer_failure"], true, "seed default is on");
+    assert_eq!(
+        s["disconnect_on_transfer_failure"], true,
+        "seed default is on"
+    );
     assert_eq!(s["plan"], "plus");
     s["plan"] = json!("enterprise");
     s["disable_ringing"] = json!(true);
@@ -47,7 +61,10 @@ async fn settings_round_trip_reach_live_state_and_survive_reopen() {
     let r = h.put("/v1/integration").json(&s).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let back: Value = r.json().await.unwrap();
-    assert_eq!(back["sip_auth"]["password"], "********", "password never echoed");
+    assert_eq!(
+        back["sip_auth"]["password"], "********",
+        "password never echoed"
+    );
 
     // New calls see it without a restart.
     let live = h.ops.live.settings();
@@ -65,9 +82,10 @@ async fn settings_round_trip_reach_live_state_and_survive_reopen() {
         "s3cret-pass"
     );
     // Stored durably: a fresh store on the same file reads it.
-    let stored = voxgate::store::SqliteStore::open_in_dir(&h.dir.0.join("data"))
+    let stored = voxgate::store::SqliteStore::open_in_dir(&h.dir.0.join("data")).unwrap();
+    let stored = voxgate::store::Store::load_integration(&stored)
+        .unwrap()
         .unwrap();
-    let stored = voxgate::store::Store::load_integration(&stored).unwrap().unwrap();
     assert!(stored.no_hold_on_transfer && stored.disable_ringing);
 }
 
@@ -91,13 +109,22 @@ async fn settings_validation_errors_name_each_field_and_change_nothing() {
     fields.sort_unstable();
     assert_eq!(
         fields,
-        ["invite_headers_to_extract", "plan", "transfer_failure_message"]
+        [
+            "invite_headers_to_extract",
+            "plan",
+            "transfer_failure_message"
+        ]
     );
     // Exactly 1024 characters is allowed.
     let mut ok = before.clone();
     ok["transfer_failure_message"] = json!("x".repeat(1024));
     assert_eq!(
-        h.put("/v1/integration").json(&ok).send().await.unwrap().status(),
+        h.put("/v1/integration")
+            .json(&ok)
+            .send()
+            .await
+            .unwrap()
+            .status(),
         StatusCode::OK
     );
     // Unknown and mistyped fields are named too.
@@ -121,7 +148,11 @@ async fn settings_validation_errors_name_each_field_and_change_nothing() {
 async fn numbers_add_list_delete() {
     let h = Harness::start().await;
     let list = h.json("/v1/numbers").await;
-    assert_eq!(list, json!([{"number": "+19585550123", "description": ""}]), "demo number seeded");
+    assert_eq!(
+        list,
+        json!([{"number": "+19585550123", "description": ""}]),
+        "demo number seeded"
+    );
     assert!(h.ops.live.numbers().contains_dialed("+19585550123"));
 
     let r = h
@@ -134,13 +165,26 @@ async fn numbers_add_list_delete() {
     assert_eq!(r.json::<Value>().await.unwrap()["number"], "+19585550199");
     assert!(h.ops.live.numbers().contains_dialed("19585550199"));
 
-    let r = h.post("/v1/numbers").json(&json!({"number": "+19585550199"})).send().await.unwrap();
+    let r = h
+        .post("/v1/numbers")
+        .json(&json!({"number": "+19585550199"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::CONFLICT);
-    let r = h.post("/v1/numbers").json(&json!({"number": "(958) 555-0100"})).send().await.unwrap();
+    let r = h
+        .post("/v1/numbers")
+        .json(&json!({"number": "(958) 555-0100"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["fields"][0]["field"], "number");
-    assert!(body["fields"][0]["reason"].as_str().unwrap().contains("parentheses"));
+    assert!(body["fields"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("parentheses"));
 
     let r = h.delete("/v1/numbers/%2B19585550199").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
@@ -153,7 +197,8 @@ async fn numbers_add_list_delete() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn csv_good_bad_and_wrong_type() {
     let h = Harness::start().await;
-    let good = "number,description\n+1 958 555 0101,Main line\n+19585550102\n+44 20 7946 0958,London\n";
+    let good =
+        "number,description\n+1 958 555 0101,Main line\n+19585550102\n+44 20 7946 0958,London\n";
     let r = h
         .put("/v1/numbers")
         .header("content-type", "text/csv")
@@ -164,11 +209,20 @@ async fn csv_good_bad_and_wrong_type() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.json::<Value>().await.unwrap()["count"], 3);
     let list = h.json("/v1/numbers").await;
-    let numbers: Vec<&str> = list.as_array().unwrap().iter().map(|e| e["number"].as_str().unwrap()).collect();
+    let numbers: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["number"].as_str().unwrap())
+        .collect();
     assert_eq!(numbers, ["+19585550101", "+19585550102", "+442079460958"]);
-    assert!(!h.ops.live.numbers().contains_dialed("+19585550123"), "CSV replaced the demo number");
+    assert!(
+        !h.ops.live.numbers().contains_dialed("+19585550123"),
+        "CSV replaced the demo number"
+    );
 
-    let bad = "+19585550201\n(958) 555-0202\n+19585550201\nnot-a-number\n+1958555020\n+19585550203,ok\n";
+    let bad =
+        "+19585550201\n(958) 555-0202\n+19585550201\nnot-a-number\n+1958555020\n+19585550203,ok\n";
     let r = h
         .put("/v1/numbers")
         .header("content-type", "text/csv")
@@ -187,7 +241,12 @@ async fn csv_good_bad_and_wrong_type() {
     assert!(h.ops.live.numbers().contains_dialed("+19585550101"));
     assert!(!h.ops.live.numbers().contains_dialed("+19585550203"));
 
-    let r = h.put("/v1/numbers").json(&json!(["+19585550101"])).send().await.unwrap();
+    let r = h
+        .put("/v1/numbers")
+        .json(&json!(["+19585550101"]))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
 }
 
@@ -211,7 +270,10 @@ async fn csv_huge_import_is_atomic_and_timely() {
     let took = t.elapsed();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.json::<Value>().await.unwrap()["count"], ROWS);
-    assert!(took < Duration::from_secs(30), "100k-row import took {took:?}");
+    assert!(
+        took < Duration::from_secs(30),
+        "100k-row import took {took:?}"
+    );
     eprintln!("100k-row CSV import: {took:?}");
     assert_eq!(h.ops.live.numbers().len(), ROWS);
     assert!(h.ops.live.numbers().contains_dialed("+447700912345"));
@@ -294,8 +356,13 @@ async fn mau_counts_distinct_callers_per_month_through_the_call_recorder() {
         .await
         .unwrap();
     // December: A again → 1.
-    let rid = rec.start(start("+15551230001", "c6", "2026-12-01T00:00:00Z")).await.unwrap();
-    rec.end(rid, end("2026-12-01T00:05:00Z", CallOutcome::Transferred)).await.unwrap();
+    let rid = rec
+        .start(start("+15551230001", "c6", "2026-12-01T00:00:00Z"))
+        .await
+        .unwrap();
+    rec.end(rid, end("2026-12-01T00:05:00Z", CallOutcome::Transferred))
+        .await
+        .unwrap();
 
     let nov = h.json("/v1/usage/mau?month=2026-11").await;
     assert_eq!(nov["monthly_active_users"], 2, "{nov}");
@@ -307,26 +374,49 @@ async fn mau_counts_distinct_callers_per_month_through_the_call_recorder() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(r.json::<Value>().await.unwrap()["field"], "month");
     // The billing identity is the MD5 of the number, not the number.
-    assert_eq!(month_of(parse_time("2026-11-30T23:59:59.999Z").unwrap()), "2026-11");
+    assert_eq!(
+        month_of(parse_time("2026-11-30T23:59:59.999Z").unwrap()),
+        "2026-11"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_records_are_filtered_by_time_number_and_outcome() {
     let h = Harness::start().await;
     let rec = &h.ops.recorder;
-    let a = rec.start(start("+15551230001", "call-a", "2026-11-02T10:00:00Z")).await.unwrap();
-    rec.answer(a, parse_time("2026-11-02T10:00:01Z").unwrap()).await.unwrap();
-    rec.end(a, end("2026-11-02T10:03:00Z", CallOutcome::Completed)).await.unwrap();
-    let b = rec.start(start("+15551230002", "call-b", "2026-11-05T10:00:00Z")).await.unwrap();
-    rec.end(b, end("2026-11-05T10:01:00Z", CallOutcome::TransferFailed)).await.unwrap();
+    let a = rec
+        .start(start("+15551230001", "call-a", "2026-11-02T10:00:00Z"))
+        .await
+        .unwrap();
+    rec.answer(a, parse_time("2026-11-02T10:00:01Z").unwrap())
+        .await
+        .unwrap();
+    rec.end(a, end("2026-11-02T10:03:00Z", CallOutcome::Completed))
+        .await
+        .unwrap();
+    let b = rec
+        .start(start("+15551230002", "call-b", "2026-11-05T10:00:00Z"))
+        .await
+        .unwrap();
+    rec.end(b, end("2026-11-05T10:01:00Z", CallOutcome::TransferFailed))
+        .await
+        .unwrap();
     rec.rejected(start("+15551230003", "call-c", "2026-11-06T10:00:00Z"), 503)
         .await
         .unwrap();
-    let _up = rec.start(start("+15551230004", "call-d", "2026-11-07T10:00:00Z")).await.unwrap();
+    let _up = rec
+        .start(start("+15551230004", "call-d", "2026-11-07T10:00:00Z"))
+        .await
+        .unwrap();
 
     let all = h.json("/v1/calls").await;
     let ids = |v: &Value| -> Vec<String> {
-        v["calls"].as_array().unwrap().iter().map(|c| c["sip_call_id"].as_str().unwrap().to_owned()).collect()
+        v["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["sip_call_id"].as_str().unwrap().to_owned())
+            .collect()
     };
     assert_eq!(ids(&all), ["call-d", "call-c", "call-b", "call-a"]);
     let a_rec = &all["calls"][3];
@@ -339,12 +429,24 @@ async fn call_records_are_filtered_by_time_number_and_outcome() {
     assert_eq!(a_rec["caller_hash"].as_str().unwrap().len(), 32);
     let mos = a_rec["mos"].as_f64().unwrap();
     assert!(mos > 3.5 && mos < 4.41, "1% loss, 80 ms: {mos}");
-    assert_eq!(all["calls"][1]["outcome"], json!({"kind": "rejected", "status": 503}));
-    assert!(all["calls"][0]["outcome"].is_null(), "a call in progress has no outcome yet");
+    assert_eq!(
+        all["calls"][1]["outcome"],
+        json!({"kind": "rejected", "status": 503})
+    );
+    assert!(
+        all["calls"][0]["outcome"].is_null(),
+        "a call in progress has no outcome yet"
+    );
 
     let q = |s: &str| format!("/v1/calls?{s}");
-    assert_eq!(ids(&h.json(&q("outcome=transfer_failed")).await), ["call-b"]);
-    assert_eq!(ids(&h.json(&q("from=2026-11-05T00:00:00Z&to=2026-11-07")).await), ["call-c", "call-b"]);
+    assert_eq!(
+        ids(&h.json(&q("outcome=transfer_failed")).await),
+        ["call-b"]
+    );
+    assert_eq!(
+        ids(&h.json(&q("from=2026-11-05T00:00:00Z&to=2026-11-07")).await),
+        ["call-c", "call-b"]
+    );
     assert_eq!(ids(&h.json(&q("number=%2B15551230002")).await), ["call-b"]);
     let r = h.get(&q("outcome=lost")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
@@ -355,7 +457,10 @@ async fn call_records_are_filtered_by_time_number_and_outcome() {
 
 /// Parses Prometheus text format 0.0.4 into (name, labels, value) samples, checking
 /// every line is a comment or a well-formed sample and every sample has a TYPE.
-fn parse_exposition(text: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
+/// One exposition sample: name, labels, value.
+type Sample = (String, Vec<(String, String)>, f64);
+
+fn parse_exposition(text: &str) -> Vec<Sample> {
     let mut typed = std::collections::HashSet::new();
     let mut out = Vec::new();
     for line in text.lines() {
@@ -374,12 +479,18 @@ fn parse_exposition(text: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
             continue;
         }
         assert!(!line.starts_with('#'), "stray comment {line}");
-        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("no value: {line}"));
-        let value: f64 = value.parse().unwrap_or_else(|_| panic!("bad value: {line}"));
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("no value: {line}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value: {line}"));
         let (name, labels) = match series.split_once('{') {
             None => (series.to_owned(), vec![]),
             Some((n, rest)) => {
-                let body = rest.strip_suffix('}').unwrap_or_else(|| panic!("unclosed: {line}"));
+                let body = rest
+                    .strip_suffix('}')
+                    .unwrap_or_else(|| panic!("unclosed: {line}"));
                 let labels = body
                     .split(',')
                     .map(|kv| {
@@ -391,7 +502,10 @@ fn parse_exposition(text: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
                 (n.to_owned(), labels)
             }
         };
-        assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "{line}");
+        assert!(
+            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "{line}"
+        );
         let family = ["_bucket", "_sum", "_count"]
             .iter()
             .find_map(|s| name.strip_suffix(s).filter(|f| typed.contains(*f)))
@@ -405,16 +519,24 @@ fn parse_exposition(text: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_exposition_parses_and_moves() {
     let h = Harness::start().await;
-    let sample = |samples: &[(String, Vec<(String, String)>, f64)], name: &str, labels: &[(&str, &str)]| -> f64 {
+    let sample = |samples: &[Sample], name: &str, labels: &[(&str, &str)]| -> f64 {
         samples
             .iter()
-            .find(|(n, l, _)| n == name && labels.iter().all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v)))
+            .find(|(n, l, _)| {
+                n == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v))
+            })
             .map_or(0.0, |s| s.2)
     };
     let scrape = || async {
         let r = h.get("/metrics").send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
-        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4"));
         parse_exposition(&r.text().await.unwrap())
     };
     let before = scrape().await;
@@ -438,23 +560,52 @@ async fn metrics_exposition_parses_and_moves() {
     m.sip_response(488);
     m.provider_latency(Provider::SpeechToText, Duration::from_millis(70));
     let after = scrape().await;
-    let delta = |name: &str, labels: &[(&str, &str)]| sample(&after, name, labels) - sample(&before, name, labels);
-    assert!(delta("voxgate_rtp_packets_total", &[("core", "1"), ("direction", "in")]) >= 5.0);
+    let delta = |name: &str, labels: &[(&str, &str)]| {
+        sample(&after, name, labels) - sample(&before, name, labels)
+    };
+    assert!(
+        delta(
+            "voxgate_rtp_packets_total",
+            &[("core", "1"), ("direction", "in")]
+        ) >= 5.0
+    );
     assert!(delta("voxgate_srtp_auth_failures_total", &[("core", "1")]) >= 1.0);
-    assert!(delta("voxgate_jitter_buffer_events_total", &[("core", "0"), ("kind", "concealed")]) >= 3.0);
-    assert!(delta("voxgate_queue_full_total", &[("core", "0"), ("queue", "event")]) >= 1.0);
+    assert!(
+        delta(
+            "voxgate_jitter_buffer_events_total",
+            &[("core", "0"), ("kind", "concealed")]
+        ) >= 3.0
+    );
+    assert!(
+        delta(
+            "voxgate_queue_full_total",
+            &[("core", "0"), ("queue", "event")]
+        ) >= 1.0
+    );
     assert!(sample(&after, "voxgate_sip_responses_total", &[("code", "488")]) >= 1.0);
-    assert!(delta("voxgate_provider_latency_seconds_bucket", &[("provider", "stt"), ("le", "0.1")]) >= 1.0);
+    assert!(
+        delta(
+            "voxgate_provider_latency_seconds_bucket",
+            &[("provider", "stt"), ("le", "0.1")]
+        ) >= 1.0
+    );
     // Histogram buckets are cumulative and end at +Inf = count.
     let buckets: Vec<f64> = after
         .iter()
-        .filter(|(n, l, _)| n == "voxgate_provider_latency_seconds_bucket" && l.iter().any(|(k, v)| k == "provider" && v == "stt"))
+        .filter(|(n, l, _)| {
+            n == "voxgate_provider_latency_seconds_bucket"
+                && l.iter().any(|(k, v)| k == "provider" && v == "stt")
+        })
         .map(|s| s.2)
         .collect();
     assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
     assert_eq!(
         buckets.last().copied(),
-        Some(sample(&after, "voxgate_provider_latency_seconds_count", &[("provider", "stt")]))
+        Some(sample(
+            &after,
+            "voxgate_provider_latency_seconds_count",
+            &[("provider", "stt")]
+        ))
     );
 }
 
@@ -462,7 +613,9 @@ async fn metrics_exposition_parses_and_moves() {
 async fn draining_makes_healthz_unready() {
     let h = Harness::start().await;
     assert!(!h.ops.live.is_draining());
-    h.ops.live.begin_drain(Instant::now() + Duration::from_secs(30));
+    h.ops
+        .live
+        .begin_drain(Instant::now() + Duration::from_secs(30));
     assert!(h.ops.live.is_draining());
     let r = h.client.get(h.url("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);

@@ -32,8 +32,11 @@ fn write_loop(dir: &Path, max: u32, out: &mut dyn FnMut(String)) {
         match i % 4 {
             0 => {
                 let n = format!("+1958555{:04}", i % 10_000);
-                s.add_number(&NumberEntry { number: n.clone(), description: format!("d{i}") })
-                    .expect("add");
+                s.add_number(&NumberEntry {
+                    number: n.clone(),
+                    description: format!("d{i}"),
+                })
+                .expect("add");
                 out(format!("ACK number {n}"));
             }
             1 => {
@@ -81,10 +84,17 @@ fn write_loop(dir: &Path, max: u32, out: &mut dyn FnMut(String)) {
 /// Checks every acknowledged change in `acks` against the database in `dir`.
 fn verify(dir: &Path, acks: &[String]) -> usize {
     let s = SqliteStore::open_in_dir(dir).expect("reopen");
-    let numbers: std::collections::HashSet<String> =
-        s.list_numbers().unwrap().into_iter().map(|e| e.number).collect();
+    let numbers: std::collections::HashSet<String> = s
+        .list_numbers()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.number)
+        .collect();
     let calls = s
-        .list_calls(&voxgate::store::CallFilter { limit: Some(10_000), ..Default::default() })
+        .list_calls(&voxgate::store::CallFilter {
+            limit: Some(10_000),
+            ..Default::default()
+        })
         .unwrap();
     let mau = s.monthly_active_users("2026-11").unwrap();
     let mut last_settings: Option<u32> = None;
@@ -95,13 +105,19 @@ fn verify(dir: &Path, acks: &[String]) -> usize {
             "number" => assert!(numbers.contains(parts[2]), "lost {a}"),
             "start" => {
                 let id: i64 = parts[2].parse().unwrap();
-                let c = calls.iter().find(|c| c.id.0 == id).unwrap_or_else(|| panic!("lost {a}"));
+                let c = calls
+                    .iter()
+                    .find(|c| c.id.0 == id)
+                    .unwrap_or_else(|| panic!("lost {a}"));
                 assert_eq!(c.caller_hash, caller_hash(parts[3]));
                 mau_hashes.insert(caller_hash(parts[3]));
             }
             "end" => {
                 let id: i64 = parts[2].parse().unwrap();
-                let c = calls.iter().find(|c| c.id.0 == id).unwrap_or_else(|| panic!("lost {a}"));
+                let c = calls
+                    .iter()
+                    .find(|c| c.id.0 == id)
+                    .unwrap_or_else(|| panic!("lost {a}"));
                 assert_eq!(c.outcome, Some(CallOutcome::Completed), "lost {a}");
             }
             "settings" => last_settings = Some(parts[2].parse().unwrap()),
@@ -113,11 +129,19 @@ fn verify(dir: &Path, acks: &[String]) -> usize {
     }
     if let Some(v) = last_settings {
         let stored = s.load_integration().unwrap().expect("settings lost");
-        let got: u32 = stored.call_failure_message.trim_start_matches('v').parse().unwrap();
+        let got: u32 = stored
+            .call_failure_message
+            .trim_start_matches('v')
+            .parse()
+            .unwrap();
         assert!(got >= v, "settings v{v} acknowledged, found v{got}");
     }
     // Call starts count November-2026 users too (started_at is in 2026-11).
-    assert!(mau >= mau_hashes.len() as u64, "MAU {mau} < {} acknowledged", mau_hashes.len());
+    assert!(
+        mau >= mau_hashes.len() as u64,
+        "MAU {mau} < {} acknowledged",
+        mau_hashes.len()
+    );
     acks.len()
 }
 
@@ -137,7 +161,11 @@ fn writer() {
     let dir = TempDir::new("durability-inproc");
     let mut acks = Vec::new();
     write_loop(&dir.0, 40, &mut |l| acks.push(l));
-    assert_eq!(verify(&dir.0, &acks), 50, "40 iterations = 50 acks (calls ack twice)");
+    assert_eq!(
+        verify(&dir.0, &acks),
+        50,
+        "40 iterations = 50 acks (calls ack twice)"
+    );
 }
 
 #[test]
@@ -175,7 +203,11 @@ fn kill_9_loses_no_acknowledged_change() {
         // Everything it printed before dying was acknowledged too.
         let mut rest = String::new();
         std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
-        acks.extend(rest.lines().filter(|l| l.starts_with("ACK ")).map(str::to_owned));
+        acks.extend(
+            rest.lines()
+                .filter(|l| l.starts_with("ACK "))
+                .map(str::to_owned),
+        );
         let n = verify(&dir.0, &acks);
         eprintln!("round {round}: killed after {n} acknowledged changes; all present");
         total += n;

@@ -28,13 +28,25 @@ async fn search(h: &Harness, q: &str) -> Vec<Value> {
 async fn search_by_number_call_id_and_instance_id() {
     let h = Harness::start().await;
     pii::set_redaction(Redaction::None);
-    log_call("call-7f3a@10.0.0.9", "+15557770001", "node-a", "INVITE answered");
-    log_call("call-99b1@10.0.0.9", "+15557770002", "node-b", "INVITE answered");
+    log_call(
+        "call-7f3a@10.0.0.9",
+        "+15557770001",
+        "node-a",
+        "INVITE answered",
+    );
+    log_call(
+        "call-99b1@10.0.0.9",
+        "+15557770002",
+        "node-b",
+        "INVITE answered",
+    );
 
-    assert!(eventually(Duration::from_secs(5), || async {
-        search(&h, "call-7f3a@10.0.0.9").await.len() == 2
-    })
-    .await);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            search(&h, "call-7f3a@10.0.0.9").await.len() == 2
+        })
+        .await
+    );
     let by_id = search(&h, "call-7f3a@10.0.0.9").await;
     for line in &by_id {
         assert_eq!(line["call_id"], "call-7f3a@10.0.0.9");
@@ -47,7 +59,9 @@ async fn search_by_number_call_id_and_instance_id() {
     // By number, also when typed with spaces.
     let by_number = search(&h, "+1 555 777 0002").await;
     assert_eq!(by_number.len(), 2, "{by_number:?}");
-    assert!(by_number.iter().all(|l| l["call_id"] == "call-99b1@10.0.0.9"));
+    assert!(by_number
+        .iter()
+        .all(|l| l["call_id"] == "call-99b1@10.0.0.9"));
     assert_eq!(search(&h, "node-b").await.len(), 2);
     assert!(search(&h, "+15557770003").await.is_empty());
 

@@ -51,7 +51,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => ApiError::NotFound("not found".into()),
-            StoreError::DuplicateNumber(n) => ApiError::Conflict(format!("{n} is already on the list")),
+            StoreError::DuplicateNumber(n) => {
+                ApiError::Conflict(format!("{n} is already on the list"))
+            }
             other => ApiError::Store(other),
         }
     }

@@ -306,7 +306,10 @@ pub(super) async fn logs(
 
 pub(super) async fn metrics_text(State(st): State<AdminState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         metrics().render(st.media_cores),
     )
         .into_response()

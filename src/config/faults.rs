@@ -187,8 +187,7 @@ fn check_provider(role: &str, p: &ProviderConfig, faults: &mut Vec<(String, Stri
         if role == "assistant" && p.assistant_id.is_none() && p.environment_id.is_none() {
             faults.push((
                 "providers.assistant.environment_id".to_owned(),
-                "an environment_id (or assistant_id) is required when kind = \"watson\""
-                    .to_owned(),
+                "an environment_id (or assistant_id) is required when kind = \"watson\"".to_owned(),
             ));
         }
     }
@@ -205,19 +204,28 @@ pub(super) fn validate(c: &Config, text: &str, base: Option<&Path>) -> Vec<Confi
         (None, Some(_)) => f.push(("sip.tls_cert".into(), "required with sip.tls_key".into())),
         _ => {}
     }
-    for (key, path) in [("sip.tls_cert", &c.sip.tls_cert), ("sip.tls_key", &c.sip.tls_key)] {
+    for (key, path) in [
+        ("sip.tls_cert", &c.sip.tls_cert),
+        ("sip.tls_key", &c.sip.tls_key),
+    ] {
         if let Some(p) = path {
             let full = match base {
                 Some(b) if p.is_relative() => b.join(p),
                 _ => p.clone(),
             };
             if !full.is_file() {
-                f.push((key.into(), format!("{} is not a readable file", full.display())));
+                f.push((
+                    key.into(),
+                    format!("{} is not a readable file", full.display()),
+                ));
             }
         }
     }
     if c.sip.udp.is_empty() && c.sip.tcp.is_empty() && c.sip.tls.is_empty() {
-        f.push(("sip".into(), "no SIP listener (udp, tcp and tls are all empty)".into()));
+        f.push((
+            "sip".into(),
+            "no SIP listener (udp, tcp and tls are all empty)".into(),
+        ));
     }
     if c.media.cores == Some(0) {
         f.push(("media.cores".into(), "must be at least 1".into()));
@@ -239,7 +247,10 @@ pub(super) fn validate(c: &Config, text: &str, base: Option<&Path>) -> Vec<Confi
     }
     if let Some(a) = c.media.advertised_address {
         if a.is_unspecified() {
-            f.push(("media.advertised_address".into(), "must be a concrete address".into()));
+            f.push((
+                "media.advertised_address".into(),
+                "must be a concrete address".into(),
+            ));
         }
     }
     check_provider("stt", &c.providers.stt, &mut f);
@@ -247,11 +258,17 @@ pub(super) fn validate(c: &Config, text: &str, base: Option<&Path>) -> Vec<Confi
     check_provider("assistant", &c.providers.assistant, &mut f);
     if let Some(t) = &c.admin.token {
         if t.0.len() < 16 {
-            f.push(("admin.token".into(), "must be at least 16 characters".into()));
+            f.push((
+                "admin.token".into(),
+                "must be at least 16 characters".into(),
+            ));
         }
     }
     if c.logging.ring_lines == 0 || c.logging.ring_lines > 1_000_000 {
-        f.push(("logging.ring_lines".into(), "must be between 1 and 1,000,000".into()));
+        f.push((
+            "logging.ring_lines".into(),
+            "must be between 1 and 1,000,000".into(),
+        ));
     }
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&c.logging.level) {
         f.push(("logging.level".into(), e.to_string()));

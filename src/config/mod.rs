@@ -325,7 +325,10 @@ pub enum ConfigError {
 }
 
 fn faults_text(f: &[ConfigFault]) -> String {
-    f.iter().map(|x| format!("  {x}")).collect::<Vec<_>>().join("\n")
+    f.iter()
+        .map(|x| format!("  {x}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl Config {

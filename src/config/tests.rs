@@ -28,9 +28,18 @@ transfer_failure_message = \"xx\"
     let faults = Config::from_toml(text, None).unwrap_err();
     let got: Vec<(String, Option<usize>)> =
         faults.iter().map(|f| (f.key.clone(), f.line)).collect();
-    assert!(got.contains(&("media.rtp_port_min".into(), Some(3))), "{faults:#?}");
-    assert!(got.contains(&("media.bogus".into(), Some(5))), "{faults:#?}");
-    assert!(got.contains(&("admin.listen".into(), Some(8))), "{faults:#?}");
+    assert!(
+        got.contains(&("media.rtp_port_min".into(), Some(3))),
+        "{faults:#?}"
+    );
+    assert!(
+        got.contains(&("media.bogus".into(), Some(5))),
+        "{faults:#?}"
+    );
+    assert!(
+        got.contains(&("admin.listen".into(), Some(8))),
+        "{faults:#?}"
+    );
     assert_eq!(faults.len(), 3, "{faults:#?}");
 }
 
@@ -44,7 +53,11 @@ fn semantic_faults_point_at_their_line() {
     let find = |k: &str| faults.iter().find(|f| f.key == k).map(|f| f.line);
     assert_eq!(find("media.rtp_port_min"), Some(Some(2)), "{faults:#?}");
     assert_eq!(find("media.rtp_port_max"), Some(Some(3)));
-    assert_eq!(find("providers.stt.url"), Some(Some(5)), "parent table line");
+    assert_eq!(
+        find("providers.stt.url"),
+        Some(Some(5)),
+        "parent table line"
+    );
     assert_eq!(find("integration.transfer_failure_message"), Some(Some(9)));
     assert_eq!(find("integration.plan"), Some(Some(10)));
 }

@@ -5,10 +5,9 @@
 //! backends (`INTEGER PRIMARY KEY` becomes `BIGSERIAL` there).
 
 /// `(version, SQL)` in ascending order.
-pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
-    (
-        1,
-        "CREATE TABLE phone_numbers (
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    "CREATE TABLE phone_numbers (
             number      TEXT PRIMARY KEY,
             description TEXT NOT NULL DEFAULT ''
         );
@@ -45,8 +44,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         CREATE INDEX call_records_called ON call_records (called_number, started_at);
         CREATE INDEX call_records_caller ON call_records (caller_hash, started_at);
         CREATE INDEX call_records_call_id ON call_records (sip_call_id);",
-    ),
-];
+)];
 
 /// Highest schema version this build knows.
 pub(crate) fn latest() -> i64 {

@@ -217,11 +217,12 @@ pub struct CallFilter {
 pub fn caller_hash(number: &str) -> String {
     let t = number.trim();
     let normalised: String = if !t.is_empty()
-        && t
-            .chars()
+        && t.chars()
             .all(|c| c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '.'))
     {
-        t.chars().filter(|c| c.is_ascii_digit() || *c == '+').collect()
+        t.chars()
+            .filter(|c| c.is_ascii_digit() || *c == '+')
+            .collect()
     } else {
         t.to_owned()
     };

@@ -156,8 +156,9 @@ impl Store for SqliteStore {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute("DELETE FROM phone_numbers", [])?;
         {
-            let mut stmt = tx
-                .prepare_cached("INSERT INTO phone_numbers (number, description) VALUES (?1, ?2)")?;
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO phone_numbers (number, description) VALUES (?1, ?2)",
+            )?;
             for e in entries {
                 stmt.execute(params![e.number, e.description])
                     .map_err(|err| {
