@@ -109,9 +109,19 @@ impl LiveState {
 
     /// Enters draining (idempotent: a second SIGTERM keeps the first deadline).
     pub fn begin_drain(&self, deadline: Instant) {
-        if !self.shared.draining.swap(true, Ordering::AcqRel) {
+        // The phase changes first (under the watch's lock, so two callers cannot both
+        // win), then the flag: whoever sees `is_draining()` also sees the deadline.
+        let changed = self.shared.phase.send_if_modified(|p| {
+            if *p == Phase::Running {
+                *p = Phase::Draining { deadline };
+                true
+            } else {
+                false
+            }
+        });
+        if changed {
             metrics().draining.set(1);
-            self.shared.phase.send_replace(Phase::Draining { deadline });
+            self.shared.draining.store(true, Ordering::Release);
         }
     }
 
