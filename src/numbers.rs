@@ -93,9 +93,18 @@ pub fn parse_e164(text: &str) -> Result<E164, NumberError> {
             digits.len()
         )));
     }
-    let parsed = phonenumber::parse(None, format!("+{digits}"))
-        .map_err(|e| NumberError::Unparseable(e.to_string()))?;
-    let e164 = parsed.format().mode(Mode::E164).to_string();
+    // The canonical form is `+` and the digits as typed; libphonenumber must read it
+    // back unchanged (it may otherwise strip a national prefix or an extension, which
+    // would make the stored number differ from what the trunk sends).
+    let e164 = format!("+{digits}");
+    let parsed =
+        phonenumber::parse(None, &e164).map_err(|e| NumberError::Unparseable(e.to_string()))?;
+    let formatted = parsed.format().mode(Mode::E164).to_string();
+    if formatted != e164 {
+        return Err(NumberError::Unparseable(format!(
+            "libphonenumber reads it as {formatted}; write the number in E.164"
+        )));
+    }
     if parsed.is_valid() {
         return Ok(E164(e164));
     }
@@ -358,5 +367,44 @@ mod tests {
         assert!(set.contains_dialed("19585550123"));
         assert!(!set.contains_dialed("19585550124"));
         assert!(!set.contains_dialed(""));
+    }
+
+    #[test]
+    fn random_input_never_panics() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+        let alphabet = b"+0123456789 ()-.,\"\n\rabc\xff";
+        let mut accepted = 0;
+        for _ in 0..1_500 {
+            let len = rng.random_range(0..40);
+            let bytes: Vec<u8> = if rng.random_bool(0.5) {
+                (0..len)
+                    .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+                    .collect()
+            } else {
+                // Mostly-plausible numbers: + and 8..14 digits with separators.
+                let mut v = vec![b'+'];
+                for _ in 0..rng.random_range(8..15) {
+                    if rng.random_bool(0.15) {
+                        v.push(b" -."[rng.random_range(0..3)]);
+                    }
+                    v.push(b'0' + rng.random_range(0..10u8));
+                }
+                v
+            };
+            let _ = parse_csv(&bytes);
+            if let Ok(s) = std::str::from_utf8(&bytes) {
+                if let Ok(n) = parse_e164(s) {
+                    accepted += 1;
+                    // Whatever is accepted is canonical E.164 and re-parses to itself.
+                    assert!(
+                        n.as_str().starts_with('+')
+                            && n.as_str()[1..].bytes().all(|b| b.is_ascii_digit())
+                    );
+                    assert_eq!(parse_e164(n.as_str()).as_ref(), Ok(&n));
+                }
+            }
+        }
+        assert!(accepted > 0, "the generator reaches accepted numbers too");
     }
 }

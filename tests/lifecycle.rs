@@ -28,7 +28,10 @@ fn check_config_names_key_and_line_and_exits_non_zero() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     let file = bad.display().to_string();
-    assert!(err.contains(&format!("{file}:3: media.rtp_port_min:")), "{err}");
+    assert!(
+        err.contains(&format!("{file}:3: media.rtp_port_min:")),
+        "{err}"
+    );
     assert!(err.contains(&format!("{file}:5: admin.listen:")), "{err}");
     // Type faults are reported first; once fixed, the semantic fault is reported.
     std::fs::write(&bad, "[integration]\nplan = { custom = 0 }\n").unwrap();
@@ -39,7 +42,10 @@ fn check_config_names_key_and_line_and_exits_non_zero() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("{file}:2: integration.plan:")), "{err}");
+    assert!(
+        err.contains(&format!("{file}:2: integration.plan:")),
+        "{err}"
+    );
 
     let good = dir.0.join("good.toml");
     std::fs::write(
@@ -52,7 +58,11 @@ fn check_config_names_key_and_line_and_exits_non_zero() {
         .arg(&good)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn kill(sig: &str) {
@@ -83,7 +93,11 @@ async fn sighup_reloads_settings_and_sigterm_drains() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(ops.live.settings().plan, Plan::Trial, "seeded from the file");
+    assert_eq!(
+        ops.live.settings().plan,
+        Plan::Trial,
+        "seeded from the file"
+    );
     spawn_signal_tasks(
         Some(path.clone()),
         Duration::from_secs(30),
@@ -108,7 +122,10 @@ async fn sighup_reloads_settings_and_sigterm_drains() {
     // A faulty file is refused (seen in the log ring) and changes nothing; a later good
     // one applies.
     let ring = common::log_ring();
-    write(&format!("transfer_failure_message = \"{}\"", "x".repeat(1025)));
+    write(&format!(
+        "transfer_failure_message = \"{}\"",
+        "x".repeat(1025)
+    ));
     kill("-HUP");
     let needle = vec!["reload refused".to_owned()];
     assert!(
@@ -120,7 +137,10 @@ async fn sighup_reloads_settings_and_sigterm_drains() {
         "the refusal was logged"
     );
     let refusal = ring.search(&needle, 1).remove(0);
-    assert!(refusal.contains("integration.transfer_failure_message"), "{refusal}");
+    assert!(
+        refusal.contains("integration.transfer_failure_message"),
+        "{refusal}"
+    );
     assert_eq!(ops.live.settings().plan, Plan::Enterprise, "unchanged");
     write("plan = \"plus\"");
     kill("-HUP");

@@ -89,3 +89,32 @@ fn environment_overrides_secrets() {
     assert_eq!(c.integration.sip_auth.as_ref().unwrap().password, "env");
     assert!(!format!("{c:?}").contains("stt-key"));
 }
+
+#[test]
+fn mutated_files_never_panic() {
+    use rand::{Rng, SeedableRng};
+    let base = "instance_id = \"n1\"\n[sip]\nudp = [\"127.0.0.1:5060\"]\n[media]\ncores = 2\nrtp_port_min = 20000\n[providers.stt]\nkind = \"watson\"\nurl = \"http://x\"\n[integration]\nplan = { custom = 3 }\nsip_auth = { username = \"u\", password = \"p\" }\n";
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let alphabet = b"[]{}=\"'.,#\n azAZ09_-+";
+    let mut faulty = 0;
+    for _ in 0..1000 {
+        let mut b = base.as_bytes().to_vec();
+        for _ in 0..rng.random_range(1..4) {
+            let i = rng.random_range(0..b.len());
+            b[i] = alphabet[rng.random_range(0..alphabet.len())];
+        }
+        let text = String::from_utf8(b).unwrap();
+        if let Err(faults) = Config::from_toml(&text, None) {
+            faulty += 1;
+            assert!(!faults.is_empty());
+            for f in &faults {
+                assert!(
+                    f.line
+                        .is_none_or(|l| l >= 1 && l <= text.lines().count() + 1),
+                    "{f:?}"
+                );
+            }
+        }
+    }
+    assert!(faulty > 30);
+}

@@ -1,5 +1,8 @@
-//! SQLite backend: one connection in WAL mode with `synchronous=FULL`, guarded by a
-//! mutex (callers are on the blocking pool, never the async control thread).
+//! SQLite backend in WAL mode with `synchronous=FULL`: one writer connection and one
+//! reader connection, each behind a mutex (callers are on the blocking pool, never the
+//! async control thread). In WAL mode the reader sees the last committed snapshot and
+//! never waits for the writer, so admin queries do not delay call-record writes and a
+//! 100k-row CSV replace does not block `GET /v1/numbers`.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -20,13 +23,21 @@ use crate::settings::IntegrationSettings;
 #[derive(Debug)]
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    reader: Mutex<Connection>,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path)?;
-        Self::setup(conn)
+        let mut store = Self::setup(conn)?;
+        let reader = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        reader.busy_timeout(Duration::from_secs(5))?;
+        store.reader = Mutex::new(reader);
+        Ok(store)
     }
 
     /// Opens `voxgate.sqlite3` inside `dir`, creating the directory.
@@ -49,6 +60,8 @@ impl SqliteStore {
         migrate(&mut conn)?;
         Ok(Self {
             conn: Mutex::new(conn),
+            // Replaced by a file reader in `open`; in-memory databases read via the writer.
+            reader: Mutex::new(Connection::open_in_memory()?),
         })
     }
 
@@ -56,6 +69,10 @@ impl SqliteStore {
         // A panic while holding the lock cannot leave a half-applied transaction
         // (rusqlite rolls back on drop), so a poisoned lock is safe to reuse.
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.reader.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The schema version of the open database.
@@ -114,7 +131,7 @@ fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StoreError> {
 
 impl Store for SqliteStore {
     fn list_numbers(&self) -> Result<Vec<NumberEntry>, StoreError> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt =
             conn.prepare_cached("SELECT number, description FROM phone_numbers ORDER BY number")?;
         let rows = stmt.query_map([], |r| {
@@ -176,7 +193,7 @@ impl Store for SqliteStore {
 
     fn load_integration(&self) -> Result<Option<IntegrationSettings>, StoreError> {
         let json: Option<String> = self
-            .conn()
+            .reader()
             .query_row(
                 "SELECT settings FROM integration_settings WHERE id = 1",
                 [],
@@ -207,7 +224,7 @@ impl Store for SqliteStore {
     }
 
     fn monthly_active_users(&self, month: &str) -> Result<u64, StoreError> {
-        let n: i64 = self.conn().query_row(
+        let n: i64 = self.reader().query_row(
             "SELECT COUNT(*) FROM monthly_active_users WHERE month = ?1",
             [month],
             |r| r.get(0),
@@ -323,7 +340,7 @@ impl Store for SqliteStore {
         }
         let limit = f.limit.unwrap_or(100).min(10_000);
         sql.push_str(&format!(" ORDER BY started_at DESC, id DESC LIMIT {limit}"));
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare(&sql)?;
         let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
         let mut out = Vec::new();
@@ -367,7 +384,7 @@ impl Store for SqliteStore {
     }
 
     fn ping(&self) -> Result<(), StoreError> {
-        self.conn().query_row("SELECT 1", [], |_| Ok(()))?;
+        self.reader().query_row("SELECT 1", [], |_| Ok(()))?;
         Ok(())
     }
 }
