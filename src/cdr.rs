@@ -10,11 +10,12 @@
 //!     called_number: "+19585550123".into(),
 //!     sip_call_id: "a84b4c76e66710@pc33".into(),
 //!     instance_id: rec.instance_id().into(),
+//!     sip: Default::default(),
 //! }).await?;                                   // counts the caller for MAU, active_calls += 1
 //! rec.answer(id, now_millis()).await?;
 //! rec.end(id, CallEnd { ended_at: now_millis(), outcome: CallOutcome::Completed,
 //!     failure_details: None, turns: 3, turn_latencies: vec![], rtp: None,
-//!     cdr_custom_data: None }).await?;         // active_calls -= 1, calls_total{outcome} += 1
+//!     cdr_custom_data: None, warnings: vec![] }).await?;         // active_calls -= 1, calls_total{outcome} += 1
 //! # Ok(()) }
 //! ```
 //! A call refused before admission (403/486/488/503) is written with
@@ -95,6 +96,7 @@ impl CallRecorder {
                         turn_latencies: Vec::new(),
                         rtp: None,
                         cdr_custom_data: None,
+                        warnings: vec![],
                     },
                 )
             })

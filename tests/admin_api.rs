@@ -301,6 +301,14 @@ fn start(caller: &str, call_id: &str, at: &str) -> CallStart {
         called_number: "+19585550123".into(),
         sip_call_id: call_id.into(),
         instance_id: "node-test".into(),
+        sip: voxgate::store::SipDetails {
+            from_uri: Some(format!("sip:{caller}@198.51.100.7")),
+            to_uri: Some("sip:+19585550123@127.0.0.1".into()),
+            trunk_call_id: Some(format!("CA{call_id}")),
+            active_calls: 1,
+            signaling_encrypted: true,
+            sip_authenticated: false,
+        },
     }
 }
 
@@ -335,6 +343,7 @@ fn end(at: &str, outcome: CallOutcome) -> CallEnd {
             encrypted: false,
         }),
         cdr_custom_data: Some(json!({"account": "12345"})),
+        warnings: vec![],
     }
 }
 
@@ -427,6 +436,13 @@ async fn call_records_are_filtered_by_time_number_and_outcome() {
     assert_eq!(a_rec["turn_latencies"][1]["assistant_ms"], 95);
     assert_eq!(a_rec["cdr_custom_data"]["account"], "12345");
     assert_eq!(a_rec["caller_hash"].as_str().unwrap().len(), 32);
+    assert_eq!(a_rec["sip"]["trunk_call_id"], "CAcall-a");
+    assert_eq!(a_rec["sip"]["signaling_encrypted"], true);
+    assert_eq!(a_rec["setup_milliseconds"], 1000);
+    assert_eq!(a_rec["max_response_milliseconds"]["speech_to_text"], 180);
+    assert_eq!(a_rec["failure_occurred"], false);
+    assert_eq!(all["calls"][2]["failure_occurred"], true, "transfer failed");
+    assert_eq!(all["calls"][2]["transfer_occurred"], true);
     let mos = a_rec["mos"].as_f64().unwrap();
     assert!(mos > 3.5 && mos < 4.41, "1% loss, 80 ms: {mos}");
     assert_eq!(

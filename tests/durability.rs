@@ -46,6 +46,7 @@ fn write_loop(dir: &Path, max: u32, out: &mut dyn FnMut(String)) {
                     called_number: "+19585550123".into(),
                     sip_call_id: format!("dur-{i}"),
                     instance_id: "dur".into(),
+                    sip: Default::default(),
                 };
                 let id = s.record_call_start(&start, true, true).expect("start");
                 out(format!("ACK start {} {}", id.0, start.caller_number));
@@ -59,6 +60,7 @@ fn write_loop(dir: &Path, max: u32, out: &mut dyn FnMut(String)) {
                         turn_latencies: vec![],
                         rtp: None,
                         cdr_custom_data: None,
+                        warnings: vec![],
                     },
                 )
                 .expect("end");

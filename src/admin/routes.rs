@@ -269,6 +269,29 @@ pub(super) async fn calls(
             let mut v = serde_json::to_value(&r).unwrap_or_default();
             if let Some(obj) = v.as_object_mut() {
                 obj.insert("start_timestamp".into(), iso8601(r.started_at).into());
+                obj.insert(
+                    "max_response_milliseconds".into(),
+                    serde_json::to_value(r.max_response_ms()).unwrap_or_default(),
+                );
+                obj.insert(
+                    "failure_occurred".into(),
+                    matches!(
+                        r.outcome,
+                        Some(CallOutcome::CallFailed | CallOutcome::TransferFailed)
+                    )
+                    .into(),
+                );
+                obj.insert(
+                    "transfer_occurred".into(),
+                    matches!(
+                        r.outcome,
+                        Some(CallOutcome::Transferred | CallOutcome::TransferFailed)
+                    )
+                    .into(),
+                );
+                if let Some(a) = r.answered_at {
+                    obj.insert("setup_milliseconds".into(), (a - r.started_at).into());
+                }
                 if let Some(e) = r.ended_at {
                     obj.insert("stop_timestamp".into(), iso8601(e).into());
                     obj.insert("milliseconds_elapsed".into(), (e - r.started_at).into());

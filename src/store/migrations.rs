@@ -5,9 +5,10 @@
 //! backends (`INTEGER PRIMARY KEY` becomes `BIGSERIAL` there).
 
 /// `(version, SQL)` in ascending order.
-pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE phone_numbers (
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE phone_numbers (
             number      TEXT PRIMARY KEY,
             description TEXT NOT NULL DEFAULT ''
         );
@@ -44,7 +45,18 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(
         CREATE INDEX call_records_called ON call_records (called_number, started_at);
         CREATE INDEX call_records_caller ON call_records (caller_hash, started_at);
         CREATE INDEX call_records_call_id ON call_records (sip_call_id);",
-)];
+    ),
+    (
+        2,
+        "ALTER TABLE call_records ADD COLUMN from_uri TEXT;
+        ALTER TABLE call_records ADD COLUMN to_uri TEXT;
+        ALTER TABLE call_records ADD COLUMN trunk_call_id TEXT;
+        ALTER TABLE call_records ADD COLUMN active_calls_at_start INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE call_records ADD COLUMN signaling_encrypted INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE call_records ADD COLUMN sip_authenticated INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE call_records ADD COLUMN warnings TEXT NOT NULL DEFAULT '[]';",
+    ),
+];
 
 /// Highest schema version this build knows.
 pub(crate) fn latest() -> i64 {

@@ -22,8 +22,8 @@ mod sqlite;
 use std::sync::Arc;
 
 pub use records::{
-    caller_hash, CallEnd, CallFilter, CallOutcome, CallRecord, CallRecordId, CallStart, RtpStats,
-    StreamStats, TurnLatency, UnixMillis,
+    caller_hash, CallEnd, CallFilter, CallOutcome, CallRecord, CallRecordId, CallStart, CdrWarning,
+    MaxResponseMs, RtpStats, SipDetails, StreamStats, TurnLatency, UnixMillis,
 };
 pub use sqlite::SqliteStore;
 

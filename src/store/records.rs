@@ -120,6 +120,46 @@ impl RtpStats {
     }
 }
 
+/// SIP details of a call (the CDR's `session_initiation_protocol`, `call.security`,
+/// `x-global-sip-trunk-call-id` and `active_calls`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SipDetails {
+    /// URI of the INVITE's From header (dropped with the caller number when numbers are
+    /// not kept or are redacted).
+    pub from_uri: Option<String>,
+    /// URI of the INVITE's To header.
+    pub to_uri: Option<String>,
+    /// Trunk call id from `X-Twilio-CallSid`, `X-SID` or `X-Global-SIP-Trunk-Call-ID`.
+    pub trunk_call_id: Option<String>,
+    /// Calls up when this one started.
+    pub active_calls: u32,
+    /// Signaling over TLS.
+    pub signaling_encrypted: bool,
+    /// The trunk passed SIP digest authentication.
+    pub sip_authenticated: bool,
+}
+
+/// A warning or error logged during the call (the CDR's `warnings_and_errors`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CdrWarning {
+    /// Message id, e.g. `CWSMR0031W`.
+    pub id: String,
+    /// Text.
+    pub message: String,
+}
+
+/// Maximum latencies over a call's turns (the CDR's `max_response_milliseconds`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaxResponseMs {
+    /// Assistant round trip.
+    pub assistant: Option<u32>,
+    /// Text to first synthesized audio.
+    pub text_to_speech: Option<u32>,
+    /// End of speech to final recognition.
+    pub speech_to_text: Option<u32>,
+}
+
 /// What the call layer knows when the INVITE is admitted (or refused).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallStart {
@@ -133,6 +173,9 @@ pub struct CallStart {
     pub sip_call_id: String,
     /// Gateway instance (node) id.
     pub instance_id: String,
+    /// SIP details.
+    #[serde(default)]
+    pub sip: SipDetails,
 }
 
 /// What the call layer knows when the call is over.
@@ -152,6 +195,9 @@ pub struct CallEnd {
     pub rtp: Option<RtpStats>,
     /// The assistant's `cdr_custom_data` context variable.
     pub cdr_custom_data: Option<serde_json::Value>,
+    /// Warnings and errors logged during the call.
+    #[serde(default)]
+    pub warnings: Vec<CdrWarning>,
 }
 
 /// Row id of a call record (returned by `record_call_start`).
@@ -194,6 +240,23 @@ pub struct CallRecord {
     pub mos: Option<f64>,
     /// The assistant's cdr_custom_data.
     pub cdr_custom_data: Option<serde_json::Value>,
+    /// SIP details.
+    pub sip: SipDetails,
+    /// Warnings and errors logged during the call.
+    pub warnings: Vec<CdrWarning>,
+}
+
+impl CallRecord {
+    /// Maximum per-provider latency over the turns.
+    pub fn max_response_ms(&self) -> MaxResponseMs {
+        let max =
+            |f: fn(&TurnLatency) -> Option<u32>| self.turn_latencies.iter().filter_map(f).max();
+        MaxResponseMs {
+            assistant: max(|t| t.assistant_ms),
+            text_to_speech: max(|t| t.text_to_speech_ms),
+            speech_to_text: max(|t| t.speech_to_text_ms),
+        }
+    }
 }
 
 /// Filter for listing call records; all conditions are ANDed.

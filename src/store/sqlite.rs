@@ -250,15 +250,23 @@ impl Store for SqliteStore {
         }
         tx.execute(
             "INSERT INTO call_records (started_at, caller_hash, caller_number, called_number,
-                                       sip_call_id, instance_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                                       sip_call_id, instance_id, from_uri, to_uri,
+                                       trunk_call_id, active_calls_at_start,
+                                       signaling_encrypted, sip_authenticated)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 start.started_at,
                 hash,
                 store_number.then_some(&start.caller_number),
                 start.called_number,
                 start.sip_call_id,
-                start.instance_id
+                start.instance_id,
+                start.sip.from_uri.as_ref().filter(|_| store_number),
+                start.sip.to_uri,
+                start.sip.trunk_call_id,
+                start.sip.active_calls,
+                start.sip.signaling_encrypted,
+                start.sip.sip_authenticated
             ],
         )?;
         let id = tx.last_insert_rowid();
@@ -283,10 +291,11 @@ impl Store for SqliteStore {
         let rtp = end.rtp.as_ref().map(to_json).transpose()?;
         let mos = end.rtp.as_ref().map(|r| r.mos());
         let custom = end.cdr_custom_data.as_ref().map(to_json).transpose()?;
+        let warnings = to_json(&end.warnings)?;
         let n = self.conn().execute(
             "UPDATE call_records SET ended_at = ?2, outcome = ?3, reject_status = ?4,
                     failure_details = ?5, turns = ?6, turn_latencies = ?7, rtp_stats = ?8,
-                    mos = ?9, cdr_custom_data = ?10
+                    mos = ?9, cdr_custom_data = ?10, warnings = ?11
              WHERE id = ?1",
             params![
                 id.0,
@@ -298,7 +307,8 @@ impl Store for SqliteStore {
                 latencies,
                 rtp,
                 mos,
-                custom
+                custom,
+                warnings
             ],
         )?;
         if n == 0 {
@@ -312,7 +322,9 @@ impl Store for SqliteStore {
         let mut sql = String::from(
             "SELECT id, started_at, answered_at, ended_at, caller_hash, caller_number,
                     called_number, sip_call_id, instance_id, outcome, reject_status,
-                    failure_details, turns, turn_latencies, rtp_stats, mos, cdr_custom_data
+                    failure_details, turns, turn_latencies, rtp_stats, mos, cdr_custom_data,
+                    from_uri, to_uri, trunk_call_id, active_calls_at_start,
+                    signaling_encrypted, sip_authenticated, warnings
              FROM call_records WHERE 1=1",
         );
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
@@ -369,6 +381,15 @@ impl Store for SqliteStore {
                 rtp: rtp.as_deref().map(from_json).transpose()?,
                 mos: r.get(15)?,
                 cdr_custom_data: custom.as_deref().map(from_json).transpose()?,
+                sip: crate::store::SipDetails {
+                    from_uri: r.get(17)?,
+                    to_uri: r.get(18)?,
+                    trunk_call_id: r.get(19)?,
+                    active_calls: r.get(20)?,
+                    signaling_encrypted: r.get(21)?,
+                    sip_authenticated: r.get(22)?,
+                },
+                warnings: from_json(&r.get::<_, String>(23)?)?,
             });
         }
         Ok(out)
@@ -376,8 +397,8 @@ impl Store for SqliteStore {
 
     fn redact_caller_numbers(&self, before: UnixMillis) -> Result<u64, StoreError> {
         let n = self.conn().execute(
-            "UPDATE call_records SET caller_number = NULL
-             WHERE started_at < ?1 AND caller_number IS NOT NULL",
+            "UPDATE call_records SET caller_number = NULL, from_uri = NULL
+             WHERE started_at < ?1 AND (caller_number IS NOT NULL OR from_uri IS NOT NULL)",
             [before],
         )?;
         Ok(n as u64)
@@ -425,6 +446,75 @@ mod tests {
             .query_row("PRAGMA synchronous", [], |r| r.get(0))
             .unwrap();
         assert_eq!(sync, 2, "synchronous=FULL");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_version_1_database_upgrades_keeping_its_rows() {
+        let dir = std::env::temp_dir().join(format!(
+            "voxgate-v1-{}-{}",
+            std::process::id(),
+            now_millis()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("voxgate.sqlite3");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(MIGRATIONS[0].1).unwrap();
+            c.execute_batch(
+                "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL);
+                 INSERT INTO schema_version VALUES (1, 0);
+                 INSERT INTO call_records (started_at, caller_hash, called_number, sip_call_id, instance_id)
+                 VALUES (5, 'h', '+19585550123', 'old-call', 'n');",
+            )
+            .unwrap();
+        }
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(s.schema_version().unwrap(), latest());
+        let calls = s.list_calls(&CallFilter::default()).unwrap();
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].sip_call_id, "old-call");
+        assert!(calls[0].warnings.is_empty() && calls[0].sip.from_uri.is_none());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn caller_numbers_are_redactable_and_optional() {
+        let (s, dir) = temp_store("redact");
+        let start = |t: i64, id: &str| CallStart {
+            started_at: t,
+            caller_number: "+15550001111".into(),
+            called_number: "+19585550123".into(),
+            sip_call_id: id.into(),
+            instance_id: "n".into(),
+            sip: crate::store::SipDetails {
+                from_uri: Some("sip:+15550001111@198.51.100.1".into()),
+                ..Default::default()
+            },
+        };
+        s.record_call_start(&start(1000, "a"), true, true).unwrap();
+        s.record_call_start(&start(3000, "b"), true, true).unwrap();
+        s.record_call_start(&start(4000, "c"), false, true).unwrap();
+        assert_eq!(s.redact_caller_numbers(2000).unwrap(), 1);
+        let calls = s.list_calls(&CallFilter::default()).unwrap();
+        let by = |id: &str| calls.iter().find(|c| c.sip_call_id == id).unwrap();
+        assert_eq!(by("a").caller_number, None);
+        assert_eq!(by("a").sip.from_uri, None);
+        assert_eq!(by("b").caller_number.as_deref(), Some("+15550001111"));
+        assert!(by("b").sip.from_uri.is_some());
+        assert_eq!(
+            by("c").caller_number,
+            None,
+            "not kept when store_number is off"
+        );
+        assert_eq!(by("c").sip.from_uri, None);
+        // The hash stays, so filtering by number still finds every call.
+        let f = CallFilter {
+            number: Some("+15550001111".into()),
+            ..Default::default()
+        };
+        assert_eq!(s.list_calls(&f).unwrap().len(), 3);
+        assert_eq!(s.monthly_active_users("1970-01").unwrap(), 1);
         let _ = std::fs::remove_dir_all(dir);
     }
 
