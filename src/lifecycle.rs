@@ -185,3 +185,30 @@ pub fn spawn_signal_tasks(
     });
     Ok(())
 }
+
+/// Binds the admin listener from the config and serves the admin API until `shutdown`
+/// resolves. Returns the bound address and the server task.
+pub async fn start_admin(
+    config: &Config,
+    ops: &Operations,
+    logs: crate::logs::LogRing,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<(
+    std::net::SocketAddr,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+)> {
+    let listener = tokio::net::TcpListener::bind(config.admin.listen).await?;
+    let addr = listener.local_addr()?;
+    let state = crate::admin::AdminState {
+        store: ops.store.clone(),
+        live: ops.live.clone(),
+        logs,
+        token: ops.admin_token.clone(),
+        media_cores: config.media_cores(),
+    };
+    tracing::info!(%addr, "admin API listening");
+    Ok((
+        addr,
+        tokio::spawn(crate::admin::serve(listener, state, shutdown)),
+    ))
+}

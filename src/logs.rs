@@ -28,6 +28,19 @@ use tracing_subscriber::{EnvFilter, Layer};
 use crate::metrics::metrics;
 use crate::store::records::{iso8601, now_millis};
 
+/// The span every call's log lines should run in: `call_id` (SIP Call-ID),
+/// `instance_id` (node) and the caller's `number` (through [`crate::pii::Pii`], so the
+/// redaction mode applies). Enter it (or `.instrument()` the call task with it) and every
+/// SIP transaction, state change and provider error inside carries the three fields.
+pub fn call_span(call_id: &str, instance_id: &str, number: &str) -> tracing::Span {
+    tracing::info_span!(
+        "call",
+        call_id,
+        instance_id,
+        number = %crate::pii::Pii(number)
+    )
+}
+
 /// Bounded ring of recent log lines (JSON text), newest last.
 #[derive(Debug, Clone)]
 pub struct LogRing {

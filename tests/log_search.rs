@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use common::{eventually, Harness};
 use serde_json::Value;
-use voxgate::pii::{self, Pii, Redaction};
+use voxgate::pii::{self, Redaction};
 
 fn log_call(call_id: &str, number: &str, instance: &str, msg: &str) {
-    let span = tracing::info_span!("call", call_id, instance_id = instance, number = %Pii(number));
+    let span = voxgate::logs::call_span(call_id, instance, number);
     let _g = span.enter();
     tracing::info!(status = 200, "{msg}");
     tracing::warn!(provider = "stt", "provider error: connection refused");

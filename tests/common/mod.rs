@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use voxgate::admin::AdminState;
 use voxgate::config::{Config, Secret};
 use voxgate::lifecycle::{bootstrap, Operations};
 use voxgate::logs::LogRing;
@@ -71,19 +70,13 @@ impl Harness {
             .await
             .unwrap()
             .expect("bootstrap");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let state = AdminState {
-            store: ops.store.clone(),
-            live: ops.live.clone(),
-            logs: log_ring(),
-            token: ops.admin_token.clone(),
-            media_cores: 2,
-        };
+        config.admin.listen = "127.0.0.1:0".parse().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(voxgate::admin::serve(listener, state, async {
+        let (addr, _task) = voxgate::lifecycle::start_admin(&config, &ops, log_ring(), async {
             let _ = rx.await;
-        }));
+        })
+        .await
+        .expect("admin listener");
         Self {
             base: format!("http://{addr}"),
             client: reqwest::Client::builder()
