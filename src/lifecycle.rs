@@ -212,3 +212,25 @@ pub async fn start_admin(
         tokio::spawn(crate::admin::serve(listener, state, shutdown)),
     ))
 }
+
+/// Resolves once a drain is over: draining began and either no call is active
+/// (`voxgate_active_calls` = 0) or the drain deadline passed — the point where the call
+/// layer must have sent BYE to what is left and `voxgate run` may exit. Polls every
+/// 100 ms; never resolves while running.
+pub async fn drained(live: &LiveState) {
+    let mut phase = live.watch_phase();
+    let deadline = loop {
+        if let crate::live::Phase::Draining { deadline } = *phase.borrow_and_update() {
+            break deadline;
+        }
+        if phase.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    loop {
+        if crate::metrics::metrics().active_calls.get() <= 0 || Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

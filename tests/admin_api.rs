@@ -640,3 +640,29 @@ async fn draining_makes_healthz_unready() {
     assert_eq!(body["store"], true);
     let _ = TOKEN;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_ends_at_the_deadline_even_with_calls_up() {
+    let h = Harness::start().await;
+    // A call that stays up (other tests in this binary may hold calls too).
+    let _id = h
+        .ops
+        .recorder
+        .start(start("+15551239999", "long-call", "2026-11-02T10:00:00Z"))
+        .await
+        .unwrap();
+    let t = Instant::now();
+    h.ops
+        .live
+        .begin_drain(Instant::now() + Duration::from_millis(300));
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        voxgate::lifecycle::drained(&h.ops.live),
+    )
+    .await
+    .expect("drain finished");
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "not before the deadline"
+    );
+}
