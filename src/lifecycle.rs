@@ -141,7 +141,10 @@ pub async fn reload_integration(
     store: &StoreHandle,
     live: &LiveState,
 ) -> Result<(), LifecycleError> {
-    let config = Config::load(Some(path))?;
+    let owned = path.to_owned();
+    let config = tokio::task::spawn_blocking(move || Config::load(Some(&owned)))
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))??;
     let settings = config.integration.clone();
     let saved = settings.clone();
     store.run(move |s| s.save_integration(&saved)).await?;

@@ -42,6 +42,12 @@ async fn auth_is_required_except_for_healthz() {
     assert_eq!(r.status(), StatusCode::OK);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["ready"], true);
+    // The console page is static (no data) and calls the API with the typed token.
+    let r = h.client.get(h.url("/")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("/v1/numbers") && page.contains("Bearer "));
+    assert!(!page.contains("+19585550123"), "no data in the page");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,6 +16,7 @@
 //! | `GET  /v1/logs?q=&limit=` | recent log lines matching a number, call ID, instance ID |
 //! | `GET  /metrics` | Prometheus text |
 //! | `GET  /healthz` | 200 when ready, 503 when draining or the store is down |
+//! | `GET  /` | the admin console: a static page (no data) that calls the API above with the token typed into it |
 //!
 //! Changes to settings and numbers are stored first, then published to
 //! [`LiveState`], so new calls see them without a restart.
@@ -97,9 +98,14 @@ pub fn router(state: AdminState) -> Router {
         ));
     Router::new()
         .route("/healthz", get(routes::healthz))
+        .route("/", get(console))
         .merge(protected)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+async fn console() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("console.html"))
 }
 
 /// Serves the admin API on `listener` until `shutdown` resolves.
