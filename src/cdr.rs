@@ -23,21 +23,21 @@
 //! count towards MAU (the caller was never served) and does not touch `active_calls`.
 
 use crate::metrics::metrics;
-use crate::store::{CallEnd, CallOutcome, CallRecordId, CallStart, StoreError, StoreHandle};
+use crate::store::{CallEnd, CallOutcome, CallRecordId, CallRecordWriter, CallStart, StoreError};
 
 /// Writes call records; cheap to clone (one per call task is fine).
 #[derive(Debug, Clone)]
 pub struct CallRecorder {
-    store: StoreHandle,
+    writer: CallRecordWriter,
     store_caller_numbers: bool,
     instance_id: String,
 }
 
 impl CallRecorder {
     /// A recorder; `store_caller_numbers = false` keeps only the caller hash.
-    pub fn new(store: StoreHandle, store_caller_numbers: bool, instance_id: String) -> Self {
+    pub fn new(writer: CallRecordWriter, store_caller_numbers: bool, instance_id: String) -> Self {
         Self {
-            store,
+            writer,
             store_caller_numbers,
             instance_id,
         }
@@ -49,11 +49,11 @@ impl CallRecorder {
     }
 
     /// An admitted call started: record it (and its caller's monthly activity) durably.
+    /// Group-committed with other calls' writes; returns once committed.
     pub async fn start(&self, start: CallStart) -> Result<CallRecordId, StoreError> {
-        let keep = self.store_caller_numbers;
         let id = self
-            .store
-            .run(move |s| s.record_call_start(&start, keep, true))
+            .writer
+            .start(start, self.store_caller_numbers, true)
             .await
             .inspect_err(|_| metrics().store_errors.inc())?;
         metrics().active_calls.inc();
@@ -62,8 +62,8 @@ impl CallRecorder {
 
     /// The call was answered (200 OK sent).
     pub async fn answer(&self, id: CallRecordId, at: i64) -> Result<(), StoreError> {
-        self.store
-            .record_call_answer(id, at)
+        self.writer
+            .answer(id, at)
             .await
             .inspect_err(|_| metrics().store_errors.inc())
     }
@@ -72,34 +72,36 @@ impl CallRecorder {
     pub async fn end(&self, id: CallRecordId, end: CallEnd) -> Result<(), StoreError> {
         metrics().active_calls.dec();
         metrics().call_ended(&end.outcome);
-        self.store
-            .record_call_end(id, end)
+        self.writer
+            .end(id, end)
             .await
             .inspect_err(|_| metrics().store_errors.inc())
     }
 
     /// A call refused with `status` before admission: one complete record, no MAU.
     pub async fn rejected(&self, start: CallStart, status: u16) -> Result<(), StoreError> {
-        let keep = self.store_caller_numbers;
         let outcome = CallOutcome::Rejected { status };
         metrics().call_ended(&outcome);
-        self.store
-            .run(move |s| {
-                let id = s.record_call_start(&start, keep, false)?;
-                s.record_call_end(
-                    id,
-                    &CallEnd {
-                        ended_at: start.started_at,
-                        outcome,
-                        failure_details: None,
-                        turns: 0,
-                        turn_latencies: Vec::new(),
-                        rtp: None,
-                        cdr_custom_data: None,
-                        warnings: vec![],
-                    },
-                )
-            })
+        let ended_at = start.started_at;
+        let id = self
+            .writer
+            .start(start, self.store_caller_numbers, false)
+            .await
+            .inspect_err(|_| metrics().store_errors.inc())?;
+        self.writer
+            .end(
+                id,
+                CallEnd {
+                    ended_at,
+                    outcome,
+                    failure_details: None,
+                    turns: 0,
+                    turn_latencies: Vec::new(),
+                    rtp: None,
+                    cdr_custom_data: None,
+                    warnings: vec![],
+                },
+            )
             .await
             .inspect_err(|_| metrics().store_errors.inc())
     }

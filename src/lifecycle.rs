@@ -20,7 +20,12 @@ use crate::cdr::CallRecorder;
 use crate::config::{Config, ConfigError};
 use crate::live::LiveState;
 use crate::numbers::{parse_e164, NumberEntry, NumberSet};
-use crate::store::{SqliteStore, StoreError, StoreHandle};
+use crate::store::{CallRecordWriter, SqliteStore, StoreError, StoreHandle};
+
+/// Call-record operations queued for group commit before callers wait.
+pub const CDR_QUEUE: usize = 8192;
+/// Most call-record operations in one transaction.
+pub const CDR_MAX_BATCH: usize = 512;
 
 /// Why start-up or reload failed.
 #[derive(Debug, thiserror::Error)]
@@ -84,9 +89,11 @@ pub fn bootstrap(config: &Config) -> Result<Operations, LifecycleError> {
     let numbers = NumberSet::new(store.list_numbers()?.into_iter().map(|e| e.number));
     let live = LiveState::new(settings, numbers);
     let admin_token = resolve_token(config)?;
+    let writer = CallRecordWriter::spawn(Arc::clone(&store), CDR_QUEUE, CDR_MAX_BATCH)
+        .map_err(|e| StoreError::Task(format!("spawn call-record writer: {e}")))?;
     let store = StoreHandle::new(store);
     let recorder = CallRecorder::new(
-        store.clone(),
+        writer,
         config.logging.store_caller_numbers,
         config.instance_id.clone(),
     );

@@ -225,6 +225,8 @@ pub struct Metrics {
     pub provider_errors: [Counter; 3],
     /// Store operations that failed.
     pub store_errors: Counter,
+    /// Call-record operations that found the group-commit queue full (and waited).
+    pub store_queue_full: Counter,
     /// Log lines dropped from the in-memory ring because it was full (oldest first).
     pub log_ring_evictions: Counter,
 }
@@ -240,6 +242,7 @@ impl Default for Metrics {
             provider_latency: Default::default(),
             provider_errors: Default::default(),
             store_errors: Counter::default(),
+            store_queue_full: Counter::default(),
             log_ring_evictions: Counter::default(),
         }
     }
@@ -454,6 +457,17 @@ impl Metrics {
             "Failed store operations.",
         );
         let _ = writeln!(o, "voxgate_store_errors_total {}", self.store_errors.get());
+        header(
+            &mut o,
+            "voxgate_store_queue_full_total",
+            "counter",
+            "Call-record operations that found the group-commit queue full and waited.",
+        );
+        let _ = writeln!(
+            o,
+            "voxgate_store_queue_full_total {}",
+            self.store_queue_full.get()
+        );
         header(
             &mut o,
             "voxgate_log_ring_evictions_total",

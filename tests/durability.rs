@@ -14,16 +14,27 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::TempDir;
+use std::sync::Arc;
 use voxgate::numbers::NumberEntry;
 use voxgate::settings::IntegrationSettings;
-use voxgate::store::{caller_hash, CallEnd, CallOutcome, CallStart, SqliteStore, Store};
+
+use voxgate::store::{
+    caller_hash, CallEnd, CallOutcome, CallRecordWriter, CallStart, SqliteStore, Store,
+};
 
 const ENV: &str = "VOXGATE_DURABILITY_DIR";
 
 /// Runs up to `max` iterations (bounded in time too), printing `ACK ...` after each
 /// committed change.
 fn write_loop(dir: &Path, max: u32, out: &mut dyn FnMut(String)) {
-    let s = SqliteStore::open_in_dir(dir).expect("open");
+    let store = Arc::new(SqliteStore::open_in_dir(dir).expect("open"));
+    let s = store.as_ref();
+    // Half the calls go through the group-commit writer thread, as the call layer's do.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let writer = CallRecordWriter::spawn(store.clone(), 64, 16).expect("writer");
     let deadline = Instant::now() + Duration::from_secs(60);
     for i in 0..max {
         if Instant::now() > deadline {
@@ -48,22 +59,29 @@ fn write_loop(dir: &Path, max: u32, out: &mut dyn FnMut(String)) {
                     instance_id: "dur".into(),
                     sip: Default::default(),
                 };
-                let id = s.record_call_start(&start, true, true).expect("start");
+                let via_writer = i % 8 == 5;
+                let id = if via_writer {
+                    rt.block_on(writer.start(start.clone(), true, true))
+                        .expect("start")
+                } else {
+                    s.record_call_start(&start, true, true).expect("start")
+                };
                 out(format!("ACK start {} {}", id.0, start.caller_number));
-                s.record_call_end(
-                    id,
-                    &CallEnd {
-                        ended_at: start.started_at + 1000,
-                        outcome: CallOutcome::Completed,
-                        failure_details: None,
-                        turns: 1,
-                        turn_latencies: vec![],
-                        rtp: None,
-                        cdr_custom_data: None,
-                        warnings: vec![],
-                    },
-                )
-                .expect("end");
+                let end = CallEnd {
+                    ended_at: start.started_at + 1000,
+                    outcome: CallOutcome::Completed,
+                    failure_details: None,
+                    turns: 1,
+                    turn_latencies: vec![],
+                    rtp: None,
+                    cdr_custom_data: None,
+                    warnings: vec![],
+                };
+                if via_writer {
+                    rt.block_on(writer.end(id, end)).expect("end");
+                } else {
+                    s.record_call_end(id, &end).expect("end");
+                }
                 out(format!("ACK end {}", id.0));
             }
             2 => {

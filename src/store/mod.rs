@@ -18,6 +18,7 @@ pub mod emodel;
 mod migrations;
 pub mod records;
 mod sqlite;
+mod writer;
 
 use std::sync::Arc;
 
@@ -26,6 +27,7 @@ pub use records::{
     MaxResponseMs, RtpStats, SipDetails, StreamStats, TurnLatency, UnixMillis,
 };
 pub use sqlite::SqliteStore;
+pub use writer::CallRecordWriter;
 
 use crate::numbers::NumberEntry;
 use crate::settings::IntegrationSettings;
@@ -95,12 +97,56 @@ pub trait Store: Send + Sync + 'static {
     fn record_call_end(&self, id: CallRecordId, end: &CallEnd) -> Result<(), StoreError>;
     /// Call records matching `filter`, newest first.
     fn list_calls(&self, filter: &CallFilter) -> Result<Vec<CallRecord>, StoreError>;
+    /// Applies call-record operations in one transaction (one fsync for the batch),
+    /// returning each operation's own result; `Err` only when the batch as a whole
+    /// failed (nothing applied). Used by [`CallRecordWriter`] for group commit.
+    fn apply_call_ops(&self, ops: &[CallOp]) -> Result<Vec<CallOpResult>, StoreError>;
     /// Erases caller numbers of calls started before `before` (hashes stay); returns rows.
     fn redact_caller_numbers(&self, before: UnixMillis) -> Result<u64, StoreError>;
 
     /// Whether the backend answers (readiness).
     fn ping(&self) -> Result<(), StoreError>;
 }
+
+/// A call-record operation (see [`Store::apply_call_ops`]).
+#[derive(Debug, Clone)]
+pub enum CallOp {
+    /// [`Store::record_call_start`].
+    Start {
+        /// The start.
+        start: CallStart,
+        /// Keep the caller number.
+        store_number: bool,
+        /// Count the caller for MAU.
+        count_usage: bool,
+    },
+    /// [`Store::record_call_answer`].
+    Answer {
+        /// Record.
+        id: CallRecordId,
+        /// Answer time.
+        at: UnixMillis,
+    },
+    /// [`Store::record_call_end`].
+    End {
+        /// Record.
+        id: CallRecordId,
+        /// The end.
+        end: CallEnd,
+    },
+}
+
+/// What a successful [`CallOp`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallOpOutput {
+    /// A start: the new record's id.
+    Started(CallRecordId),
+    /// An answer or end.
+    Done,
+}
+
+/// One operation's result within a batch.
+pub type CallOpResult = Result<CallOpOutput, StoreError>;
 
 /// Async access to a [`Store`]: each call runs on the blocking pool.
 #[derive(Clone)]

@@ -13,8 +13,8 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use super::migrations::{latest, MIGRATIONS};
 use super::records::{caller_hash, month_of, now_millis};
 use super::{
-    CallEnd, CallFilter, CallOutcome, CallRecord, CallRecordId, CallStart, Store, StoreError,
-    UnixMillis,
+    CallEnd, CallFilter, CallOp, CallOpOutput, CallOpResult, CallOutcome, CallRecord, CallRecordId,
+    CallStart, Store, StoreError, UnixMillis,
 };
 use crate::numbers::NumberEntry;
 use crate::settings::IntegrationSettings;
@@ -129,6 +129,88 @@ fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StoreError> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+fn call_start(
+    conn: &Connection,
+    start: &CallStart,
+    store_number: bool,
+    count_usage: bool,
+) -> Result<CallRecordId, StoreError> {
+    let hash = caller_hash(&start.caller_number);
+    if count_usage {
+        conn.execute(
+            "INSERT INTO monthly_active_users (month, caller_hash) VALUES (?1, ?2)
+             ON CONFLICT DO NOTHING",
+            params![month_of(start.started_at), hash],
+        )?;
+    }
+    conn.execute(
+        "INSERT INTO call_records (started_at, caller_hash, caller_number, called_number,
+                                   sip_call_id, instance_id, from_uri, to_uri,
+                                   trunk_call_id, active_calls_at_start,
+                                   signaling_encrypted, sip_authenticated)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        params![
+            start.started_at,
+            hash,
+            store_number.then_some(&start.caller_number),
+            start.called_number,
+            start.sip_call_id,
+            start.instance_id,
+            start.sip.from_uri.as_ref().filter(|_| store_number),
+            start.sip.to_uri,
+            start.sip.trunk_call_id,
+            start.sip.active_calls,
+            start.sip.signaling_encrypted,
+            start.sip.sip_authenticated
+        ],
+    )?;
+    Ok(CallRecordId(conn.last_insert_rowid()))
+}
+
+fn call_answer(conn: &Connection, id: CallRecordId, at: UnixMillis) -> Result<(), StoreError> {
+    let n = conn.execute(
+        "UPDATE call_records SET answered_at = ?2 WHERE id = ?1",
+        params![id.0, at],
+    )?;
+    if n == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
+fn call_end(conn: &Connection, id: CallRecordId, end: &CallEnd) -> Result<(), StoreError> {
+    let latencies = to_json(&end.turn_latencies)?;
+    let rtp = end.rtp.as_ref().map(to_json).transpose()?;
+    let mos = end.rtp.as_ref().map(|r| r.mos());
+    let custom = end.cdr_custom_data.as_ref().map(to_json).transpose()?;
+    let warnings = to_json(&end.warnings)?;
+    let n = conn.execute(
+        "UPDATE call_records SET ended_at = ?2, outcome = ?3, reject_status = ?4,
+                failure_details = ?5, turns = ?6, turn_latencies = ?7, rtp_stats = ?8,
+                mos = ?9, cdr_custom_data = ?10, warnings = ?11
+         WHERE id = ?1",
+        params![
+            id.0,
+            end.ended_at,
+            end.outcome.label(),
+            end.outcome.status(),
+            end.failure_details,
+            end.turns,
+            latencies,
+            rtp,
+            mos,
+            custom,
+            warnings
+        ],
+    )?;
+    if n == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
 impl Store for SqliteStore {
     fn list_numbers(&self) -> Result<Vec<NumberEntry>, StoreError> {
         let conn = self.reader();
@@ -238,84 +320,40 @@ impl Store for SqliteStore {
         store_number: bool,
         count_usage: bool,
     ) -> Result<CallRecordId, StoreError> {
-        let hash = caller_hash(&start.caller_number);
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if count_usage {
-            tx.execute(
-                "INSERT INTO monthly_active_users (month, caller_hash) VALUES (?1, ?2)
-                 ON CONFLICT DO NOTHING",
-                params![month_of(start.started_at), hash],
-            )?;
-        }
-        tx.execute(
-            "INSERT INTO call_records (started_at, caller_hash, caller_number, called_number,
-                                       sip_call_id, instance_id, from_uri, to_uri,
-                                       trunk_call_id, active_calls_at_start,
-                                       signaling_encrypted, sip_authenticated)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            params![
-                start.started_at,
-                hash,
-                store_number.then_some(&start.caller_number),
-                start.called_number,
-                start.sip_call_id,
-                start.instance_id,
-                start.sip.from_uri.as_ref().filter(|_| store_number),
-                start.sip.to_uri,
-                start.sip.trunk_call_id,
-                start.sip.active_calls,
-                start.sip.signaling_encrypted,
-                start.sip.sip_authenticated
-            ],
-        )?;
-        let id = tx.last_insert_rowid();
+        let id = call_start(&tx, start, store_number, count_usage)?;
         tx.commit()?;
-        Ok(CallRecordId(id))
+        Ok(id)
     }
 
     fn record_call_answer(&self, id: CallRecordId, at: UnixMillis) -> Result<(), StoreError> {
-        let n = self.conn().execute(
-            "UPDATE call_records SET answered_at = ?2 WHERE id = ?1",
-            params![id.0, at],
-        )?;
-        if n == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        call_answer(&self.conn(), id, at)
     }
 
     fn record_call_end(&self, id: CallRecordId, end: &CallEnd) -> Result<(), StoreError> {
-        let latencies = to_json(&end.turn_latencies)?;
-        let rtp = end.rtp.as_ref().map(to_json).transpose()?;
-        let mos = end.rtp.as_ref().map(|r| r.mos());
-        let custom = end.cdr_custom_data.as_ref().map(to_json).transpose()?;
-        let warnings = to_json(&end.warnings)?;
-        let n = self.conn().execute(
-            "UPDATE call_records SET ended_at = ?2, outcome = ?3, reject_status = ?4,
-                    failure_details = ?5, turns = ?6, turn_latencies = ?7, rtp_stats = ?8,
-                    mos = ?9, cdr_custom_data = ?10, warnings = ?11
-             WHERE id = ?1",
-            params![
-                id.0,
-                end.ended_at,
-                end.outcome.label(),
-                end.outcome.status(),
-                end.failure_details,
-                end.turns,
-                latencies,
-                rtp,
-                mos,
-                custom,
-                warnings
-            ],
-        )?;
-        if n == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        call_end(&self.conn(), id, end)
+    }
+
+    fn apply_call_ops(&self, ops: &[CallOp]) -> Result<Vec<CallOpResult>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let results = ops
+            .iter()
+            .map(|op| match op {
+                CallOp::Start {
+                    start,
+                    store_number,
+                    count_usage,
+                } => call_start(&tx, start, *store_number, *count_usage).map(CallOpOutput::Started),
+                CallOp::Answer { id, at } => {
+                    call_answer(&tx, *id, *at).map(|()| CallOpOutput::Done)
+                }
+                CallOp::End { id, end } => call_end(&tx, *id, end).map(|()| CallOpOutput::Done),
+            })
+            .collect();
+        tx.commit()?;
+        Ok(results)
     }
 
     fn list_calls(&self, f: &CallFilter) -> Result<Vec<CallRecord>, StoreError> {
