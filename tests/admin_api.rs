@@ -38,6 +38,22 @@ async fn auth_is_required_except_for_healthz() {
         let r = h.get(path).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{path} with the token");
     }
+    let r = h
+        .client
+        .get(h.url("/v1/numbers"))
+        .header("authorization", format!("bearer {TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "scheme is case-insensitive");
+    let r = h
+        .client
+        .get(h.url("/v1/numbers"))
+        .header("authorization", format!("Basic {TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let r = h.client.get(h.url("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let body: Value = r.json().await.unwrap();

@@ -62,7 +62,11 @@ async fn require_token(State(state): State<AdminState>, req: Request, next: Next
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| {
+            // The scheme name is case-insensitive (RFC 7235 §2.1).
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(token)
+        })
         .map(str::trim);
     let ok = presented.is_some_and(|p| {
         !state.token.is_empty() && bool::from(p.as_bytes().ct_eq(state.token.as_bytes()))

@@ -143,6 +143,14 @@ pub(super) fn parse(text: &str) -> Result<Config, Vec<ConfigFault>> {
                 let message = e.message().trim().to_owned();
                 match hit {
                     Some(entry) => {
+                        let line = Some(line_of(&work, entry.range.start));
+                        if faults
+                            .iter()
+                            .any(|f: &ConfigFault| f.key == entry.path && f.line == line)
+                        {
+                            // Blanking did not remove the fault: stop rather than repeat it.
+                            return Err(faults);
+                        }
                         faults.push(ConfigFault {
                             key: entry.path.clone(),
                             line: Some(line_of(&work, entry.range.start)),
