@@ -73,6 +73,9 @@ fn csv(c: &mut Criterion) {
     }
     let mut g = c.benchmark_group("csv");
     g.sample_size(10);
+    g.bench_function("parse_e164_one", |b| {
+        b.iter(|| black_box(voxgate::numbers::parse_e164(black_box("+44 7700 900123")).is_ok()))
+    });
     g.bench_function("parse_validate_10k_rows", |b| {
         b.iter(|| black_box(parse_csv(body.as_bytes()).unwrap().len()))
     });
