@@ -118,3 +118,12 @@ fn mutated_files_never_panic() {
     }
     assert!(faulty > 30);
 }
+
+#[test]
+fn the_example_file_is_valid_and_equals_the_defaults() {
+    let text = include_str!("../../voxgate.example.toml");
+    let c = Config::from_toml(text, None).unwrap_or_else(|f| panic!("{f:#?}"));
+    let mut expected = Config::default();
+    expected.media.io_backend = IoBackend::Auto;
+    assert_eq!(c, expected, "the example documents the defaults");
+}
