@@ -6,7 +6,8 @@
 //! add — no label lookup, hashing or lock on the packet path. Per-core counters are
 //! cache-line padded so two cores never share a line.
 //!
-//! Other layers call [`metrics()`] and increment:
+//! Other layers call [`metrics()`] and increment (root-crate code) or, for totals kept by
+//! the engine's media cores, mirror them with [`Counter::set`]:
 //! ```
 //! use voxgate::metrics::{metrics, Direction, JitterEvent, Provider};
 //! let m = metrics();
@@ -44,6 +45,12 @@ impl Counter {
     /// Current value.
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
+    }
+    /// Sets the total: for mirroring a monotonic count kept elsewhere. The media cores
+    /// live in `voxgate-engine`, which cannot see this crate, so the control thread copies
+    /// each core's totals here (e.g. from its periodic stats event) with `set`.
+    pub fn set(&self, total: u64) {
+        self.0.store(total, Ordering::Relaxed);
     }
 }
 
