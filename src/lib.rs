@@ -3,12 +3,22 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod app;
 pub mod assistant;
 pub mod call;
 pub mod caller;
+pub mod cdr;
+pub mod config;
 pub mod demo;
 pub mod gateway;
+pub mod lifecycle;
+pub mod live;
+pub mod logs;
+pub mod metrics;
+pub mod numbers;
+pub mod pii;
 pub mod settings;
 pub mod sip;
 pub mod speech;
+pub mod store;

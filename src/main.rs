@@ -89,7 +89,30 @@ fn main() -> anyhow::Result<()> {
             })?;
             Ok(())
         }
-        Command::CheckConfig { .. } => anyhow::bail!("`voxgate check-config` is not built yet"),
+        Command::CheckConfig { file } => check_config(&file),
+    }
+}
+
+/// `voxgate check-config FILE`: prints each fault as `FILE:LINE: KEY: MESSAGE` and exits 1
+/// when there is any; prints `FILE: ok` and exits 0 otherwise.
+fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+    match voxgate::config::Config::from_toml(&text, file.parent()) {
+        Ok(_) => {
+            println!("{}: ok", file.display());
+            Ok(())
+        }
+        Err(faults) => {
+            for f in &faults {
+                match f.line {
+                    Some(l) => eprintln!("{}:{l}: {}: {}", file.display(), f.key, f.message),
+                    None => eprintln!("{}: {}: {}", file.display(), f.key, f.message),
+                }
+            }
+            eprintln!("{} fault(s)", faults.len());
+            std::process::exit(1);
+        }
     }
 }
 

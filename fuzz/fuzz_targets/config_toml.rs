@@ -1,0 +1,2 @@
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &str| { let _ = voxgate::config::Config::from_toml(data, None); });

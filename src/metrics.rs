@@ -1,0 +1,527 @@
+//! Prometheus metrics: a fixed, process-wide registry of atomics with a hand-written
+//! text exposition (format 0.0.4).
+//!
+//! Why hand-written rather than `prometheus-client`: every series here is known up
+//! front, so each is a plain `AtomicU64` that the media cores bump with one relaxed
+//! add — no label lookup, hashing or lock on the packet path. Per-core counters are
+//! cache-line padded so two cores never share a line.
+//!
+//! Other layers call [`metrics()`] and increment (root-crate code) or, for totals kept by
+//! the engine's media cores, mirror them with [`Counter::set`]:
+//! ```
+//! use voxgate::metrics::{metrics, Direction, JitterEvent, Provider};
+//! let m = metrics();
+//! m.core(0).packets(Direction::In).inc();
+//! m.core(0).jitter(JitterEvent::Late).inc();
+//! m.sip_response(200);
+//! m.provider_latency(Provider::Assistant, std::time::Duration::from_millis(120));
+//! ```
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::store::CallOutcome;
+
+/// Highest number of media cores with their own series.
+pub const MAX_CORES: usize = 64;
+
+/// A monotonically increasing counter.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds one.
+    #[inline]
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Adds `n`.
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    /// Current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+    /// Sets the total: for mirroring a monotonic count kept elsewhere. The media cores
+    /// live in `voxgate-engine`, which cannot see this crate, so the control thread copies
+    /// each core's totals here (e.g. from its periodic stats event) with `set`.
+    pub fn set(&self, total: u64) {
+        self.0.store(total, Ordering::Relaxed);
+    }
+}
+
+/// A value that goes up and down.
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicI64);
+
+impl Gauge {
+    /// Adds one.
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Subtracts one.
+    pub fn dec(&self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+    /// Sets the value.
+    pub fn set(&self, v: i64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+    /// Current value.
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Packet direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Received from the network.
+    In,
+    /// Sent to the network.
+    Out,
+}
+
+/// Jitter-buffer event kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JitterEvent {
+    /// A packet never arrived.
+    Lost,
+    /// A packet arrived after its playout time.
+    Late,
+    /// A frame was concealed (PLC).
+    Concealed,
+}
+
+/// The queues between the control thread and a media core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queue {
+    /// Control → core commands.
+    Command,
+    /// Core → control events.
+    Event,
+}
+
+/// External providers with latency histograms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    /// Speech to text (end of speech → final result).
+    SpeechToText,
+    /// Text to speech (request → first audio).
+    TextToSpeech,
+    /// Assistant (request → response).
+    Assistant,
+}
+
+impl Provider {
+    const ALL: [Provider; 3] = [
+        Provider::SpeechToText,
+        Provider::TextToSpeech,
+        Provider::Assistant,
+    ];
+    fn label(self) -> &'static str {
+        match self {
+            Provider::SpeechToText => "stt",
+            Provider::TextToSpeech => "tts",
+            Provider::Assistant => "assistant",
+        }
+    }
+}
+
+/// Counters of one media core, on their own cache lines.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub struct CoreMetrics {
+    packets_in: Counter,
+    packets_out: Counter,
+    srtp_auth_failures: Counter,
+    jb_lost: Counter,
+    jb_late: Counter,
+    jb_concealed: Counter,
+    command_queue_full: Counter,
+    event_queue_full: Counter,
+}
+
+impl CoreMetrics {
+    /// RTP packets in or out.
+    #[inline]
+    pub fn packets(&self, d: Direction) -> &Counter {
+        match d {
+            Direction::In => &self.packets_in,
+            Direction::Out => &self.packets_out,
+        }
+    }
+    /// SRTP/SRTCP authentication failures.
+    #[inline]
+    pub fn srtp_auth_failures(&self) -> &Counter {
+        &self.srtp_auth_failures
+    }
+    /// Jitter-buffer events.
+    #[inline]
+    pub fn jitter(&self, e: JitterEvent) -> &Counter {
+        match e {
+            JitterEvent::Lost => &self.jb_lost,
+            JitterEvent::Late => &self.jb_late,
+            JitterEvent::Concealed => &self.jb_concealed,
+        }
+    }
+    /// A queue to or from this core was full.
+    #[inline]
+    pub fn queue_full(&self, q: Queue) -> &Counter {
+        match q {
+            Queue::Command => &self.command_queue_full,
+            Queue::Event => &self.event_queue_full,
+        }
+    }
+}
+
+/// Latency histogram buckets, seconds.
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0,
+];
+
+/// A fixed-bucket histogram (cumulative on exposition).
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [Counter; LATENCY_BUCKETS.len()],
+    count: Counter,
+    sum_micros: Counter,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, d: Duration) {
+        let s = d.as_secs_f64();
+        if let Some(i) = LATENCY_BUCKETS.iter().position(|b| s <= *b) {
+            self.buckets[i].inc();
+        }
+        self.count.inc();
+        self.sum_micros
+            .add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+    }
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        self.count.get()
+    }
+}
+
+const OUTCOMES: [&str; 5] = [
+    "completed",
+    "transferred",
+    "transfer_failed",
+    "call_failed",
+    "rejected",
+];
+
+/// The registry. Get it with [`metrics()`].
+#[derive(Debug)]
+pub struct Metrics {
+    /// Calls up now (admitted, not ended).
+    pub active_calls: Gauge,
+    /// 1 while draining.
+    pub draining: Gauge,
+    calls_by_outcome: [Counter; OUTCOMES.len()],
+    sip_responses: Box<[Counter]>,
+    cores: Box<[CoreMetrics]>,
+    provider_latency: [Histogram; 3],
+    /// Provider errors (connect failures, bad responses).
+    pub provider_errors: [Counter; 3],
+    /// Store operations that failed.
+    pub store_errors: Counter,
+    /// Call-record operations that found the group-commit queue full (and waited).
+    pub store_queue_full: Counter,
+    /// Log lines dropped from the in-memory ring because it was full (oldest first).
+    pub log_ring_evictions: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            active_calls: Gauge::default(),
+            draining: Gauge::default(),
+            calls_by_outcome: Default::default(),
+            sip_responses: (100..700).map(|_| Counter::default()).collect(),
+            cores: (0..MAX_CORES).map(|_| CoreMetrics::default()).collect(),
+            provider_latency: Default::default(),
+            provider_errors: Default::default(),
+            store_errors: Counter::default(),
+            store_queue_full: Counter::default(),
+            log_ring_evictions: Counter::default(),
+        }
+    }
+}
+
+static METRICS: OnceLock<Metrics> = OnceLock::new();
+
+/// The process-wide registry.
+pub fn metrics() -> &'static Metrics {
+    METRICS.get_or_init(Metrics::default)
+}
+
+impl Metrics {
+    /// Counters of media core `core` (cores ≥ [`MAX_CORES`] share the last slot).
+    #[inline]
+    pub fn core(&self, core: usize) -> &CoreMetrics {
+        &self.cores[core.min(MAX_CORES - 1)]
+    }
+
+    /// Counts a finished call by outcome.
+    pub fn call_ended(&self, outcome: &CallOutcome) {
+        let i = OUTCOMES
+            .iter()
+            .position(|o| *o == outcome.label())
+            .unwrap_or(0);
+        self.calls_by_outcome[i].inc();
+    }
+
+    /// Calls ended with the outcome labelled `label` so far.
+    pub fn calls_with_outcome(&self, label: &str) -> u64 {
+        OUTCOMES
+            .iter()
+            .position(|o| *o == label)
+            .map_or(0, |i| self.calls_by_outcome[i].get())
+    }
+
+    /// Counts a SIP response sent (status 100–699; others ignored).
+    pub fn sip_response(&self, status: u16) {
+        if let Some(c) = status
+            .checked_sub(100)
+            .and_then(|i| self.sip_responses.get(usize::from(i)))
+        {
+            c.inc();
+        }
+    }
+
+    /// Records a provider latency.
+    pub fn provider_latency(&self, p: Provider, d: Duration) {
+        self.provider_latency[p as usize].observe(d);
+    }
+
+    /// Counts a provider error.
+    pub fn provider_error(&self, p: Provider) {
+        self.provider_errors[p as usize].inc();
+    }
+
+    /// Prometheus text exposition (version 0.0.4). `cores` = media cores to report.
+    pub fn render(&self, cores: usize) -> String {
+        let mut o = String::with_capacity(8192);
+        let cores = cores.clamp(1, MAX_CORES);
+        header(&mut o, "voxgate_active_calls", "gauge", "Calls up now.");
+        let _ = writeln!(o, "voxgate_active_calls {}", self.active_calls.get());
+        header(
+            &mut o,
+            "voxgate_draining",
+            "gauge",
+            "1 while draining (SIGTERM).",
+        );
+        let _ = writeln!(o, "voxgate_draining {}", self.draining.get());
+        header(
+            &mut o,
+            "voxgate_calls_total",
+            "counter",
+            "Finished calls by outcome.",
+        );
+        for (i, l) in OUTCOMES.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "voxgate_calls_total{{outcome=\"{l}\"}} {}",
+                self.calls_by_outcome[i].get()
+            );
+        }
+        header(
+            &mut o,
+            "voxgate_sip_responses_total",
+            "counter",
+            "SIP responses sent by status code.",
+        );
+        for (i, c) in self.sip_responses.iter().enumerate() {
+            let v = c.get();
+            if v > 0 {
+                let _ = writeln!(o, "voxgate_sip_responses_total{{code=\"{}\"}} {v}", i + 100);
+            }
+        }
+        header(
+            &mut o,
+            "voxgate_rtp_packets_total",
+            "counter",
+            "RTP packets per media core and direction.",
+        );
+        for (i, c) in self.cores[..cores].iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "voxgate_rtp_packets_total{{core=\"{i}\",direction=\"in\"}} {}",
+                c.packets_in.get()
+            );
+            let _ = writeln!(
+                o,
+                "voxgate_rtp_packets_total{{core=\"{i}\",direction=\"out\"}} {}",
+                c.packets_out.get()
+            );
+        }
+        header(
+            &mut o,
+            "voxgate_srtp_auth_failures_total",
+            "counter",
+            "SRTP/SRTCP authentication failures per media core.",
+        );
+        for (i, c) in self.cores[..cores].iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "voxgate_srtp_auth_failures_total{{core=\"{i}\"}} {}",
+                c.srtp_auth_failures.get()
+            );
+        }
+        header(
+            &mut o,
+            "voxgate_jitter_buffer_events_total",
+            "counter",
+            "Jitter-buffer lost/late/concealed frames per media core.",
+        );
+        for (i, c) in self.cores[..cores].iter().enumerate() {
+            for (k, v) in [
+                ("lost", &c.jb_lost),
+                ("late", &c.jb_late),
+                ("concealed", &c.jb_concealed),
+            ] {
+                let _ = writeln!(
+                    o,
+                    "voxgate_jitter_buffer_events_total{{core=\"{i}\",kind=\"{k}\"}} {}",
+                    v.get()
+                );
+            }
+        }
+        header(
+            &mut o,
+            "voxgate_queue_full_total",
+            "counter",
+            "Full command/event queue events per media core.",
+        );
+        for (i, c) in self.cores[..cores].iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "voxgate_queue_full_total{{core=\"{i}\",queue=\"command\"}} {}",
+                c.command_queue_full.get()
+            );
+            let _ = writeln!(
+                o,
+                "voxgate_queue_full_total{{core=\"{i}\",queue=\"event\"}} {}",
+                c.event_queue_full.get()
+            );
+        }
+        header(&mut o, "voxgate_provider_latency_seconds", "histogram", "Provider latency: stt end-of-speech to final, tts request to first audio, assistant round trip.");
+        for p in Provider::ALL {
+            let h = &self.provider_latency[p as usize];
+            let mut cum = 0;
+            for (b, c) in LATENCY_BUCKETS.iter().zip(&h.buckets) {
+                cum += c.get();
+                let _ = writeln!(
+                    o,
+                    "voxgate_provider_latency_seconds_bucket{{provider=\"{}\",le=\"{b}\"}} {cum}",
+                    p.label()
+                );
+            }
+            let _ = writeln!(
+                o,
+                "voxgate_provider_latency_seconds_bucket{{provider=\"{}\",le=\"+Inf\"}} {}",
+                p.label(),
+                h.count.get()
+            );
+            let _ = writeln!(
+                o,
+                "voxgate_provider_latency_seconds_sum{{provider=\"{}\"}} {}",
+                p.label(),
+                h.sum_micros.get() as f64 / 1e6
+            );
+            let _ = writeln!(
+                o,
+                "voxgate_provider_latency_seconds_count{{provider=\"{}\"}} {}",
+                p.label(),
+                h.count.get()
+            );
+        }
+        header(
+            &mut o,
+            "voxgate_provider_errors_total",
+            "counter",
+            "Provider errors.",
+        );
+        for p in Provider::ALL {
+            let _ = writeln!(
+                o,
+                "voxgate_provider_errors_total{{provider=\"{}\"}} {}",
+                p.label(),
+                self.provider_errors[p as usize].get()
+            );
+        }
+        header(
+            &mut o,
+            "voxgate_store_errors_total",
+            "counter",
+            "Failed store operations.",
+        );
+        let _ = writeln!(o, "voxgate_store_errors_total {}", self.store_errors.get());
+        header(
+            &mut o,
+            "voxgate_store_queue_full_total",
+            "counter",
+            "Call-record operations that found the group-commit queue full and waited.",
+        );
+        let _ = writeln!(
+            o,
+            "voxgate_store_queue_full_total {}",
+            self.store_queue_full.get()
+        );
+        header(
+            &mut o,
+            "voxgate_log_ring_evictions_total",
+            "counter",
+            "Log lines evicted from the in-memory search ring.",
+        );
+        let _ = writeln!(
+            o,
+            "voxgate_log_ring_evictions_total {}",
+            self.log_ring_evictions.get()
+        );
+        o
+    }
+}
+
+fn header(o: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(o, "# HELP {name} {help}");
+    let _ = writeln!(o, "# TYPE {name} {kind}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_is_cumulative_in_exposition() {
+        let m = Metrics::default();
+        m.provider_latency(Provider::Assistant, Duration::from_millis(40));
+        m.provider_latency(Provider::Assistant, Duration::from_millis(400));
+        let text = m.render(2);
+        assert!(text.contains(
+            "voxgate_provider_latency_seconds_bucket{provider=\"assistant\",le=\"0.05\"} 1"
+        ));
+        assert!(text.contains(
+            "voxgate_provider_latency_seconds_bucket{provider=\"assistant\",le=\"0.5\"} 2"
+        ));
+        assert!(text.contains("voxgate_provider_latency_seconds_count{provider=\"assistant\"} 2"));
+    }
+
+    #[test]
+    fn out_of_range_sip_codes_are_ignored() {
+        let m = Metrics::default();
+        m.sip_response(99);
+        m.sip_response(700);
+        m.sip_response(486);
+        let text = m.render(1);
+        assert!(text.contains("voxgate_sip_responses_total{code=\"486\"} 1"));
+        assert_eq!(text.matches("voxgate_sip_responses_total{").count(), 1);
+    }
+}
