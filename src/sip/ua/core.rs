@@ -178,6 +178,7 @@ pub struct SipCore {
     events: VecDeque<CallEvent>,
     pub(super) nonces: NonceStore,
     pub(super) stats: CoreStats,
+    draining: bool,
 }
 
 impl SipCore {
@@ -198,6 +199,7 @@ impl SipCore {
             events: VecDeque::new(),
             nonces,
             stats: CoreStats::default(),
+            draining: false,
         }
     }
 
@@ -209,6 +211,16 @@ impl SipCore {
     /// Replaces the configured numbers (E.164).
     pub fn set_numbers(&mut self, numbers: HashSet<String>) {
         self.cfg.numbers = numbers;
+    }
+
+    /// Draining (SIGTERM): new INVITEs get 503 with Retry-After; calls up continue.
+    pub fn set_draining(&mut self, draining: bool) {
+        self.draining = draining;
+    }
+
+    /// Whether new calls are refused because the node is draining.
+    pub fn is_draining(&self) -> bool {
+        self.draining
     }
 
     /// Calls admitted and not yet ended (the figure the cap applies to).
@@ -624,6 +636,21 @@ impl SipCore {
                 return;
             }
         };
+        if self.draining {
+            self.stats.calls_refused += 1;
+            let tag = build::token();
+            tracing::info!(call_id = %req.call_id, "INVITE refused: draining");
+            self.respond(
+                id,
+                &req,
+                503,
+                Some(&tag),
+                &[("Retry-After", "30")],
+                None,
+                now,
+            );
+            return;
+        }
         if let Err(refusal) = admission::admit(
             settings,
             &self.cfg.numbers,
