@@ -621,11 +621,15 @@ impl CoreTask {
                 self.conns.insert(conn, writer);
             }
             Inbound::Closed { conn } => {
+                // What is queued for this connection (e.g. the answer to an
+                // unframeable message) goes out before its writer is dropped.
+                self.flush();
                 self.conns.remove(&conn);
             }
             Inbound::Unframeable { flow, head, status } => {
-                // Answer if the head reads as a request; the connection then closes.
-                if let Ok(SipMessage::Request(req)) = crate::sip::parse(head) {
+                // Answer if the header section reads as a request (with its length
+                // taken as 0); the connection then closes.
+                if let Ok(SipMessage::Request(req)) = crate::sip::parse(header_section(&head)) {
                     if let Ok(view) = RequestView::from_request(&req) {
                         self.core.respond_stateless(&view, flow, status, &[]);
                     }
@@ -682,4 +686,34 @@ impl CoreTask {
             },
         }
     }
+}
+
+/// The header section of a stream buffer with Content-Length rewritten to 0, so a
+/// message whose body is over the limit (or never came) can still be answered.
+fn header_section(buf: &[u8]) -> Bytes {
+    let end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 2)
+        .or_else(|| buf.windows(2).position(|w| w == b"\n\n").map(|p| p + 1))
+        .unwrap_or(buf.len());
+    let mut out = Vec::with_capacity(end + 24);
+    for line in buf[..end].split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            continue;
+        }
+        let name = line
+            .split(|b| *b == b':')
+            .next()
+            .unwrap_or(b"")
+            .trim_ascii();
+        if name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l") {
+            continue;
+        }
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+    Bytes::from(out)
 }

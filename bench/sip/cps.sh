@@ -1,0 +1,42 @@
+#!/bin/sh
+# Sustained SIP calls/s with SIPp as the client against `voxgate run` (release build),
+# media sessions allocated on the engine for every call (PCMU offer, 1 s hold).
+# For each rate: SIPp's successful/failed calls, the achieved rate, and the CPU used by
+# the gateway and by SIPp (from /proc/<pid>/stat, as % of one core).
+# Usage: bench/sip/cps.sh [seconds-per-step] [rates...]
+set -eu
+cd "$(dirname "$0")/../.."
+SECS=${1:-10}; shift || true
+RATES=${*:-"200 400 800 1200 1600 2000"}
+BIN=target/release/voxgate
+[ -x "$BIN" ] || cargo build --release --bin voxgate
+TMP=$(mktemp -d)
+"$BIN" run --config bench/sip/gateway.toml >"$TMP/gw.log" 2>&1 &
+GW=$!
+trap 'kill $GW 2>/dev/null; rm -rf "$TMP"' EXIT
+sleep 1
+ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+printf "rate\tcalls\tok\tfailed\tachieved/s\tgateway_cpu%%\tsipp_cpu%%\n"
+for R in $RATES; do
+  N=$((R * SECS))
+  G0=$(ticks $GW); T0=$(date +%s.%N)
+  ( cd "$TMP" && exec sipp 127.0.0.1:5090 -sf "$OLDPWD/tests/sipp/uac_load.xml" -s +19585550123 \
+      -i 127.0.0.1 -p 5095 -m "$N" -r "$R" -l $((R * 4)) -d 1000 -nostdin -max_socket 8192 \
+      -timeout $((SECS * 3 + 20))s -trace_screen >/dev/null 2>&1 ) &
+  SP=$!
+  S=0
+  while kill -0 $SP 2>/dev/null; do
+    S1=$(ticks $SP 2>/dev/null || echo "$S"); S=${S1:-$S}; sleep 0.5
+  done
+  wait $SP || true
+  T1=$(date +%s.%N); G1=$(ticks $GW)
+  LOG=$(ls -t "$TMP"/uac_load_*_screen.log | head -1)
+  OK=$(grep -a "Successful call" "$LOG" | tail -1 | awk '{print $(NF)}')
+  FAIL=$(grep -a "Failed call" "$LOG" | tail -1 | awk '{print $(NF)}')
+  EL=$(echo "$T1 - $T0" | bc -l)
+  printf "%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\n" "$R" "$N" "$OK" "$FAIL" \
+    "$(echo "$OK / ($EL - 1)" | bc -l)" "$(echo "($G1 - $G0) * 100 / $HZ / $EL" | bc -l)" \
+    "$(echo "$S * 100 / $HZ / $EL" | bc -l)"
+  rm -f "$TMP"/uac_load_*
+done
