@@ -105,11 +105,14 @@ fn run_gateway(config: Option<PathBuf>) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let engine_cfg = voxgate_engine::worker::EngineConfig {
+        let mut engine_cfg = voxgate_engine::worker::EngineConfig {
             cores: cfg.sip.media_cores.clone().unwrap_or_else(|| vec![0]),
             bind_ip: gw_cfg.udp.ip(),
             ..Default::default()
         };
+        if let Some([first, last]) = cfg.sip.rtp_ports {
+            engine_cfg.rtp_port_range = first..=last;
+        }
         let media: Box<dyn voxgate::gateway::media::MediaPort> = match voxgate_engine::worker::Engine::start(engine_cfg) {
             Ok(engine) => {
                 tracing::info!(?engine, "media engine started");

@@ -2,7 +2,8 @@
 # Sustained SIP calls/s with SIPp as the client against `voxgate run` (release build),
 # media sessions allocated on the engine for every call (PCMU offer, 1 s hold).
 # For each rate: SIPp's successful/failed calls, the achieved rate, and the CPU used by
-# the gateway and by SIPp (from /proc/<pid>/stat, as % of one core).
+# the gateway (from /proc/<pid>/stat) and by SIPp (/usr/bin/time), as % of one core over
+# the step's wall time.
 # Usage: bench/sip/cps.sh [seconds-per-step] [rates...]
 set -eu
 cd "$(dirname "$0")/../.."
@@ -21,14 +22,10 @@ printf "rate\tcalls\tok\tfailed\tachieved/s\tgateway_cpu%%\tsipp_cpu%%\n"
 for R in $RATES; do
   N=$((R * SECS))
   G0=$(ticks $GW); T0=$(date +%s.%N)
-  ( cd "$TMP" && exec sipp 127.0.0.1:5090 -sf "$OLDPWD/tests/sipp/uac_load.xml" -s +19585550123 \
+  ( cd "$TMP" && exec /usr/bin/time -f "%U %S" -o "$TMP/sipp.time" sipp 127.0.0.1:5090 -sf "$OLDPWD/tests/sipp/uac_load.xml" -s +19585550123 \
       -i 127.0.0.1 -p 5095 -m "$N" -r "$R" -l $((R * 4)) -d 1000 -nostdin -max_socket 8192 \
       -timeout $((SECS * 3 + 20))s -trace_screen >/dev/null 2>&1 ) &
   SP=$!
-  S=0
-  while kill -0 $SP 2>/dev/null; do
-    S1=$(ticks $SP 2>/dev/null || echo "$S"); S=${S1:-$S}; sleep 0.5
-  done
   wait $SP || true
   T1=$(date +%s.%N); G1=$(ticks $GW)
   LOG=$(ls -t "$TMP"/uac_load_*_screen.log | head -1)
@@ -37,6 +34,6 @@ for R in $RATES; do
   EL=$(echo "$T1 - $T0" | bc -l)
   printf "%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\n" "$R" "$N" "$OK" "$FAIL" \
     "$(echo "$OK / ($EL - 1)" | bc -l)" "$(echo "($G1 - $G0) * 100 / $HZ / $EL" | bc -l)" \
-    "$(echo "$S * 100 / $HZ / $EL" | bc -l)"
+    "$(tail -1 "$TMP/sipp.time" | awk '{print ($1 + $2) * 100}' | sed 's/$/ \/ '"$EL"'/' | bc -l)"
   rm -f "$TMP"/uac_load_*
 done
