@@ -1,14 +1,16 @@
 #!/bin/sh
 # Sustained SIP calls/s with SIPp as the client against `voxgate run` (release build),
-# media sessions allocated on the engine for every call (PCMU offer, 1 s hold).
+# media sessions allocated on the engine for every call (PCMU offer, HOLD_MS hold).
 # For each rate: SIPp's successful/failed calls, the achieved rate, and the CPU used by
 # the gateway (from /proc/<pid>/stat) and by SIPp (/usr/bin/time), as % of one core over
 # the step's wall time.
-# Usage: bench/sip/cps.sh [seconds-per-step] [rates...]
+# Usage: [HOLD_MS=1000] bench/sip/cps.sh [seconds-per-step] [rates...]
 set -eu
 cd "$(dirname "$0")/../.."
 SECS=${1:-10}; shift || true
+HOLD_MS=${HOLD_MS:-1000}
 RATES=${*:-"200 400 800 1200 1600 2000"}
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 BIN=target/release/voxgate
 [ -x "$BIN" ] || cargo build --release --bin voxgate
 TMP=$(mktemp -d)
@@ -23,7 +25,7 @@ for R in $RATES; do
   N=$((R * SECS))
   G0=$(ticks $GW); T0=$(date +%s.%N)
   ( cd "$TMP" && exec /usr/bin/time -f "%U %S" -o "$TMP/sipp.time" sipp 127.0.0.1:5090 -sf "$OLDPWD/tests/sipp/uac_load.xml" -s +19585550123 \
-      -i 127.0.0.1 -p 5095 -m "$N" -r "$R" -l $((R * 4)) -d 1000 -nostdin -max_socket 8192 \
+      -i 127.0.0.1 -p 5095 -m "$N" -r "$R" -l $((R * 4)) -d "$HOLD_MS" -nostdin -max_socket 8192 \
       -timeout $((SECS * 3 + 20))s -trace_screen >/dev/null 2>&1 ) &
   SP=$!
   wait $SP || true
