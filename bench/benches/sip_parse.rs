@@ -9,42 +9,9 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
 use voxgate::sip::{self, HeaderName, SipMessage, UasPolicy};
 
-/// A carrier INVITE as trunks send it (two Record-Routes, P-Asserted-Identity, SDP
-/// with PCMU/PCMA/telephone-event).
-pub const TRUNK_INVITE: &str =
-    "INVITE sip:+19585550123@gw.voxgate.example:5060;transport=udp SIP/2.0\r\n\
-Via: SIP/2.0/UDP 203.0.113.10:5060;branch=z9hG4bK4a8f2c1e9b7d;rport\r\n\
-Record-Route: <sip:203.0.113.10;lr;ftag=8d3f1a2b>\r\n\
-Record-Route: <sip:198.51.100.20;lr>\r\n\
-Max-Forwards: 69\r\n\
-From: \"+15551230000\" <sip:+15551230000@trunk.carrier.example;user=phone>;tag=8d3f1a2b\r\n\
-To: <sip:+19585550123@gw.voxgate.example;user=phone>\r\n\
-Call-ID: 5e2f9c0a-3b1d-4c7e-9a8f-1d2e3f4a5b6c@203.0.113.10\r\n\
-CSeq: 102 INVITE\r\n\
-Contact: <sip:+15551230000@203.0.113.10:5060;transport=udp>\r\n\
-Allow: INVITE, ACK, BYE, CANCEL, OPTIONS, REFER, NOTIFY, INFO, UPDATE, PRACK\r\n\
-Supported: timer, replaces\r\n\
-Session-Expires: 1800;refresher=uac\r\n\
-P-Asserted-Identity: <sip:+15551230000@trunk.carrier.example;user=phone>\r\n\
-User-Agent: CarrierSBC/7.2\r\n\
-Content-Type: application/sdp\r\n\
-Content-Length: 284\r\n\
-\r\n\
-v=0\r\n\
-o=- 1732 1 IN IP4 203.0.113.10\r\n\
-s=-\r\n\
-c=IN IP4 203.0.113.10\r\n\
-t=0 0\r\n\
-m=audio 40000 RTP/AVP 0 8 101\r\n\
-a=rtpmap:0 PCMU/8000\r\n\
-a=rtpmap:8 PCMA/8000\r\n\
-a=rtpmap:101 telephone-event/8000\r\n\
-a=fmtp:101 0-16\r\n\
-a=ptime:20\r\n\
-a=maxptime:150\r\n\
-a=sendrecv\r\n\
-a=rtcp:40001 IN IP4 203.0.113.10\r\n\
-a=label:1\r\n";
+#[path = "fixtures/trunk_invite.rs"]
+mod trunk_invite;
+use trunk_invite::TRUNK_INVITE;
 
 fn bench(c: &mut Criterion) {
     let bytes = Bytes::from_static(TRUNK_INVITE.as_bytes());

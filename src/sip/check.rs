@@ -18,6 +18,8 @@ pub struct UasPolicy<'a> {
     pub accept: &'a [(&'a str, &'a str)],
     /// Our host name for Warning headers.
     pub warn_agent: &'a str,
+    /// Largest body accepted (a larger one gets 413).
+    pub max_body: usize,
 }
 
 impl UasPolicy<'static> {
@@ -43,6 +45,7 @@ impl UasPolicy<'static> {
             ("application", "dtmf"),
         ],
         warn_agent: "voxgate",
+        max_body: 16 * 1024,
     };
 }
 
@@ -96,8 +99,8 @@ fn allow_list(policy: &UasPolicy<'_>) -> String {
 
 /// Validates a received request at the parser+classification level, in RFC 3261 §8.2
 /// order: version (505), framing (400), mandatory headers (400), Request-URI (400/416),
-/// method (405/501), CSeq method (400), Require (420), Content-Encoding and
-/// Content-Type (415), Accept (406). `Ok` means hand it to the transaction layer.
+/// method (405/501), CSeq method (400), Require (420), body size (413),
+/// Content-Encoding and Content-Type (415), Accept (406). `Ok` means hand it to the transaction layer.
 pub fn check_request(req: &Request, policy: &UasPolicy<'_>) -> Result<(), Rejection> {
     if !req.version().eq_ignore_ascii_case("SIP/2.0") {
         return Err(Rejection::new(505));
@@ -158,6 +161,9 @@ pub fn check_request(req: &Request, policy: &UasPolicy<'_>) -> Result<(), Reject
             r.headers.push(("Unsupported", unsupported.join(", ")));
             return Err(r);
         }
+    }
+    if req.body.len() > policy.max_body {
+        return Err(Rejection::new(413));
     }
     if !req.body.is_empty() {
         if h.tokens(HeaderName::ContentEncoding)

@@ -414,7 +414,7 @@ impl Headers {
         };
         let secs = super::header::parse_u32(tp.value).ok_or(ParseError::Header {
             header: "Session-Expires",
-            at: 0,
+            at: self.position(HeaderName::SessionExpires),
         })?;
         Ok(Some((secs, tp.params.get("refresher").flatten())))
     }

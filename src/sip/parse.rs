@@ -298,6 +298,11 @@ v=0\ntrailing";
         assert_eq!(&r.body[..], b"v=0\n", "body limited to Content-Length");
         assert_eq!(r.called_number().as_deref(), Some("+19585550123"));
         assert!(check_request(&r, &UasPolicy::GATEWAY).is_ok());
+        let tight = UasPolicy {
+            max_body: 3,
+            ..UasPolicy::GATEWAY
+        };
+        assert_eq!(check_request(&r, &tight).unwrap_err().status, 413);
     }
 
     #[test]
@@ -385,11 +390,17 @@ v=0\ntrailing";
             &Method::Refer,
             "sip:+15551230000@trunk.example.net",
         );
+        w.via("UDP", "[::1]:5060", "z9hG4bKref1");
         w.header("Refer-To", "<sip:agent@pbx.example.com>")
             .header("Evil", "a\r\nInjected: 1");
         w.finish(None);
         let r2 = req(std::str::from_utf8(&out).unwrap());
         assert_eq!(r2.method, Method::Refer);
+        let v = r2.headers.top_via().unwrap();
+        assert_eq!(
+            (v.rfc3261_branch(), v.rport(), v.port),
+            (Some("z9hG4bKref1"), Some(None), Some(5060))
+        );
         assert_eq!(r2.headers.refer_to().unwrap().uri.user, Some("agent"));
         assert_eq!(r2.headers.get_named("Injected").count(), 0);
     }

@@ -135,6 +135,19 @@ impl<'b> MessageWriter<'b> {
         w
     }
 
+    /// Adds our Via: `SIP/2.0/<transport> <sent_by>;branch=<branch>;rport` (RFC 3581).
+    /// `branch` must start with the `z9hG4bK` magic cookie.
+    pub fn via(&mut self, transport: &str, sent_by: &str, branch: &str) -> &mut Self {
+        self.out.extend_from_slice(b"Via: SIP/2.0/");
+        put_safe(self.out, transport);
+        self.out.push(b' ');
+        put_safe(self.out, sent_by);
+        self.out.extend_from_slice(b";branch=");
+        put_safe(self.out, branch);
+        self.out.extend_from_slice(b";rport\r\n");
+        self
+    }
+
     /// Adds a header from a received value (folding collapsed).
     pub fn header_copy(&mut self, name: &str, value: &str) -> &mut Self {
         put_safe(self.out, name);
