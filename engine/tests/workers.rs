@@ -170,6 +170,22 @@ fn receive_send_play_close_reuse(backend: Backend, ports: std::ops::RangeInclusi
         "40 packets paced over {span:?}"
     );
 
+    // Periodic statistics (every 5 s) count what session 1 received.
+    let mut packets_in = 0;
+    assert!(
+        events_until(&engine, Duration::from_secs(7), |ev| {
+            if let Event::Stats { id, stats } = ev {
+                if *id == handles[1].id {
+                    packets_in = stats.packets_in;
+                    return true;
+                }
+            }
+            false
+        }),
+        "no Stats event"
+    );
+    assert_eq!(packets_in, 25);
+
     // Close everything: each Closed gives its ports back.
     for h in &handles {
         engine.command(Command::Close { id: h.id }).expect("close");

@@ -35,6 +35,13 @@ struct Args {
     /// CPU of the load generator.
     #[arg(long, default_value_t = 1)]
     load_cpu: usize,
+    /// SCHED_FIFO priority of the measured thread and the generator (0: use --nice);
+    /// the machine is shared, see `voxgate_bench::set_thread_priority`.
+    #[arg(long, default_value_t = 10)]
+    rt_priority: i32,
+    /// Nice value when --rt-priority is 0.
+    #[arg(long, default_value_t = -20, allow_hyphen_values = true)]
+    nice: i32,
 }
 
 fn session_config(i: usize, remote: SocketAddr) -> SessionConfig {
@@ -141,6 +148,10 @@ fn main() -> anyhow::Result<()> {
     if ready_rx.recv().is_err() {
         bail!("tokio-uring runtime failed to start");
     }
+    if !voxgate_bench::set_thread_priority(Some(THREAD), args.rt_priority, args.nice) {
+        eprintln!("could not raise the priority of {THREAD}");
+    }
+    let (rt_priority, nice) = (args.rt_priority, args.nice);
     let load_cpu = args.load_cpu;
     let seconds = args.seconds;
     let (outcome, cpu_pct, thread_pct, load) = std::thread::scope(|scope| {
@@ -149,6 +160,9 @@ fn main() -> anyhow::Result<()> {
             .spawn(move || {
                 if !core_affinity::set_for_current(core_affinity::CoreId { id: load_cpu }) {
                     eprintln!("could not pin the generator to CPU {load_cpu}");
+                }
+                if !voxgate_bench::set_thread_priority(None, rt_priority, nice) {
+                    eprintln!("could not raise the priority of the generator");
                 }
                 let load = voxgate_bench::loadavg();
                 let thread_before = voxgate_bench::thread_cpu_ticks(THREAD);

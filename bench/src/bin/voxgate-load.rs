@@ -12,7 +12,7 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use voxgate_bench::{CpuSample, LoadGenerator, LoadReport};
 use voxgate_engine::worker::media::{CodecKind, SessionConfig};
-use voxgate_engine::worker::{Backend, Engine, EngineConfig};
+use voxgate_engine::worker::{Backend, Command, Engine, EngineConfig, EngineError, Event};
 
 /// Name of the thread whose CPU time is reported.
 const THREAD: &str = "voxgate-media-0";
@@ -41,6 +41,13 @@ struct Args {
     /// CPU of the load generator.
     #[arg(long, default_value_t = 1)]
     load_cpu: usize,
+    /// SCHED_FIFO priority of the measured thread and the generator (0: use --nice);
+    /// the machine is shared, see `voxgate_bench::set_thread_priority`.
+    #[arg(long, default_value_t = 10)]
+    rt_priority: i32,
+    /// Nice value when --rt-priority is 0.
+    #[arg(long, default_value_t = -20, allow_hyphen_values = true)]
+    nice: i32,
     /// First RTP port of the engine's range.
     #[arg(long, default_value_t = 30000)]
     port_base: u16,
@@ -75,6 +82,7 @@ fn main() -> anyhow::Result<()> {
     .context("starting the engine")?;
     let mut generator = LoadGenerator::bind().context("binding the generator socket")?;
     let remote = generator.local_addr()?;
+    let mut ids = Vec::with_capacity(args.calls);
     for i in 0..args.calls {
         let handle = engine
             .open_session(SessionConfig {
@@ -92,6 +100,7 @@ fn main() -> anyhow::Result<()> {
             })
             .with_context(|| format!("opening session {i}"))?;
         generator.add_target(handle.local_rtp);
+        ids.push(handle.id);
     }
     eprintln!(
         "voxgate-load: engine on CPU {} with {} ({} sessions)",
@@ -100,6 +109,10 @@ fn main() -> anyhow::Result<()> {
         args.calls
     );
     let backend_name = engine.backend().name();
+    if !voxgate_bench::set_thread_priority(Some(THREAD), args.rt_priority, args.nice) {
+        eprintln!("could not raise the priority of {THREAD}");
+    }
+    let (rt_priority, nice) = (args.rt_priority, args.nice);
     let load_cpu = args.load_cpu;
     let seconds = args.seconds;
     let engine_cpu = args.engine_cpu;
@@ -112,6 +125,9 @@ fn main() -> anyhow::Result<()> {
                     eprintln!("voxgate-load: could not pin the generator to CPU {load_cpu}");
                 }
                 let mut events = 0u64;
+                if !voxgate_bench::set_thread_priority(None, rt_priority, nice) {
+                    eprintln!("could not raise the priority of the generator");
+                }
                 let load = voxgate_bench::loadavg();
                 let thread_before = voxgate_bench::thread_cpu_ticks(THREAD);
                 let mut thread_after = None;
@@ -146,7 +162,56 @@ fn main() -> anyhow::Result<()> {
             .join()
             .map_err(|_| anyhow::anyhow!("generator thread panicked"))
     })?;
-    let outcome = outcome.context("load generator")?;
+    let mut outcome = outcome.context("load generator")?;
+    let mut lateness = std::mem::take(&mut outcome.send_lateness_us);
+    eprintln!(
+        "voxgate-load: generator send lateness p50 {} us p99 {} us max {} us",
+        voxgate_bench::percentile(&mut lateness, 50.0),
+        voxgate_bench::percentile(&mut lateness, 99.0),
+        voxgate_bench::percentile(&mut lateness, 100.0)
+    );
+    // Close every session and sum what their jitter buffers saw.
+    for id in &ids {
+        let mut cmd = Command::Close { id: *id };
+        for _ in 0..1000 {
+            match engine.command(cmd) {
+                Err(EngineError::QueueFull {
+                    command: Some(c), ..
+                }) => {
+                    cmd = *c;
+                    while engine.poll_event().is_some() {}
+                }
+                _ => break,
+            }
+        }
+    }
+    let mut closed = 0usize;
+    let (mut jb_ms, mut jitter_us, mut lost, mut late, mut concealed, mut discarded) =
+        (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while closed < ids.len() && std::time::Instant::now() < deadline {
+        match engine.poll_event() {
+            Some(Event::Closed { stats, .. }) => {
+                closed += 1;
+                jb_ms += u64::from(stats.jitter_buffer_ms);
+                jitter_us += u64::from(stats.jitter_us);
+                lost += stats.lost;
+                late += stats.late;
+                concealed += stats.concealed;
+                discarded += stats.discarded;
+            }
+            Some(_) => {}
+            None => {
+                engine.wait_events(Some(Duration::from_millis(10)));
+            }
+        }
+    }
+    let n = closed.max(1) as u64;
+    eprintln!(
+        "voxgate-load: {closed} sessions closed; mean jitter-buffer target {} ms, mean interarrival jitter {} us; lost {lost} late {late} concealed {concealed} discarded {discarded}",
+        jb_ms / n,
+        jitter_us / n
+    );
     let q = engine.queue_counters();
     eprintln!(
         "voxgate-load: sent {} received {} matched {} events {} queue: commands_rejected {} events_dropped {}",

@@ -22,11 +22,13 @@ use super::types::{Command, Event, SessionId};
 use super::wakeup::Wakeup;
 
 /// Timers closer together than this are served in one wake-up under load.
-const TIMER_TICK: Duration = Duration::from_millis(1);
+const TIMER_TICK: Duration = Duration::from_micros(500);
 /// Commands run per loop turn (the rest wait for the next turn).
 const COMMANDS_PER_TURN: usize = 1024;
 /// Packets taken from one session per service call (bounds a misbehaving session).
 const TRANSMITS_PER_SERVICE: usize = 64;
+/// Every session's statistics are reported ([`Event::Stats`]) this often.
+pub(crate) const STATS_INTERVAL: Duration = Duration::from_secs(5);
 /// Events taken from one session per service call.
 const EVENTS_PER_SERVICE: usize = 64;
 
@@ -98,6 +100,7 @@ pub(crate) struct MediaCore<I: PacketIo> {
     /// `Closed` events that did not fit in the event queue (retried every turn).
     held_back: VecDeque<Event>,
     last_timer_turn: Instant,
+    next_stats: Instant,
 }
 
 impl<I: PacketIo> MediaCore<I> {
@@ -121,6 +124,7 @@ impl<I: PacketIo> MediaCore<I> {
             events_queued: false,
             held_back: VecDeque::new(),
             last_timer_turn: Instant::now(),
+            next_stats: Instant::now() + STATS_INTERVAL,
         }
     }
 
@@ -148,8 +152,12 @@ impl<I: PacketIo> MediaCore<I> {
             }
             let now = Instant::now();
             self.receive(now);
-            self.run_commands(now);
+            self.run_commands();
             self.run_timers(now);
+            if now >= self.next_stats {
+                self.next_stats = now + STATS_INTERVAL;
+                self.report_stats();
+            }
             self.service_dirty(now);
             self.io.flush();
             self.publish_events();
@@ -173,14 +181,32 @@ impl<I: PacketIo> MediaCore<I> {
         if !self.held_back.is_empty() {
             return Some(Instant::now() + TIMER_TICK);
         }
+        let stats = (!self.by_id.is_empty()).then_some(self.next_stats);
         while let Some(Reverse((at, slot))) = self.timers.peek().copied() {
             let live = matches!(self.slots.get(slot as usize), Some(Some(s)) if s.next_timeout == at && !s.closing);
             if live {
-                return Some(at.max(self.last_timer_turn + TIMER_TICK));
+                let at = at.max(self.last_timer_turn + TIMER_TICK);
+                return Some(stats.map_or(at, |s| s.min(at)));
             }
             self.timers.pop();
         }
-        None
+        stats
+    }
+
+    /// Queues an [`Event::Stats`] for every open session.
+    fn report_stats(&mut self) {
+        let mut all = Vec::with_capacity(self.by_id.len());
+        for s in self.slots.iter().flatten() {
+            if !s.closing {
+                all.push(Event::Stats {
+                    id: s.id,
+                    stats: s.session.stats(),
+                });
+            }
+        }
+        for ev in all {
+            self.push_event(ev);
+        }
     }
 
     fn receive(&mut self, now: Instant) {
@@ -227,7 +253,7 @@ impl<I: PacketIo> MediaCore<I> {
         }
     }
 
-    fn run_commands(&mut self, now: Instant) {
+    fn run_commands(&mut self) {
         for _ in 0..COMMANDS_PER_TURN {
             let Some(cmd) = self.mailbox.commands.pop() else {
                 break;
@@ -239,7 +265,7 @@ impl<I: PacketIo> MediaCore<I> {
                     rtp,
                     rtcp,
                 } => self.open(id, session, rtp, rtcp),
-                CoreCommand::Session(cmd) => self.session_command(now, cmd),
+                CoreCommand::Session(cmd) => self.session_command(cmd),
             }
         }
     }
@@ -297,7 +323,7 @@ impl<I: PacketIo> MediaCore<I> {
         self.mark_dirty(slot);
     }
 
-    fn session_command(&mut self, now: Instant, cmd: Command) {
+    fn session_command(&mut self, cmd: Command) {
         let id = cmd.id();
         let Some(&slot) = self.by_id.get(&id) else {
             tracing::debug!(core = self.index, session = %id, "media core: command for unknown session ignored");
@@ -340,7 +366,6 @@ impl<I: PacketIo> MediaCore<I> {
             }
             Command::Close { .. } => {}
         }
-        let _ = now;
         self.mark_dirty(slot);
     }
 

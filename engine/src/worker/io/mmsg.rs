@@ -20,6 +20,16 @@ const MAX_EVENTS: usize = 512;
 const TOKEN_WAKE: u64 = u64::MAX;
 const TOKEN_TIMER: u64 = u64::MAX - 1;
 
+fn epoll_add(epoll: RawFd, fd: RawFd, token: u64) -> io::Result<()> {
+    let mut ev = libc::epoll_event {
+        events: libc::EPOLLIN as u32,
+        u64: token,
+    };
+    // SAFETY: `ev` is a live epoll_event; epoll and fd are open descriptors.
+    check(unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, fd, &mut ev) })?;
+    Ok(())
+}
+
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret < 0 {
         Err(io::Error::last_os_error())
@@ -30,12 +40,17 @@ fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
 
 /// The recvmmsg/sendmmsg backend of one media core. Not `Send`: holds raw pointers.
 pub(crate) struct MmsgIo {
+    /// The sockets (polled without blocking after each wait).
     epoll: OwnedFd,
+    /// The wake-up eventfd and the timerfd (the blocking wait).
+    ctl_epoll: OwnedFd,
     timer: OwnedFd,
     wake_fd: RawFd,
     regs: Vec<Option<RawFd>>,
     events: Vec<libc::epoll_event>,
     ready: usize,
+    wake_ready: bool,
+    timer_ready: bool,
     released: Vec<u32>,
     timer_at: Option<Instant>,
     recv_bufs: Box<[[u8; MAX_DATAGRAM]]>,
@@ -72,19 +87,25 @@ impl MmsgIo {
         let epoll =
             unsafe { OwnedFd::from_raw_fd(check(libc::epoll_create1(libc::EPOLL_CLOEXEC))?) };
         // SAFETY: as above.
+        let ctl_epoll =
+            unsafe { OwnedFd::from_raw_fd(check(libc::epoll_create1(libc::EPOLL_CLOEXEC))?) };
+        // SAFETY: as above.
         let timer = unsafe {
             OwnedFd::from_raw_fd(check(libc::timerfd_create(
                 libc::CLOCK_MONOTONIC,
                 libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
             ))?)
         };
-        let mut me = Self {
+        let me = Self {
             epoll,
+            ctl_epoll,
             timer,
             wake_fd,
             regs: Vec::new(),
             events: vec![libc::epoll_event { events: 0, u64: 0 }; MAX_EVENTS],
             ready: 0,
+            wake_ready: false,
+            timer_ready: false,
             released: Vec::new(),
             timer_at: None,
             recv_bufs: vec![[0u8; MAX_DATAGRAM]; RECV_BATCH].into_boxed_slice(),
@@ -99,22 +120,10 @@ impl MmsgIo {
             queued: 0,
             counters: IoCounters::default(),
         };
-        me.epoll_add(wake_fd, TOKEN_WAKE)?;
-        let timer_fd = me.timer.as_raw_fd();
-        me.epoll_add(timer_fd, TOKEN_TIMER)?;
+        let ctl = me.ctl_epoll.as_raw_fd();
+        epoll_add(ctl, wake_fd, TOKEN_WAKE)?;
+        epoll_add(ctl, me.timer.as_raw_fd(), TOKEN_TIMER)?;
         Ok(me)
-    }
-
-    fn epoll_add(&mut self, fd: RawFd, token: u64) -> io::Result<()> {
-        let mut ev = libc::epoll_event {
-            events: libc::EPOLLIN as u32,
-            u64: token,
-        };
-        // SAFETY: `ev` is a live epoll_event; epoll and fd are open descriptors.
-        check(unsafe {
-            libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev)
-        })?;
-        Ok(())
     }
 
     fn arm_timer(&mut self, after: std::time::Duration) {
@@ -215,7 +224,7 @@ impl PacketIo for MmsgIo {
         if self.regs.len() <= idx {
             self.regs.resize(idx + 1, None);
         }
-        self.epoll_add(fd, u64::from(key))?;
+        epoll_add(self.epoll.as_raw_fd(), fd, u64::from(key))?;
         if let Some(slot) = self.regs.get_mut(idx) {
             *slot = Some(fd);
         }
@@ -240,16 +249,42 @@ impl PacketIo for MmsgIo {
     }
 
     fn wait(&mut self, deadline: Option<Instant>) -> io::Result<()> {
-        let mut timeout_ms = -1;
-        if !self.released.is_empty() {
-            timeout_ms = 0;
-        } else if let Some(at) = deadline {
-            let now = Instant::now();
+        // Block on the wake-up eventfd and the timer only (not on the sockets), until
+        // the deadline or at most BATCH_WINDOW while sockets are registered; then take
+        // whatever sockets are ready without blocking. One wake-up serves a batch.
+        let now = Instant::now();
+        let receiving = self.regs.iter().any(Option::is_some);
+        let cap = receiving.then(|| now + super::BATCH_WINDOW);
+        let until = match (deadline, cap) {
+            (Some(d), Some(c)) => Some(d.min(c)),
+            (d, c) => d.or(c),
+        };
+        let mut block = self.released.is_empty();
+        if let Some(at) = until {
             if at <= now {
-                timeout_ms = 0;
-            } else if self.timer_at.is_none_or(|armed| at < armed) {
+                block = false;
+            } else if block && self.timer_at.is_none_or(|armed| at < armed) {
                 self.arm_timer(at - now);
                 self.timer_at = Some(at);
+            }
+        }
+        if block {
+            let mut ctl = [libc::epoll_event { events: 0, u64: 0 }; 2];
+            // SAFETY: `ctl` is a live buffer of 2 entries.
+            let n =
+                unsafe { libc::epoll_wait(self.ctl_epoll.as_raw_fd(), ctl.as_mut_ptr(), 2, -1) };
+            if n < 0 {
+                let err = io::Error::last_os_error();
+                if err.raw_os_error() != Some(libc::EINTR) {
+                    return Err(err);
+                }
+            }
+            for ev in ctl.iter().take(n.max(0) as usize) {
+                match ev.u64 {
+                    TOKEN_WAKE => self.wake_ready = true,
+                    TOKEN_TIMER => self.timer_ready = true,
+                    _ => {}
+                }
             }
         }
         // SAFETY: `events` is a live buffer of MAX_EVENTS entries.
@@ -258,24 +293,37 @@ impl PacketIo for MmsgIo {
                 self.epoll.as_raw_fd(),
                 self.events.as_mut_ptr(),
                 MAX_EVENTS as libc::c_int,
-                timeout_ms,
+                0,
             )
         };
-        if n < 0 {
+        let n = if n < 0 {
             let err = io::Error::last_os_error();
-            self.ready = 0;
-            if err.raw_os_error() == Some(libc::EINTR) {
-                return Ok(());
+            if err.raw_os_error() != Some(libc::EINTR) {
+                return Err(err);
             }
-            return Err(err);
-        }
-        self.ready = n as usize;
+            0
+        } else {
+            n as usize
+        };
+        self.ready = n;
         Ok(())
     }
 
     fn drain(&mut self, on_event: &mut dyn FnMut(IoEvent<'_>)) {
         for key in std::mem::take(&mut self.released) {
             on_event(IoEvent::Released { key });
+        }
+        if std::mem::take(&mut self.wake_ready) {
+            let mut value: u64 = 0;
+            // SAFETY: reads 8 bytes into a live u64 from the (non-blocking) eventfd.
+            unsafe { libc::read(self.wake_fd, (&mut value as *mut u64).cast(), 8) };
+            on_event(IoEvent::Wake);
+        }
+        if std::mem::take(&mut self.timer_ready) {
+            let mut value: u64 = 0;
+            // SAFETY: reads 8 bytes into a live u64 from the non-blocking timerfd.
+            unsafe { libc::read(self.timer.as_raw_fd(), (&mut value as *mut u64).cast(), 8) };
+            self.timer_at = None;
         }
         let ready = std::mem::take(&mut self.ready);
         for i in 0..ready {

@@ -16,6 +16,12 @@ pub(crate) mod mmsg;
 pub(crate) mod sockaddr;
 pub(crate) mod uring;
 
+/// Longest a received datagram waits before the core runs (when nothing else wakes it
+/// first). Waking per packet costs a context switch each, which at tens of thousands
+/// of packets per second costs more than all the packet work; a window of 0.5 ms keeps
+/// the wake-ups at ≤ 2,000/s plus timers, for at most 0.5 ms of added latency.
+pub(crate) const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_micros(500);
+
 /// Largest datagram a core receives or sends (Ethernet MTU payload).
 pub(crate) const MAX_DATAGRAM: usize = 1500;
 
@@ -55,7 +61,9 @@ pub(crate) trait PacketIo {
     fn register(&mut self, key: u32, fd: RawFd) -> io::Result<()>;
     /// Stops receiving on `key`; an [`IoEvent::Released`] follows from `drain`.
     fn deregister(&mut self, key: u32);
-    /// Blocks until something is ready, or `deadline` passes (None: no deadline).
+    /// Blocks until the wake-up eventfd fires, `deadline` passes (None: no deadline), or
+    /// received datagrams are ready, which may be batched: a datagram is reported by
+    /// [`BATCH_WINDOW`] after it arrived at the latest. May return early.
     fn wait(&mut self, deadline: Option<Instant>) -> io::Result<()>;
     /// Hands every ready event to `on_event`, without blocking.
     fn drain(&mut self, on_event: &mut dyn FnMut(IoEvent<'_>));

@@ -7,7 +7,11 @@
 //! - Send: `SENDMSG` from a pool of slots (buffer + msghdr + iovec + address) whose
 //!   addresses stay fixed while the kernel may read them; a loop turn's sends are
 //!   submitted together by the next `io_uring_enter`.
-//! - Timers: one `TIMEOUT` op for the core's next deadline.
+//! - Timers: one `TIMEOUT` op for the core's next session deadline (re-armed only when
+//!   an earlier one appears). While sockets are registered the wait itself is batched:
+//!   `io_uring_enter` with min-complete 64 and an `EXT_ARG` timeout of at most
+//!   `BATCH_WINDOW` (0.5 ms) or the deadline; with `DEFER_TASKRUN` the thread is not
+//!   woken per datagram (waking per datagram cost 42 % of the core in the bench).
 //! - Wake-up: a `READ` of the core's eventfd, re-armed after each completion.
 //! - No `IOSQE_ASYNC` anywhere: sockets and the eventfd are pollable, so nothing is
 //!   handed to io-wq.
@@ -36,6 +40,8 @@ const RECV_BUF_SIZE: usize = 2048;
 /// Outgoing packets that may be in flight at once.
 const SEND_SLOTS: usize = 4096;
 const SQ_ENTRIES: u32 = 1024;
+/// Completions that end a wait early (before the batch window or deadline).
+const WAKE_BATCH: usize = 64;
 const CQ_ENTRIES: u32 = 16384;
 
 const KIND_RECV: u64 = 1;
@@ -56,6 +62,12 @@ fn split_user_data(ud: u64) -> (u64, u32, u32) {
 /// setup, the opcodes, and a provided-buffer ring.
 pub(crate) fn probe() -> io::Result<()> {
     let ring = IoUring::new(8)?;
+    if !ring.params().is_feature_ext_arg() {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "io_uring without IORING_FEAT_EXT_ARG (kernel < 5.11)",
+        ));
+    }
     let mut probe = Probe::new();
     ring.submitter().register_probe(&mut probe)?;
     for (code, name) in [
@@ -399,6 +411,8 @@ impl PacketIo for UringIo {
             if at <= now {
                 return self.enter(0);
             }
+            // The session deadline: a TIMEOUT op in the ring (re-armed only when an
+            // earlier deadline appears).
             if self.timeout_at.is_none_or(|armed| at < armed) {
                 *self.timeout_ts = types::Timespec::from(at - now);
                 self.timeout_seq = self.timeout_seq.wrapping_add(1);
@@ -409,7 +423,34 @@ impl PacketIo for UringIo {
                 self.timeout_at = Some(at);
             }
         }
-        self.enter(1)
+        if !self.regs.iter().any(Option::is_some) {
+            return self.enter(1);
+        }
+        // Batch: wait for WAKE_BATCH completions, but no longer than BATCH_WINDOW or the
+        // deadline (the wait's own timeout, IORING_ENTER_EXT_ARG). With DEFER_TASKRUN the
+        // thread is not even woken per datagram.
+        let until = deadline.map_or(now + super::BATCH_WINDOW, |d| {
+            d.min(now + super::BATCH_WINDOW)
+        });
+        let ts = types::Timespec::from(until.saturating_duration_since(now));
+        let args = types::SubmitArgs::new().timespec(&ts);
+        match self.ring.submitter().submit_with_args(WAKE_BATCH, &args) {
+            Ok(n) => {
+                self.unsubmitted = self.unsubmitted.saturating_sub(n as u32);
+                Ok(())
+            }
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EINTR | libc::EBUSY | libc::EAGAIN | libc::ETIME)
+                ) =>
+            {
+                // ETIME: the window passed; whatever was queued has been submitted.
+                self.unsubmitted = 0;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn drain(&mut self, on_event: &mut dyn FnMut(IoEvent<'_>)) {
