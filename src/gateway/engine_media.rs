@@ -97,6 +97,13 @@ impl Drop for EngineMedia {
 
 impl MediaPort for EngineMedia {
     fn open(&mut self, call: CallRef, media: &NegotiatedMedia) -> Result<SocketAddr, MediaError> {
+        if media.srtp.is_some() {
+            // Answering RTP/SAVP and then sending plain RTP would be wrong on the wire:
+            // refuse until the engine runs SRTP sessions.
+            return Err(MediaError::Engine(
+                "SRTP sessions are not available in the media engine yet".into(),
+            ));
+        }
         let codec = if media.codec.eq_ignore_ascii_case("PCMA") {
             CodecKind::Pcma
         } else if media.codec.eq_ignore_ascii_case("PCMU") {
