@@ -506,3 +506,39 @@ fn info_dtmf_relay_in_dialog_becomes_a_dtmf_event() {
     assert_eq!(codes(&s), ["INFO"]);
     assert!(s[0].1.ends_with("Signal=1\r\nDuration=100\r\n"));
 }
+
+#[test]
+fn update_with_inactive_offer_is_answered_inactive() {
+    let t0 = Instant::now();
+    let mut c = core(IntegrationSettings::default());
+    let (call, tag) = answered(&mut c, t0, "");
+    c.handle_request(
+        request("ACK", "z9hG4bK2", 1, Some(&tag), "", ""),
+        flow(),
+        t0,
+    );
+    let _ = events(&mut c);
+    let offer = SDP
+        .replace("a=sendrecv", "a=inactive")
+        .replace("o=t 1 1", "o=t 1 2");
+    c.handle_request(
+        request("UPDATE", "z9hG4bK5", 2, Some(&tag), "", &offer),
+        flow(),
+        t0,
+    );
+    let s = sent(&mut c);
+    assert_eq!(codes(&s), ["200"]);
+    assert!(s[0].1.contains("a=inactive"), "{}", s[0].1);
+    assert!(!s[0].1.contains("a=sendrecv"));
+    assert!(matches!(events(&mut c).as_slice(),
+        [CallEvent::MediaChanged { call: x, media }] if *x == call && media.direction == crate::sip::dialog::Direction::Inactive));
+    // An in-dialog OPTIONS (trunk keep-alive) is answered inside the dialog.
+    c.handle_request(
+        request("OPTIONS", "z9hG4bK6", 3, Some(&tag), "", ""),
+        flow(),
+        t0,
+    );
+    let s = sent(&mut c);
+    assert_eq!(codes(&s), ["200"]);
+    assert!(s[0].1.contains("Allow: INVITE"));
+}
