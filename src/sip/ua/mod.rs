@@ -11,6 +11,7 @@ mod core;
 pub mod events;
 mod from_parsed;
 mod in_dialog;
+mod invite;
 pub mod media;
 pub mod sdp_glue;
 pub mod view;
