@@ -433,3 +433,81 @@ async fn replayed_digest_nonce_over_tls_is_challenged() {
         "a replay is not a stale nonce"
     );
 }
+
+/// The seed's transfer: the caller is held (re-INVITE `sendonly`) before the REFER,
+/// unless "don't place callers on hold" is set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfer_holds_the_caller_before_refer() {
+    let mut t = TestGateway::start("transfer", GatewayConfig::ephemeral()).await;
+    let target = t.gw.local.udp;
+    let dir = t.dir.clone();
+    let run = tokio::spawn(async move {
+        sipp(
+            &dir,
+            "uac_transfer.xml",
+            target,
+            "u1",
+            NUMBER,
+            &["-m", "1"],
+            T,
+        )
+        .await
+    });
+    let Some(CallEvent::Established { call }) = t
+        .next_event(T, |e| matches!(e, CallEvent::Established { .. }))
+        .await
+    else {
+        panic!("call established")
+    };
+    let req = ReferRequest {
+        target: "sip:agent@pbx.example.com".into(),
+        referred_by: None,
+        headers: vec![("X-Transfer-Context".into(), "queue=billing".into())],
+    };
+    let outcome = tokio::time::timeout(T, t.handle.transfer(call, req))
+        .await
+        .expect("in time")
+        .expect("gateway")
+        .expect("transfer");
+    assert_eq!(outcome, TransferOutcome::Succeeded);
+    t.handle
+        .hangup(call, vec![])
+        .await
+        .expect("gateway")
+        .expect("hangup");
+    assert_ok(&run.await.expect("join"), "hold then REFER");
+    // With the option off, the same scenario fails: no re-INVITE comes before the REFER.
+    let mut cfg = GatewayConfig::ephemeral();
+    cfg.settings.no_hold_on_transfer = true;
+    let mut t2 = TestGateway::start("transfer-nohold", cfg).await;
+    let target = t2.gw.local.udp;
+    let dir = t2.dir.clone();
+    let run = tokio::spawn(async move {
+        sipp(
+            &dir,
+            "uac_transfer.xml",
+            target,
+            "u1",
+            NUMBER,
+            &["-m", "1", "-recv_timeout", "3000"],
+            Duration::from_secs(8),
+        )
+        .await
+    });
+    let Some(CallEvent::Established { call }) = t2
+        .next_event(T, |e| matches!(e, CallEvent::Established { .. }))
+        .await
+    else {
+        panic!("call established")
+    };
+    let req = ReferRequest {
+        target: "sip:agent@pbx.example.com".into(),
+        referred_by: None,
+        headers: vec![],
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(4), t2.handle.transfer(call, req)).await;
+    assert!(
+        !run.await.expect("join").success,
+        "no hold re-INVITE when no_hold_on_transfer is set"
+    );
+}

@@ -125,6 +125,11 @@ enum Command {
         ReferRequest,
         oneshot::Sender<Result<TransferOutcome, CallError>>,
     ),
+    Transfer(
+        CallRef,
+        ReferRequest,
+        oneshot::Sender<Result<TransferOutcome, CallError>>,
+    ),
     Info(
         CallRef,
         String,
@@ -199,6 +204,16 @@ impl GatewayHandle {
         req: ReferRequest,
     ) -> Result<Result<TransferOutcome, CallError>, GatewayError> {
         self.ask(|tx| Command::Refer(call, req, tx)).await
+    }
+
+    /// Transfers the caller as the seed's options say: hold first (re-INVITE
+    /// `sendonly`) unless `no_hold_on_transfer`, then REFER; waits for the outcome.
+    pub async fn transfer(
+        &self,
+        call: CallRef,
+        req: ReferRequest,
+    ) -> Result<Result<TransferOutcome, CallError>, GatewayError> {
+        self.ask(|tx| Command::Transfer(call, req, tx)).await
     }
 
     /// Sends INFO (e.g. `application/dtmf-relay`).
@@ -359,6 +374,7 @@ impl Gateway {
             auto_answer: cfg.auto_answer,
             pending_hold: HashMap::new(),
             pending_refer: HashMap::new(),
+            pending_transfer: HashMap::new(),
             ended: 0,
         };
         let core_task = tokio::spawn(task.run(in_rx, cmd_rx, sd_rx));
@@ -409,6 +425,14 @@ struct CoreTask {
     auto_answer: bool,
     pending_hold: HashMap<CallRef, oneshot::Sender<Result<u16, CallError>>>,
     pending_refer: HashMap<CallRef, oneshot::Sender<Result<TransferOutcome, CallError>>>,
+    /// Transfers waiting for their hold re-INVITE to finish.
+    pending_transfer: HashMap<
+        CallRef,
+        (
+            ReferRequest,
+            oneshot::Sender<Result<TransferOutcome, CallError>>,
+        ),
+    >,
     ended: u64,
 }
 
@@ -518,6 +542,10 @@ impl CoreTask {
                 if let Some(tx) = self.pending_hold.remove(call) {
                     let _ = tx.send(Ok(*status));
                 }
+                // Hold done (or refused: the transfer goes ahead anyway).
+                if let Some((req, tx)) = self.pending_transfer.remove(call) {
+                    self.start_refer(*call, &req, tx, now);
+                }
             }
             CallEvent::Transfer { call, outcome } if outcome.is_final() => {
                 if let Some(tx) = self.pending_refer.remove(call) {
@@ -533,6 +561,9 @@ impl CoreTask {
                 }
                 if let Some(tx) = self.pending_refer.remove(call) {
                     let _ = tx.send(Ok(TransferOutcome::Failed(0)));
+                }
+                if let Some((_, tx)) = self.pending_transfer.remove(call) {
+                    let _ = tx.send(Err(CallError::NoSuchCall));
                 }
             }
             _ => {}
@@ -566,6 +597,23 @@ impl CoreTask {
         }
     }
 
+    fn start_refer(
+        &mut self,
+        call: CallRef,
+        req: &ReferRequest,
+        tx: oneshot::Sender<Result<TransferOutcome, CallError>>,
+        now: Instant,
+    ) {
+        match self.core.refer(call, req, now) {
+            Ok(()) => {
+                self.pending_refer.insert(call, tx);
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+            }
+        }
+    }
+
     fn command(&mut self, c: Command) {
         let now = Instant::now();
         match c {
@@ -583,14 +631,21 @@ impl CoreTask {
                     let _ = tx.send(Err(e));
                 }
             },
-            Command::Refer(call, req, tx) => match self.core.refer(call, &req, now) {
-                Ok(()) => {
-                    self.pending_refer.insert(call, tx);
+            Command::Refer(call, req, tx) => self.start_refer(call, &req, tx, now),
+            Command::Transfer(call, req, tx) => {
+                if self.core.settings().no_hold_on_transfer {
+                    self.start_refer(call, &req, tx, now);
+                } else {
+                    match self.core.hold(call, Direction::SendOnly, now) {
+                        Ok(()) => {
+                            self.pending_transfer.insert(call, (req, tx));
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                        }
+                    }
                 }
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                }
-            },
+            }
             Command::Info(call, ct, body, tx) => {
                 let _ = tx.send(self.core.send_info(call, &ct, &body, now));
             }

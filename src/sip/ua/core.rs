@@ -202,6 +202,11 @@ impl SipCore {
         self.cfg.settings = settings;
     }
 
+    /// The settings in force.
+    pub fn settings(&self) -> &IntegrationSettings {
+        &self.cfg.settings
+    }
+
     /// Replaces the configured numbers (E.164).
     pub fn set_numbers(&mut self, numbers: HashSet<String>) {
         self.cfg.numbers = numbers;
