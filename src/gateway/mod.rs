@@ -15,7 +15,7 @@ pub mod media;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -294,6 +294,7 @@ impl Gateway {
         let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(1024);
         let (sd_tx, sd_rx) = watch::channel(false);
         let next_conn = Arc::new(AtomicU64::new(1));
+        let open_conns = Arc::new(AtomicUsize::new(0));
         let max_msg = cfg.limits.max_header + cfg.limits.max_body;
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(udp::receive_loop(
@@ -310,18 +311,32 @@ impl Gateway {
                 acceptor.clone(),
                 cfg.limits,
             );
+            let open = open_conns.clone();
             tasks.push(tokio::spawn(async move {
                 loop {
-                    let Ok((sock, remote)) = listener.accept().await else {
-                        continue;
+                    let (sock, remote) = match listener.accept().await {
+                        Ok(x) => x,
+                        Err(e) => {
+                            // EMFILE and the like: back off instead of spinning.
+                            tracing::warn!("accept on {}: {e}", transport.token());
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
                     };
+                    if open.load(Ordering::Relaxed) >= stream::MAX_CONNECTIONS {
+                        counters.connections_refused.fetch_add(1, Ordering::Relaxed);
+                        drop(sock);
+                        continue;
+                    }
                     let _ = sock.set_nodelay(true);
+                    let guard = ConnGuard::new(open.clone());
                     let conn = next_conn.fetch_add(1, Ordering::Relaxed);
                     let (in_tx, counters) = (in_tx.clone(), counters.clone());
                     match transport {
                         Transport::Tls => {
                             let acceptor = acceptor.clone();
                             tokio::spawn(async move {
+                                let _guard = guard;
                                 match tokio::time::timeout(
                                     Duration::from_secs(10),
                                     acceptor.accept(sock),
@@ -347,15 +362,19 @@ impl Gateway {
                             });
                         }
                         _ => {
-                            tokio::spawn(stream::serve(
-                                sock,
-                                Transport::Tcp,
-                                remote,
-                                conn,
-                                in_tx,
-                                counters,
-                                limits,
-                            ));
+                            tokio::spawn(async move {
+                                let _guard = guard;
+                                stream::serve(
+                                    sock,
+                                    Transport::Tcp,
+                                    remote,
+                                    conn,
+                                    in_tx,
+                                    counters,
+                                    limits,
+                                )
+                                .await
+                            });
                         }
                     }
                 }
@@ -771,4 +790,20 @@ fn header_section(buf: &[u8]) -> Bytes {
     }
     out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
     Bytes::from(out)
+}
+
+/// Counts a stream connection while its task lives.
+struct ConnGuard(Arc<AtomicUsize>);
+
+impl ConnGuard {
+    fn new(open: Arc<AtomicUsize>) -> Self {
+        open.fetch_add(1, Ordering::Relaxed);
+        Self(open)
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
