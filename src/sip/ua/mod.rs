@@ -10,6 +10,7 @@ pub mod build;
 mod core;
 pub mod events;
 mod from_parsed;
+pub mod fuzzing;
 mod in_dialog;
 mod invite;
 pub mod media;

@@ -542,3 +542,22 @@ fn update_with_inactive_offer_is_answered_inactive() {
     assert_eq!(codes(&s), ["200"]);
     assert!(s[0].1.contains("Allow: INVITE"));
 }
+
+#[test]
+fn fuzz_corpus_and_truncations_run_through_the_core_without_panic() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/sip_ua");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("corpus") {
+        let data = std::fs::read(entry.expect("entry").path()).expect("read");
+        for cut in (0..data.len()).step_by(97) {
+            crate::sip::ua::fuzzing::sip_ua(&data[..cut]);
+        }
+        for flags in 0..16u8 {
+            let mut d = data.clone();
+            d[0] = flags;
+            crate::sip::ua::fuzzing::sip_ua(&d);
+        }
+        n += 1;
+    }
+    assert!(n >= 4, "corpus files: {n}");
+}
