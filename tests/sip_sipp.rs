@@ -358,3 +358,156 @@ async fn ten_thousand_calls_at_200_per_second_without_failure() {
     let s = t.wait_for(T, |s| s.calls_ended >= 10_000).await;
     assert_eq!(s.calls_ended, 10_000, "{s:?}");
 }
+
+/// A replayed request (same nonce and nonce-count) over a real TLS connection is
+/// challenged again, not accepted. SIPp cannot resend its own Authorization, so this
+/// peer is a raw TLS client computing the MD5 digest itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_digest_nonce_over_tls_is_challenged() {
+    use md5::{Digest, Md5};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = common::scratch("replay-cert");
+    let (cert, key, der) = test_cert(&dir);
+    let mut cfg = GatewayConfig::ephemeral();
+    cfg.tls_cert = Some((cert, key));
+    cfg.settings.sip_auth = Some(SipCredentials {
+        username: "trunk".into(),
+        password: "s3cret".into(),
+    });
+    let t = TestGateway::start("replay", cfg).await;
+    let bridge = tls_bridge(t.gw.local.tls, der).await;
+    let mut conn = tokio::net::TcpStream::connect(bridge)
+        .await
+        .expect("connect");
+    let port = conn.local_addr().expect("addr").port();
+    let uri = format!("sip:{NUMBER}@127.0.0.1");
+    let options = |cseq: u32, auth: &str| {
+        format!("OPTIONS {uri} SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:{port};branch=z9hG4bKr{cseq}\r\nFrom: <sip:trunk@127.0.0.1>;tag=r\r\nTo: <{uri}>\r\nCall-ID: replay-1\r\nCSeq: {cseq} OPTIONS\r\nMax-Forwards: 70\r\n{auth}Content-Length: 0\r\n\r\n")
+    };
+    async fn response(conn: &mut tokio::net::TcpStream) -> String {
+        let mut buf = vec![0u8; 8192];
+        let mut got = String::new();
+        while !got.contains("\r\n\r\n") {
+            let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+                .await
+                .expect("in time")
+                .expect("read");
+            assert!(n > 0, "connection closed");
+            got.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        got
+    }
+    conn.write_all(options(1, "").as_bytes())
+        .await
+        .expect("write");
+    let challenge = response(&mut conn).await;
+    assert!(challenge.starts_with("SIP/2.0 401 "), "{challenge}");
+    let nonce = challenge
+        .split("nonce=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("nonce")
+        .to_owned();
+    let h = |s: String| hex::encode(Md5::digest(s.as_bytes()));
+    let ha1 = h("trunk:voxgate:s3cret".to_owned());
+    let ha2 = h(format!("OPTIONS:{uri}"));
+    let resp = h(format!("{ha1}:{nonce}:00000001:c0ffee:auth:{ha2}"));
+    let auth = format!("Authorization: Digest username=\"trunk\", realm=\"voxgate\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{resp}\", algorithm=MD5, cnonce=\"c0ffee\", qop=auth, nc=00000001\r\n");
+    conn.write_all(options(2, &auth).as_bytes())
+        .await
+        .expect("write");
+    let ok = response(&mut conn).await;
+    assert!(ok.starts_with("SIP/2.0 200 "), "first use accepted: {ok}");
+    // The same credentials again (a captured request replayed with a new CSeq/branch).
+    conn.write_all(options(3, &auth).as_bytes())
+        .await
+        .expect("write");
+    let again = response(&mut conn).await;
+    assert!(
+        again.starts_with("SIP/2.0 401 "),
+        "replay challenged: {again}"
+    );
+    assert!(
+        !again.contains("stale=true"),
+        "a replay is not a stale nonce"
+    );
+}
+
+/// The seed's transfer: the caller is held (re-INVITE `sendonly`) before the REFER,
+/// unless "don't place callers on hold" is set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfer_holds_the_caller_before_refer() {
+    let mut t = TestGateway::start("transfer", GatewayConfig::ephemeral()).await;
+    let target = t.gw.local.udp;
+    let dir = t.dir.clone();
+    let run = tokio::spawn(async move {
+        sipp(
+            &dir,
+            "uac_transfer.xml",
+            target,
+            "u1",
+            NUMBER,
+            &["-m", "1"],
+            T,
+        )
+        .await
+    });
+    let Some(CallEvent::Established { call }) = t
+        .next_event(T, |e| matches!(e, CallEvent::Established { .. }))
+        .await
+    else {
+        panic!("call established")
+    };
+    let req = ReferRequest {
+        target: "sip:agent@pbx.example.com".into(),
+        referred_by: None,
+        headers: vec![("X-Transfer-Context".into(), "queue=billing".into())],
+    };
+    let outcome = tokio::time::timeout(T, t.handle.transfer(call, req))
+        .await
+        .expect("in time")
+        .expect("gateway")
+        .expect("transfer");
+    assert_eq!(outcome, TransferOutcome::Succeeded);
+    t.handle
+        .hangup(call, vec![])
+        .await
+        .expect("gateway")
+        .expect("hangup");
+    assert_ok(&run.await.expect("join"), "hold then REFER");
+    // With the option off, the same scenario fails: no re-INVITE comes before the REFER.
+    let mut cfg = GatewayConfig::ephemeral();
+    cfg.settings.no_hold_on_transfer = true;
+    let mut t2 = TestGateway::start("transfer-nohold", cfg).await;
+    let target = t2.gw.local.udp;
+    let dir = t2.dir.clone();
+    let run = tokio::spawn(async move {
+        sipp(
+            &dir,
+            "uac_transfer.xml",
+            target,
+            "u1",
+            NUMBER,
+            &["-m", "1", "-recv_timeout", "3000"],
+            Duration::from_secs(8),
+        )
+        .await
+    });
+    let Some(CallEvent::Established { call }) = t2
+        .next_event(T, |e| matches!(e, CallEvent::Established { .. }))
+        .await
+    else {
+        panic!("call established")
+    };
+    let req = ReferRequest {
+        target: "sip:agent@pbx.example.com".into(),
+        referred_by: None,
+        headers: vec![],
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(4), t2.handle.transfer(call, req)).await;
+    assert!(
+        !run.await.expect("join").success,
+        "no hold re-INVITE when no_hold_on_transfer is set"
+    );
+}

@@ -46,6 +46,8 @@ pub struct SipSection {
     pub prompt_wav: Option<PathBuf>,
     /// CPUs for the media cores (one pinned thread each); `[0]` when absent.
     pub media_cores: Option<Vec<usize>>,
+    /// RTP port range `[first, last]` for the media engine (even ports RTP, odd RTCP).
+    pub rtp_ports: Option<[u16; 2]>,
 }
 
 /// The whole file.

@@ -4,7 +4,7 @@
 //! engine's event queue (ports return to the pool only once `Closed` is seen) and keeps
 //! per-session packet counts.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -15,11 +15,13 @@ use voxgate_engine::worker::media::{CodecKind, SessionConfig};
 use voxgate_engine::worker::{Command, Engine, Event, SessionId};
 
 use super::media::{MediaError, MediaPort, Prompt};
-use crate::sip::dialog::CallRef;
+use crate::sip::dialog::{CallRef, Direction};
 use crate::sip::ua::NegotiatedMedia;
 
 /// Packets (out, in) of closed sessions.
 type Counts = Arc<Mutex<(u64, u64)>>;
+/// Sessions on hold with no sending direction: the prompt is not re-queued for them.
+type Held = Arc<Mutex<HashSet<SessionId>>>;
 
 /// Calls' media on the engine.
 pub struct EngineMedia {
@@ -27,6 +29,7 @@ pub struct EngineMedia {
     prompt: Arc<[i16]>,
     sessions: HashMap<CallRef, SessionId>,
     counts: Counts,
+    held: Held,
     stop: Arc<AtomicBool>,
     relay: Option<JoinHandle<()>>,
 }
@@ -46,36 +49,58 @@ impl EngineMedia {
         let engine = Arc::new(engine);
         let prompt: Arc<[i16]> = prompt.samples().into();
         let counts: Counts = Arc::default();
+        let held: Held = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
-        let (e, p, c, s) = (engine.clone(), prompt.clone(), counts.clone(), stop.clone());
+        let (e, p, c, h, s) = (
+            engine.clone(),
+            prompt.clone(),
+            counts.clone(),
+            held.clone(),
+            stop.clone(),
+        );
         let relay = std::thread::Builder::new()
             .name("media-events".into())
-            .spawn(move || relay(e, p, c, s))
+            .spawn(move || relay(e, p, c, h, s))
             .ok();
         Self {
             engine,
             prompt,
             sessions: HashMap::new(),
             counts,
+            held,
             stop,
             relay,
         }
     }
 }
 
-fn relay(engine: Arc<Engine>, prompt: Arc<[i16]>, counts: Counts, stop: Arc<AtomicBool>) {
+fn relay(
+    engine: Arc<Engine>,
+    prompt: Arc<[i16]>,
+    counts: Counts,
+    held: Held,
+    stop: Arc<AtomicBool>,
+) {
     while !stop.load(Ordering::Relaxed) {
         engine.wait_events(Some(Duration::from_millis(100)));
         for _ in 0..100_000 {
             let Some(ev) = engine.poll_event() else { break };
             match ev {
-                Event::PlaybackIdle { id } => {
+                Event::PlaybackIdle { id }
+                    if !held
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .contains(&id) =>
+                {
                     let _ = engine.command(Command::Play {
                         id,
                         pcm: prompt.as_ref().into(),
                     });
                 }
-                Event::Closed { stats, .. } => {
+                Event::Closed { id, stats } => {
+                    held.lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .remove(&id);
                     let mut c = counts.lock().unwrap_or_else(PoisonError::into_inner);
                     c.0 += stats.packets_out;
                     c.1 += stats.packets_in;
@@ -97,6 +122,13 @@ impl Drop for EngineMedia {
 
 impl MediaPort for EngineMedia {
     fn open(&mut self, call: CallRef, media: &NegotiatedMedia) -> Result<SocketAddr, MediaError> {
+        if media.srtp.is_some() {
+            // Answering RTP/SAVP and then sending plain RTP would be wrong on the wire:
+            // refuse until the engine runs SRTP sessions.
+            return Err(MediaError::Engine(
+                "SRTP sessions are not available in the media engine yet".into(),
+            ));
+        }
         let codec = if media.codec.eq_ignore_ascii_case("PCMA") {
             CodecKind::Pcma
         } else if media.codec.eq_ignore_ascii_case("PCMU") {
@@ -132,9 +164,34 @@ impl MediaPort for EngineMedia {
     }
 
     fn update(&mut self, call: CallRef, media: &NegotiatedMedia) {
-        // The engine latches the remote address from RTP (symmetric RTP); hold
-        // directions are not yet an engine command.
-        tracing::debug!(call = call.0, direction = ?media.direction, remote = ?media.remote_rtp, "media changed");
+        // The engine latches the remote address from RTP (symmetric RTP). On hold with
+        // no sending direction (we answered recvonly/inactive) the prompt stops; it
+        // starts again on resume.
+        let Some(&id) = self.sessions.get(&call) else {
+            return;
+        };
+        let sends = matches!(media.direction, Direction::SendRecv | Direction::SendOnly);
+        let was_held = {
+            let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+            if sends {
+                held.remove(&id)
+            } else {
+                !held.insert(id)
+            }
+        };
+        let command = match (sends, was_held) {
+            (false, false) => Some(Command::StopPlayback { id }),
+            (true, true) => Some(Command::Play {
+                id,
+                pcm: self.prompt.as_ref().into(),
+            }),
+            _ => None,
+        };
+        if let Some(c) = command {
+            if let Err(e) = self.engine.command(c) {
+                tracing::warn!(%id, "media update not queued: {e}");
+            }
+        }
     }
 
     fn close(&mut self, call: CallRef) {

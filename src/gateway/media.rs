@@ -235,7 +235,12 @@ impl PromptPlayer {
 }
 
 impl MediaPort for PromptPlayer {
-    fn open(&mut self, call: CallRef, _media: &NegotiatedMedia) -> Result<SocketAddr, MediaError> {
+    fn open(&mut self, call: CallRef, media: &NegotiatedMedia) -> Result<SocketAddr, MediaError> {
+        if media.srtp.is_some() {
+            return Err(MediaError::Engine(
+                "the prompt player sends plain RTP only".into(),
+            ));
+        }
         let std_sock = std::net::UdpSocket::bind(SocketAddr::new(self.ip, 0))?;
         std_sock.set_nonblocking(true)?;
         let socket = Arc::new(UdpSocket::from_std(std_sock)?);

@@ -15,7 +15,7 @@ pub mod media;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -125,6 +125,11 @@ enum Command {
         ReferRequest,
         oneshot::Sender<Result<TransferOutcome, CallError>>,
     ),
+    Transfer(
+        CallRef,
+        ReferRequest,
+        oneshot::Sender<Result<TransferOutcome, CallError>>,
+    ),
     Info(
         CallRef,
         String,
@@ -213,6 +218,16 @@ impl GatewayHandle {
         self.ask(|tx| Command::Refer(call, req, tx)).await
     }
 
+    /// Transfers the caller as the seed's options say: hold first (re-INVITE
+    /// `sendonly`) unless `no_hold_on_transfer`, then REFER; waits for the outcome.
+    pub async fn transfer(
+        &self,
+        call: CallRef,
+        req: ReferRequest,
+    ) -> Result<Result<TransferOutcome, CallError>, GatewayError> {
+        self.ask(|tx| Command::Transfer(call, req, tx)).await
+    }
+
     /// Sends INFO (e.g. `application/dtmf-relay`).
     pub async fn send_info(
         &self,
@@ -299,6 +314,7 @@ impl Gateway {
         let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(1024);
         let (sd_tx, sd_rx) = watch::channel(false);
         let next_conn = Arc::new(AtomicU64::new(1));
+        let open_conns = Arc::new(AtomicUsize::new(0));
         let max_msg = cfg.limits.max_header + cfg.limits.max_body;
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(udp::receive_loop(
@@ -315,18 +331,32 @@ impl Gateway {
                 acceptor.clone(),
                 cfg.limits,
             );
+            let open = open_conns.clone();
             tasks.push(tokio::spawn(async move {
                 loop {
-                    let Ok((sock, remote)) = listener.accept().await else {
-                        continue;
+                    let (sock, remote) = match listener.accept().await {
+                        Ok(x) => x,
+                        Err(e) => {
+                            // EMFILE and the like: back off instead of spinning.
+                            tracing::warn!("accept on {}: {e}", transport.token());
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
                     };
+                    if open.load(Ordering::Relaxed) >= stream::MAX_CONNECTIONS {
+                        counters.connections_refused.fetch_add(1, Ordering::Relaxed);
+                        drop(sock);
+                        continue;
+                    }
                     let _ = sock.set_nodelay(true);
+                    let guard = ConnGuard::new(open.clone());
                     let conn = next_conn.fetch_add(1, Ordering::Relaxed);
                     let (in_tx, counters) = (in_tx.clone(), counters.clone());
                     match transport {
                         Transport::Tls => {
                             let acceptor = acceptor.clone();
                             tokio::spawn(async move {
+                                let _guard = guard;
                                 match tokio::time::timeout(
                                     Duration::from_secs(10),
                                     acceptor.accept(sock),
@@ -352,15 +382,19 @@ impl Gateway {
                             });
                         }
                         _ => {
-                            tokio::spawn(stream::serve(
-                                sock,
-                                Transport::Tcp,
-                                remote,
-                                conn,
-                                in_tx,
-                                counters,
-                                limits,
-                            ));
+                            tokio::spawn(async move {
+                                let _guard = guard;
+                                stream::serve(
+                                    sock,
+                                    Transport::Tcp,
+                                    remote,
+                                    conn,
+                                    in_tx,
+                                    counters,
+                                    limits,
+                                )
+                                .await
+                            });
                         }
                     }
                 }
@@ -379,6 +413,7 @@ impl Gateway {
             auto_answer: cfg.auto_answer,
             pending_hold: HashMap::new(),
             pending_refer: HashMap::new(),
+            pending_transfer: HashMap::new(),
             ended: 0,
         };
         let core_task = tokio::spawn(task.run(in_rx, cmd_rx, sd_rx));
@@ -429,6 +464,14 @@ struct CoreTask {
     auto_answer: bool,
     pending_hold: HashMap<CallRef, oneshot::Sender<Result<u16, CallError>>>,
     pending_refer: HashMap<CallRef, oneshot::Sender<Result<TransferOutcome, CallError>>>,
+    /// Transfers waiting for their hold re-INVITE to finish.
+    pending_transfer: HashMap<
+        CallRef,
+        (
+            ReferRequest,
+            oneshot::Sender<Result<TransferOutcome, CallError>>,
+        ),
+    >,
     ended: u64,
 }
 
@@ -538,6 +581,10 @@ impl CoreTask {
                 if let Some(tx) = self.pending_hold.remove(call) {
                     let _ = tx.send(Ok(*status));
                 }
+                // Hold done (or refused: the transfer goes ahead anyway).
+                if let Some((req, tx)) = self.pending_transfer.remove(call) {
+                    self.start_refer(*call, &req, tx, now);
+                }
             }
             CallEvent::Transfer { call, outcome } if outcome.is_final() => {
                 if let Some(tx) = self.pending_refer.remove(call) {
@@ -553,6 +600,9 @@ impl CoreTask {
                 }
                 if let Some(tx) = self.pending_refer.remove(call) {
                     let _ = tx.send(Ok(TransferOutcome::Failed(0)));
+                }
+                if let Some((_, tx)) = self.pending_transfer.remove(call) {
+                    let _ = tx.send(Err(CallError::NoSuchCall));
                 }
             }
             _ => {}
@@ -586,6 +636,23 @@ impl CoreTask {
         }
     }
 
+    fn start_refer(
+        &mut self,
+        call: CallRef,
+        req: &ReferRequest,
+        tx: oneshot::Sender<Result<TransferOutcome, CallError>>,
+        now: Instant,
+    ) {
+        match self.core.refer(call, req, now) {
+            Ok(()) => {
+                self.pending_refer.insert(call, tx);
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+            }
+        }
+    }
+
     fn command(&mut self, c: Command) {
         let now = Instant::now();
         match c {
@@ -603,14 +670,21 @@ impl CoreTask {
                     let _ = tx.send(Err(e));
                 }
             },
-            Command::Refer(call, req, tx) => match self.core.refer(call, &req, now) {
-                Ok(()) => {
-                    self.pending_refer.insert(call, tx);
+            Command::Refer(call, req, tx) => self.start_refer(call, &req, tx, now),
+            Command::Transfer(call, req, tx) => {
+                if self.core.settings().no_hold_on_transfer {
+                    self.start_refer(call, &req, tx, now);
+                } else {
+                    match self.core.hold(call, Direction::SendOnly, now) {
+                        Ok(()) => {
+                            self.pending_transfer.insert(call, (req, tx));
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                        }
+                    }
                 }
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                }
-            },
+            }
             Command::Info(call, ct, body, tx) => {
                 let _ = tx.send(self.core.send_info(call, &ct, &body, now));
             }
@@ -647,11 +721,15 @@ impl CoreTask {
                 self.conns.insert(conn, writer);
             }
             Inbound::Closed { conn } => {
+                // What is queued for this connection (e.g. the answer to an
+                // unframeable message) goes out before its writer is dropped.
+                self.flush();
                 self.conns.remove(&conn);
             }
             Inbound::Unframeable { flow, head, status } => {
-                // Answer if the head reads as a request; the connection then closes.
-                if let Ok(SipMessage::Request(req)) = crate::sip::parse(head) {
+                // Answer if the header section reads as a request (with its length
+                // taken as 0); the connection then closes.
+                if let Ok(SipMessage::Request(req)) = crate::sip::parse(header_section(&head)) {
                     if let Ok(view) = RequestView::from_request(&req) {
                         self.core.respond_stateless(&view, flow, status, &[]);
                     }
@@ -707,5 +785,51 @@ impl CoreTask {
                 }
             },
         }
+    }
+}
+
+/// The header section of a stream buffer with Content-Length rewritten to 0, so a
+/// message whose body is over the limit (or never came) can still be answered.
+fn header_section(buf: &[u8]) -> Bytes {
+    let end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 2)
+        .or_else(|| buf.windows(2).position(|w| w == b"\n\n").map(|p| p + 1))
+        .unwrap_or(buf.len());
+    let mut out = Vec::with_capacity(end + 24);
+    for line in buf[..end].split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            continue;
+        }
+        let name = line
+            .split(|b| *b == b':')
+            .next()
+            .unwrap_or(b"")
+            .trim_ascii();
+        if name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l") {
+            continue;
+        }
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+    Bytes::from(out)
+}
+
+/// Counts a stream connection while its task lives.
+struct ConnGuard(Arc<AtomicUsize>);
+
+impl ConnGuard {
+    fn new(open: Arc<AtomicUsize>) -> Self {
+        open.fetch_add(1, Ordering::Relaxed);
+        Self(open)
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }

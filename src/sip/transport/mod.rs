@@ -66,6 +66,8 @@ pub struct TransportCounters {
     pub queue_full: AtomicU64,
     /// Send failures.
     pub send_errors: AtomicU64,
+    /// Stream connections closed on accept because `MAX_CONNECTIONS` were open.
+    pub connections_refused: AtomicU64,
     /// Responses dropped (did not parse or failed checks).
     pub dropped_responses: AtomicU64,
 }

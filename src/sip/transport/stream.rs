@@ -16,6 +16,8 @@ use crate::sip::ua::{ConnId, Flow, Transport};
 
 /// Idle connections are closed after this long (keep-alives reset it).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+/// Most TCP plus TLS connections served at once; more are closed on accept (counted).
+pub const MAX_CONNECTIONS: usize = 8192;
 /// Messages queued for one connection before sends to it are dropped.
 pub const WRITE_QUEUE: usize = 256;
 

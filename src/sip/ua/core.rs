@@ -11,12 +11,10 @@ use bytes::Bytes;
 
 use super::auth::{self, AuthOutcome};
 use super::build::{self, ALLOW, SUPPORTED};
-use super::events::{CallEvent, CoreStats, EndReason, IncomingCall, Transmit};
+use super::events::{CallEvent, CoreStats, EndReason, Transmit};
 use super::media::NegotiatedMedia;
-use super::sdp_glue;
 use super::view::{Flow, RequestView, ResponseView, Transport};
 use crate::settings::IntegrationSettings;
-use crate::sip::admission;
 use crate::sip::dialog::{CallRef, Dialog, DialogState, Direction, TransferOutcome};
 use crate::sip::nonce::NonceStore;
 use crate::sip::transaction::{
@@ -171,14 +169,14 @@ pub struct SipCore {
     client: HashMap<u64, ClientEntry>,
     client_by_branch: HashMap<String, u64>,
     pub(super) calls: HashMap<CallRef, Call>,
-    by_dialog: HashMap<(String, String), CallRef>,
+    pub(super) by_dialog: HashMap<(String, String), CallRef>,
     next_id: u64,
     timers: BinaryHeap<Reverse<(Instant, TimerRef)>>,
     outbox: VecDeque<Transmit>,
     events: VecDeque<CallEvent>,
     pub(super) nonces: NonceStore,
     pub(super) stats: CoreStats,
-    draining: bool,
+    pub(super) draining: bool,
 }
 
 impl SipCore {
@@ -206,6 +204,11 @@ impl SipCore {
     /// Replaces the settings (admin API change); calls in progress keep their media.
     pub fn set_settings(&mut self, settings: IntegrationSettings) {
         self.cfg.settings = settings;
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &IntegrationSettings {
+        &self.cfg.settings
     }
 
     /// Replaces the configured numbers (E.164).
@@ -253,7 +256,7 @@ impl SipCore {
         self.timers.peek().map(|Reverse((t, _))| *t)
     }
 
-    fn id(&mut self) -> u64 {
+    pub(super) fn id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
     }
@@ -594,241 +597,6 @@ impl SipCore {
         }
     }
 
-    fn handle_invite(&mut self, id: u64, req: RequestView, flow: Flow, now: Instant) {
-        let settings = &self.cfg.settings;
-        let called = admission::called_number(req.uri_number.as_deref(), req.to_number.as_deref());
-        if req
-            .content_type
-            .as_deref()
-            .is_some_and(|ct| ct != "application/sdp")
-            || req.body.is_empty()
-        {
-            // Offerless INVITEs (late offer) are not supported by this gateway.
-            self.stats.calls_refused += 1;
-            let tag = build::token();
-            let status = if req.body.is_empty() { 488 } else { 415 };
-            self.respond(
-                id,
-                &req,
-                status,
-                Some(&tag),
-                &[("Accept", "application/sdp")],
-                None,
-                now,
-            );
-            return;
-        }
-        let offer_srtp = match sdp_glue::inspect(&req.body) {
-            Ok(o) => o.srtp,
-            Err(e) => {
-                self.stats.calls_refused += 1;
-                let tag = build::token();
-                let w = format!("399 voxgate \"{e}\"");
-                self.respond(
-                    id,
-                    &req,
-                    e.status(),
-                    Some(&tag),
-                    &[("Warning", &w)],
-                    None,
-                    now,
-                );
-                return;
-            }
-        };
-        if self.draining {
-            self.stats.calls_refused += 1;
-            let tag = build::token();
-            tracing::info!(call_id = %req.call_id, "INVITE refused: draining");
-            self.respond(
-                id,
-                &req,
-                503,
-                Some(&tag),
-                &[("Retry-After", "30")],
-                None,
-                now,
-            );
-            return;
-        }
-        if let Err(refusal) = admission::admit(
-            settings,
-            &self.cfg.numbers,
-            called.as_deref(),
-            offer_srtp,
-            self.calls.len(),
-        ) {
-            self.stats.calls_refused += 1;
-            let (status, extra) = refusal.response(settings);
-            let tag = build::token();
-            let extra: Vec<(&str, &str)> = extra.iter().map(|(n, v)| (*n, v.as_str())).collect();
-            tracing::info!(call_id = %req.call_id, status, "INVITE refused: {refusal}");
-            self.respond(id, &req, status, Some(&tag), &extra, None, now);
-            return;
-        }
-        let se = crate::sip::dialog::session_timer::read_session_expires(
-            req.header("Session-Expires", Some("x")),
-        );
-        if se == crate::sip::dialog::session_timer::SessionExpires::TooSmall {
-            let tag = build::token();
-            self.respond(id, &req, 422, Some(&tag), &[("Min-SE", "90")], None, now);
-            return;
-        }
-        self.stats.calls_admitted += 1;
-        let call = CallRef(self.id());
-        let local_addr = self.cfg.local.for_transport(flow.transport);
-        let tag = build::token();
-        let mut dialog = Dialog::from_invite(
-            call,
-            &req,
-            flow,
-            local_addr,
-            tag.clone(),
-            now_session_id(call),
-        );
-        if let crate::sip::dialog::session_timer::SessionExpires::Accept {
-            interval,
-            uas_refresh,
-        } = se
-        {
-            dialog.session_timer = Some(crate::sip::dialog::SessionTimer {
-                interval,
-                we_refresh: uas_refresh,
-                refreshed: now,
-            });
-        }
-        if let Some(ServerTx::Invite { call: c, .. }) = self.server.get_mut(&id) {
-            *c = Some(call);
-        }
-        if !self.cfg.settings.disable_ringing {
-            self.respond(
-                id,
-                &req,
-                180,
-                Some(&tag),
-                &[("Contact", &dialog.contact())],
-                None,
-                now,
-            );
-        }
-        let info = IncomingCall {
-            call,
-            call_id: req.call_id.clone(),
-            from: req.from.clone(),
-            to: req.to.clone(),
-            request_uri: req.uri.clone(),
-            caller_number: admission::e164(
-                crate::sip::dialog::uri_of(&req.from)
-                    .trim_start_matches("sip:")
-                    .trim_start_matches("sips:")
-                    .trim_start_matches("tel:")
-                    .split(['@', ';'])
-                    .next()
-                    .unwrap_or(""),
-            ),
-            called_number: called.unwrap_or_default(),
-            custom_headers: admission::copy_headers(&self.cfg.settings, &req.headers),
-            transport: flow.transport,
-            remote: flow.remote,
-            offer_srtp,
-        };
-        self.by_dialog.insert((req.call_id.clone(), tag), call);
-        self.calls.insert(
-            call,
-            Call {
-                dialog,
-                invite_tx: id,
-                invite: req,
-                media: None,
-                srtp_key: None,
-                local_rtp: None,
-                hold_pending: false,
-                transfer: None,
-            },
-        );
-        self.emit(CallEvent::Incoming(info));
-    }
-
-    /// What the answer to an incoming call's offer will agree (codec, payload types,
-    /// remote address), before the local RTP address is known: media is opened with it.
-    /// Our SRTP key chosen here is kept for the answer itself.
-    pub fn preview_answer(&mut self, call: CallRef) -> Result<NegotiatedMedia, CallError> {
-        let c = self.calls.get_mut(&call).ok_or(CallError::NoSuchCall)?;
-        let probe = SocketAddr::new(self.cfg.local.udp.ip(), 9);
-        let media =
-            sdp_glue::answer(&c.invite.body, probe, c.dialog.sdp_session, None, None)?.media;
-        c.srtp_key = media.srtp.clone();
-        Ok(media)
-    }
-
-    /// Answers an incoming call: 200 OK with the SDP answer for `local_rtp`.
-    pub fn answer(
-        &mut self,
-        call: CallRef,
-        local_rtp: SocketAddr,
-        now: Instant,
-    ) -> Result<(), CallError> {
-        let c = self.calls.get_mut(&call).ok_or(CallError::NoSuchCall)?;
-        if c.dialog.state != DialogState::Early || c.media.is_some() {
-            return Err(CallError::WrongState("already answered"));
-        }
-        let version = c.dialog.next_sdp_version();
-        let session = (c.dialog.sdp_session.0, version);
-        let keep = c.srtp_key.clone();
-        let answer = match sdp_glue::answer(&c.invite.body, local_rtp, session, None, keep.as_ref())
-        {
-            Ok(a) => a,
-            Err(e) => {
-                let status = e.status();
-                self.reject(call, status, now)?;
-                return Err(e.into());
-            }
-        };
-        c.media = Some(answer.media.clone());
-        c.local_rtp = Some(local_rtp);
-        let contact = c.dialog.contact();
-        let tag = c.dialog.local_tag.clone();
-        let se = c.dialog.session_timer.map(|st| st.header());
-        let inv = c.invite.clone();
-        let id = c.invite_tx;
-        let mut extra: Vec<(&str, &str)> = vec![
-            ("Contact", &contact),
-            ("Allow", ALLOW),
-            ("Supported", SUPPORTED),
-        ];
-        if let Some(se) = &se {
-            extra.push(("Session-Expires", se));
-            extra.push(("Require", "timer"));
-        }
-        self.respond(
-            id,
-            &inv,
-            200,
-            Some(&tag),
-            &extra,
-            Some(("application/sdp", &answer.body)),
-            now,
-        );
-        self.arm_call(call);
-        self.emit(CallEvent::Answered {
-            call,
-            media: answer.media,
-        });
-        Ok(())
-    }
-
-    /// Rejects an incoming call that was not answered yet.
-    pub fn reject(&mut self, call: CallRef, status: u16, now: Instant) -> Result<(), CallError> {
-        let c = self.calls.get(&call).ok_or(CallError::NoSuchCall)?;
-        if c.media.is_some() {
-            return Err(CallError::WrongState("answered"));
-        }
-        let (id, inv, tag) = (c.invite_tx, c.invite.clone(), c.dialog.local_tag.clone());
-        self.respond(id, &inv, status.clamp(300, 699), Some(&tag), &[], None, now);
-        self.end(call, EndReason::Rejected(status));
-        Ok(())
-    }
-
     pub(super) fn end(&mut self, call: CallRef, reason: EndReason) {
         if let Some(c) = self.calls.remove(&call) {
             self.by_dialog
@@ -1086,9 +854,4 @@ pub fn response_flow(req: &RequestView, flow: Flow) -> Flow {
         remote: SocketAddr::new(flow.remote.ip(), port),
         ..flow
     }
-}
-
-/// SDP session id for a call: unique per call within a run.
-fn now_session_id(call: CallRef) -> u64 {
-    call.0.wrapping_mul(2_654_435_761) & 0x7fff_ffff_ffff
 }

@@ -420,3 +420,144 @@ fn refer_refused_reports_failed_status() {
         }]
     ));
 }
+
+#[test]
+fn hold_before_transfer_sends_sendonly_reinvite_and_acks_the_200() {
+    let t0 = Instant::now();
+    let mut c = core(IntegrationSettings::default());
+    let (call, tag) = answered(&mut c, t0, "");
+    c.handle_request(
+        request("ACK", "z9hG4bK2", 1, Some(&tag), "", ""),
+        flow(),
+        t0,
+    );
+    let _ = events(&mut c);
+    c.hold(call, crate::sip::dialog::Direction::SendOnly, t0)
+        .expect("hold");
+    let s = sent(&mut c);
+    assert_eq!(codes(&s), ["INVITE"]);
+    assert!(s[0].1.contains("a=sendonly"), "{}", s[0].1);
+    assert!(s[0]
+        .1
+        .contains(&format!("From: <sip:+19585550123@127.0.0.1>;tag={tag}")));
+    // Over UDP the re-INVITE is retransmitted on Timer A until a response comes.
+    advance(&mut c, t0 + Duration::from_millis(600));
+    assert_eq!(codes(&sent(&mut c)), ["INVITE"]);
+    let branch = s[0]
+        .1
+        .split("branch=")
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let ok = ResponseView {
+        status: 200,
+        branch: Some(branch),
+        cseq: 1,
+        cseq_method: "INVITE".into(),
+        ..Default::default()
+    };
+    c.handle_response(ok.clone(), t0 + Duration::from_millis(700));
+    let s = sent(&mut c);
+    assert_eq!(codes(&s), ["ACK"]);
+    assert!(s[0].1.contains("CSeq: 1 ACK"));
+    assert!(matches!(
+        events(&mut c).as_slice(),
+        [CallEvent::HoldResult { status: 200, .. }]
+    ));
+    // A retransmitted 200 is ACKed again and not reported twice.
+    c.handle_response(ok, t0 + Duration::from_millis(900));
+    assert_eq!(codes(&sent(&mut c)), ["ACK"]);
+    assert!(events(&mut c).is_empty());
+}
+
+#[test]
+fn info_dtmf_relay_in_dialog_becomes_a_dtmf_event() {
+    let t0 = Instant::now();
+    let mut c = core(IntegrationSettings::default());
+    let (call, tag) = answered(&mut c, t0, "");
+    c.handle_request(
+        request("ACK", "z9hG4bK2", 1, Some(&tag), "", ""),
+        flow(),
+        t0,
+    );
+    let _ = events(&mut c);
+    let text = format!(
+        "INFO sip:gw@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK9\r\nFrom: <sip:+15550001@127.0.0.1>;tag=caller\r\nTo: <sip:+19585550123@127.0.0.1>;tag={tag}\r\nCall-ID: call-1\r\nCSeq: 5 INFO\r\nMax-Forwards: 70\r\nContent-Type: application/dtmf-relay\r\nContent-Length: 24\r\n\r\nSignal=7\r\nDuration=160\r\n"
+    );
+    let Ok(SipMessage::Request(r)) = crate::sip::parse(Bytes::from(text)) else {
+        panic!("parse")
+    };
+    c.handle_request(RequestView::from_request(&r).expect("view"), flow(), t0);
+    assert_eq!(codes(&sent(&mut c)), ["200"]);
+    assert!(
+        matches!(events(&mut c).as_slice(), [CallEvent::Dtmf { call: x, digit: '7', duration_ms: Some(160) }] if *x == call)
+    );
+    c.send_info(
+        call,
+        "application/dtmf-relay",
+        b"Signal=1\r\nDuration=100\r\n",
+        t0,
+    )
+    .expect("info");
+    let s = sent(&mut c);
+    assert_eq!(codes(&s), ["INFO"]);
+    assert!(s[0].1.ends_with("Signal=1\r\nDuration=100\r\n"));
+}
+
+#[test]
+fn update_with_inactive_offer_is_answered_inactive() {
+    let t0 = Instant::now();
+    let mut c = core(IntegrationSettings::default());
+    let (call, tag) = answered(&mut c, t0, "");
+    c.handle_request(
+        request("ACK", "z9hG4bK2", 1, Some(&tag), "", ""),
+        flow(),
+        t0,
+    );
+    let _ = events(&mut c);
+    let offer = SDP
+        .replace("a=sendrecv", "a=inactive")
+        .replace("o=t 1 1", "o=t 1 2");
+    c.handle_request(
+        request("UPDATE", "z9hG4bK5", 2, Some(&tag), "", &offer),
+        flow(),
+        t0,
+    );
+    let s = sent(&mut c);
+    assert_eq!(codes(&s), ["200"]);
+    assert!(s[0].1.contains("a=inactive"), "{}", s[0].1);
+    assert!(!s[0].1.contains("a=sendrecv"));
+    assert!(matches!(events(&mut c).as_slice(),
+        [CallEvent::MediaChanged { call: x, media }] if *x == call && media.direction == crate::sip::dialog::Direction::Inactive));
+    // An in-dialog OPTIONS (trunk keep-alive) is answered inside the dialog.
+    c.handle_request(
+        request("OPTIONS", "z9hG4bK6", 3, Some(&tag), "", ""),
+        flow(),
+        t0,
+    );
+    let s = sent(&mut c);
+    assert_eq!(codes(&s), ["200"]);
+    assert!(s[0].1.contains("Allow: INVITE"));
+}
+
+#[test]
+fn fuzz_corpus_and_truncations_run_through_the_core_without_panic() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/sip_ua");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("corpus") {
+        let data = std::fs::read(entry.expect("entry").path()).expect("read");
+        for cut in (0..data.len()).step_by(97) {
+            crate::sip::ua::fuzzing::sip_ua(&data[..cut]);
+        }
+        for flags in 0..16u8 {
+            let mut d = data.clone();
+            d[0] = flags;
+            crate::sip::ua::fuzzing::sip_ua(&d);
+        }
+        n += 1;
+    }
+    assert!(n >= 4, "corpus files: {n}");
+}
