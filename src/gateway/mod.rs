@@ -8,7 +8,6 @@
 //! sends what it emits (UDP directly, streams through each connection's write queue),
 //! and serves per-call commands from [`GatewayHandle`]. No locks.
 
-pub mod config;
 pub mod engine_media;
 pub mod media;
 
