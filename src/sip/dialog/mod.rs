@@ -201,24 +201,7 @@ impl Dialog {
             let _ = write!(s, "{n}: {v}\r\n");
         }
         let _ = write!(s, "User-Agent: {USER_AGENT}\r\n");
-        let mut bytes = match body {
-            Some((ct, b)) => {
-                let _ = write!(
-                    s,
-                    "Content-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
-                    b.len()
-                );
-                let mut v = s.into_bytes();
-                v.extend_from_slice(b);
-                v
-            }
-            None => {
-                s.push_str("Content-Length: 0\r\n\r\n");
-                s.into_bytes()
-            }
-        };
-        bytes.shrink_to_fit();
-        (Bytes::from(bytes), branch, cseq)
+        (crate::sip::ua::build::with_body(s, body), branch, cseq)
     }
 
     /// The next SDP origin version (each new offer or answer that changes media).

@@ -14,36 +14,10 @@ pub const SUPPORTED: &str = "timer, replaces, norefersub";
 /// Product token.
 pub const USER_AGENT: &str = concat!("voxgate/", env!("CARGO_PKG_VERSION"));
 
-/// The reason phrase for a status code.
+/// The reason phrase for a status code: the standard phrase, else the class's.
 pub fn reason(status: u16) -> &'static str {
-    match status {
-        100 => "Trying",
-        180 => "Ringing",
-        183 => "Session Progress",
-        200 => "OK",
-        202 => "Accepted",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        413 => "Request Entity Too Large",
-        415 => "Unsupported Media Type",
-        416 => "Unsupported URI Scheme",
-        420 => "Bad Extension",
-        422 => "Session Interval Too Small",
-        481 => "Call/Transaction Does Not Exist",
-        482 => "Loop Detected",
-        486 => "Busy Here",
-        487 => "Request Terminated",
-        488 => "Not Acceptable Here",
-        491 => "Request Pending",
-        500 => "Server Internal Error",
-        501 => "Not Implemented",
-        503 => "Service Unavailable",
-        505 => "Version Not Supported",
-        513 => "Message Too Large",
-        _ => match status / 100 {
+    match crate::sip::writer::reason_phrase(status) {
+        "" => match status / 100 {
             1 => "Progress",
             2 => "OK",
             3 => "Redirect",
@@ -51,7 +25,31 @@ pub fn reason(status: u16) -> &'static str {
             5 => "Server Failure",
             _ => "Global Failure",
         },
+        phrase => phrase,
     }
+}
+
+/// Ends a message whose start line and headers are in `s`: Content-Type and
+/// Content-Length, the blank line, then the body.
+pub fn with_body(mut s: String, body: Option<(&str, &[u8])>) -> Bytes {
+    let mut bytes = match body {
+        Some((ct, b)) => {
+            let _ = write!(
+                s,
+                "Content-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
+                b.len()
+            );
+            let mut v = s.into_bytes();
+            v.extend_from_slice(b);
+            v
+        }
+        None => {
+            s.push_str("Content-Length: 0\r\n\r\n");
+            s.into_bytes()
+        }
+    };
+    bytes.shrink_to_fit();
+    Bytes::from(bytes)
 }
 
 /// A random token for tags and branches (64 bits, hex).
@@ -125,24 +123,7 @@ pub fn response(
         let _ = write!(s, "{n}: {v}\r\n");
     }
     let _ = write!(s, "Server: {USER_AGENT}\r\n");
-    let mut bytes = match body {
-        Some((ct, b)) => {
-            let _ = write!(
-                s,
-                "Content-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
-                b.len()
-            );
-            let mut v = s.into_bytes();
-            v.extend_from_slice(b);
-            v
-        }
-        None => {
-            s.push_str("Content-Length: 0\r\n\r\n");
-            s.into_bytes()
-        }
-    };
-    bytes.shrink_to_fit();
-    Bytes::from(bytes)
+    with_body(s, body)
 }
 
 #[cfg(test)]
