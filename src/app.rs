@@ -189,7 +189,9 @@ async fn follow_live_state(live: crate::live::LiveState, gw: crate::gateway::Gat
         let cfg = crate::gateway::LiveConfig {
             settings: (*live.settings()).clone(),
             numbers: live.numbers().to_set(),
-            draining: live.is_draining(),
+            // From the phase itself: `begin_drain` publishes the phase before it sets the
+            // draining flag, so the flag can still read false when this wakes.
+            draining: !matches!(live.phase(), crate::live::Phase::Running),
         };
         if gw.configure(cfg).await.is_err() {
             return;
