@@ -81,6 +81,8 @@ pub struct TurnTiming {
     pub reply_to_audio: Option<Duration>,
     /// What the assistant said first in this turn.
     pub response: String,
+    /// The caller interrupted a prompt to give this turn's input.
+    pub barge_in: bool,
 }
 
 /// What a call reports while it runs.
@@ -193,6 +195,7 @@ pub async fn run_call(
                             turn: conv.turns(),
                             input: input.text_value().to_owned(),
                             recognition: timing.recognition.take(),
+                            barge_in: input.flags.barge_in_occurred,
                             ..TurnTiming::default()
                         };
                         sent_at = Some(now);

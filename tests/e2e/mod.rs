@@ -118,3 +118,183 @@ pub fn settings(disconnect_on_transfer_failure: bool) -> IntegrationSettings {
         ..IntegrationSettings::default()
     }
 }
+
+/// Synthesizes `text` with espeak-ng and converts it with sox to 8 kHz mono; returns
+/// the path of a 16-bit WAV (`name.wav`) in `dir`.
+pub fn speech_wav(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
+    let raw = dir.join(format!("{name}.espeak.wav"));
+    let out = dir.join(format!("{name}.wav"));
+    let st = std::process::Command::new("espeak-ng")
+        .args(["-w", raw.to_str().expect("path"), text])
+        .status()
+        .expect("espeak-ng runs");
+    assert!(st.success(), "espeak-ng failed");
+    let st = std::process::Command::new("sox")
+        .arg(&raw)
+        .args(["-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer"])
+        .arg(&out)
+        .status()
+        .expect("sox runs");
+    assert!(st.success(), "sox failed");
+    out
+}
+
+/// Converts a WAV to raw 8 kHz µ-law bytes with sox.
+pub fn mulaw_of(wav: &std::path::Path) -> Vec<u8> {
+    let out = wav.with_extension("ul");
+    let st = std::process::Command::new("sox")
+        .arg(wav)
+        .args(["-r", "8000", "-c", "1", "-t", "ul"])
+        .arg(&out)
+        .status()
+        .expect("sox runs");
+    assert!(st.success(), "sox failed");
+    std::fs::read(&out).expect("µ-law file")
+}
+
+/// Writes a pcap (Ethernet/IPv4/UDP/RTP, PCMU, 20 ms packets) of `lead_silence_ms` of
+/// silence followed by `ulaw` and a 600 ms silent tail: what SIPp's `play_pcap_audio`
+/// replays with the capture's own pacing.
+pub fn write_rtp_pcap(path: &std::path::Path, ulaw: &[u8], lead_silence_ms: usize) {
+    let mut audio = vec![0xFFu8; lead_silence_ms * 8];
+    audio.extend_from_slice(ulaw);
+    audio.extend(std::iter::repeat_n(0xFFu8, 4800));
+    let mut f: Vec<u8> = Vec::new();
+    // Global header: magic, v2.4, tz 0, sigfigs 0, snaplen, LINKTYPE_ETHERNET.
+    for v in [0xa1b2_c3d4u32] {
+        f.extend_from_slice(&v.to_le_bytes());
+    }
+    f.extend_from_slice(&2u16.to_le_bytes());
+    f.extend_from_slice(&4u16.to_le_bytes());
+    f.extend_from_slice(&0i32.to_le_bytes());
+    f.extend_from_slice(&0u32.to_le_bytes());
+    f.extend_from_slice(&65535u32.to_le_bytes());
+    f.extend_from_slice(&1u32.to_le_bytes());
+    let ssrc: u32 = 0x5eed_1234;
+    for (i, chunk) in audio.chunks(160).enumerate() {
+        let mut payload = chunk.to_vec();
+        payload.resize(160, 0xFF);
+        let mut rtp = Vec::with_capacity(172);
+        rtp.push(0x80);
+        rtp.push(if i == 0 { 0x80 } else { 0x00 }); // marker on the first packet, PT 0
+        rtp.extend_from_slice(&(i as u16).to_be_bytes());
+        rtp.extend_from_slice(&((i as u32) * 160).to_be_bytes());
+        rtp.extend_from_slice(&ssrc.to_be_bytes());
+        rtp.extend_from_slice(&payload);
+        let udp_len = 8 + rtp.len();
+        let ip_len = 20 + udp_len;
+        let mut pkt = Vec::with_capacity(14 + ip_len);
+        pkt.extend_from_slice(&[0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0x08, 0x00]);
+        let mut ip = vec![
+            0x45,
+            0,
+            (ip_len >> 8) as u8,
+            ip_len as u8,
+            0,
+            0,
+            0x40,
+            0,
+            64,
+            17,
+            0,
+            0,
+            127,
+            0,
+            0,
+            1,
+            127,
+            0,
+            0,
+            1,
+        ];
+        let mut sum: u32 = ip
+            .chunks(2)
+            .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+            .sum();
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        let ck = !(sum as u16);
+        ip[10..12].copy_from_slice(&ck.to_be_bytes());
+        pkt.extend_from_slice(&ip);
+        pkt.extend_from_slice(&6000u16.to_be_bytes());
+        pkt.extend_from_slice(&6002u16.to_be_bytes());
+        pkt.extend_from_slice(&(udp_len as u16).to_be_bytes());
+        pkt.extend_from_slice(&0u16.to_be_bytes()); // no UDP checksum (IPv4)
+        pkt.extend_from_slice(&rtp);
+        let us = (i as u64) * 20_000;
+        f.extend_from_slice(&((us / 1_000_000) as u32).to_le_bytes());
+        f.extend_from_slice(&((us % 1_000_000) as u32).to_le_bytes());
+        f.extend_from_slice(&(pkt.len() as u32).to_le_bytes());
+        f.extend_from_slice(&(pkt.len() as u32).to_le_bytes());
+        f.extend_from_slice(&pkt);
+    }
+    std::fs::write(path, f).expect("pcap written");
+}
+
+/// A scratch directory for one test.
+pub fn scratch(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("voxgate-e2e-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("scratch dir");
+    d
+}
+
+/// What a SIPp run gave.
+pub struct SippRun {
+    pub success: bool,
+    pub output: String,
+}
+
+/// Runs SIPp (UDP) with the scenario `tests/e2e/<scenario>` against `target`, in `dir`
+/// (where `speech.pcap` lives), bounded by `limit`.
+pub async fn sipp(
+    dir: &std::path::Path,
+    scenario: &str,
+    target: std::net::SocketAddr,
+    extra: &[&str],
+    limit: Duration,
+) -> SippRun {
+    let scen = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/e2e")
+        .join(scenario);
+    let mut cmd = tokio::process::Command::new("sipp");
+    cmd.current_dir(dir)
+        .arg(target.to_string())
+        .args(["-sf", scen.to_str().expect("path"), "-s", NUMBER])
+        .args(["-i", "127.0.0.1", "-p", "0", "-mp", "0", "-t", "u1"])
+        .args([
+            "-nostdin",
+            "-timeout",
+            &format!("{}s", limit.as_secs().max(1)),
+            "-timeout_error",
+            "-recv_timeout",
+            "20000",
+            "-trace_err",
+        ])
+        .args(extra)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let child = cmd.spawn().expect("sipp is installed (Debian sip-tester)");
+    let out = tokio::time::timeout(limit + Duration::from_secs(10), child.wait_with_output()).await;
+    let (success, mut output) = match out {
+        Ok(Ok(o)) => (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        ),
+        Ok(Err(e)) => (false, e.to_string()),
+        Err(_) => (false, "sipp did not finish in time (killed)".to_owned()),
+    };
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.ends_with("_errors.log") {
+                let t = std::fs::read_to_string(e.path()).unwrap_or_default();
+                output.push_str(&format!("\n--- {n} ---\n{}", &t[..t.len().min(4000)]));
+            }
+        }
+    }
+    SippRun { success, output }
+}
