@@ -83,6 +83,21 @@ pub struct TurnTiming {
     pub response: String,
     /// The caller interrupted a prompt to give this turn's input.
     pub barge_in: bool,
+    /// Final transcript (or key) in → request handed to the assistant: the gateway's own
+    /// share before the assistant.
+    pub input_to_assistant: Option<Duration>,
+}
+
+impl TurnTiming {
+    /// The gateway's own share of the turn: everything but STT, assistant and TTS
+    /// compute (input → assistant request, plus first synthesized chunk → audio queued
+    /// to the media core). `None` until the answer's audio is queued.
+    pub fn gateway_share(&self) -> Option<Duration> {
+        let out = self
+            .reply_to_audio?
+            .checked_sub(self.synthesis.unwrap_or_default())?;
+        Some(out + self.input_to_assistant.unwrap_or_default())
+    }
 }
 
 /// What a call reports while it runs.
@@ -166,6 +181,7 @@ pub async fn run_call(
     let mut sent_at: Option<Instant> = None;
     let mut reply_at: Option<Instant> = None;
     let mut speech_end_at: Option<Instant> = None;
+    let mut input_at: Option<Instant> = None;
     let mut outcome = CallOutcome::Completed;
 
     match svc.assistant.open_session().await {
@@ -196,6 +212,9 @@ pub async fn run_call(
                             input: input.text_value().to_owned(),
                             recognition: timing.recognition.take(),
                             barge_in: input.flags.barge_in_occurred,
+                            input_to_assistant: input_at
+                                .take()
+                                .map(|t| now.saturating_duration_since(t)),
                             ..TurnTiming::default()
                         };
                         sent_at = Some(now);
@@ -380,7 +399,7 @@ pub async fn run_call(
                     }
                     Some(MediaEvent::SpeechStart { .. }) => conv.handle_event(now, CallEventIn::SpeechStarted),
                     Some(MediaEvent::SpeechEnd { .. }) => speech_end_at = Some(now),
-                    Some(MediaEvent::Dtmf { digit, .. }) => conv.handle_event(now, CallEventIn::Dtmf(digit)),
+                    Some(MediaEvent::Dtmf { digit, .. }) => { input_at = Some(now); conv.handle_event(now, CallEventIn::Dtmf(digit)) }
                     Some(MediaEvent::PlaybackIdle { .. }) => {
                         if playing && synth_done {
                             playing = false;
@@ -403,6 +422,7 @@ pub async fn run_call(
                         // End of caller speech (energy detector) → final transcript.
                         timing.recognition = speech_end_at.take().map(|a| now.saturating_duration_since(a));
                         tracing::info!(text = %t.text, confidence = ?t.confidence, "recognised");
+                        input_at = Some(now);
                         conv.handle_event(now, CallEventIn::Transcript {
                             text: t.text,
                             confidence: t.confidence.unwrap_or(0.0),
@@ -472,7 +492,7 @@ pub async fn run_call(
             ev = sip_events.recv() => {
                 let now = Instant::now();
                 match ev {
-                    Some(SipEvent::Dtmf { digit, .. }) => conv.handle_event(now, CallEventIn::Dtmf(digit)),
+                    Some(SipEvent::Dtmf { digit, .. }) => { input_at = Some(now); conv.handle_event(now, CallEventIn::Dtmf(digit)) }
                     Some(SipEvent::Ended { reason, .. }) => {
                         tracing::info!(?reason, "dialog ended");
                         if reason != EndReason::LocalBye {
@@ -513,6 +533,7 @@ fn log_turn(t: &TurnTiming) {
         assistant_ms = ?ms(t.assistant),
         synthesis_ms = ?ms(t.synthesis),
         reply_to_audio_ms = ?ms(t.reply_to_audio),
+        gateway_ms = ?ms(t.gateway_share()),
         "turn"
     );
 }
