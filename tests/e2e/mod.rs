@@ -298,3 +298,86 @@ pub async fn sipp(
     }
     SippRun { success, output }
 }
+
+/// A TCP relay in front of a service, so a test can take the service away mid-call:
+/// `stop()` closes the listener and every relayed connection at once (a keep-alive
+/// connection in a client's pool dies with it, as when the service goes down).
+pub struct Relay {
+    pub addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    /// Relays a fresh loopback port to `upstream`.
+    pub async fn start(upstream: std::net::SocketAddr) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let task = tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            for _ in 0..100_000 {
+                let Ok((mut down, _)) = listener.accept().await else {
+                    return;
+                };
+                let _ = down.set_nodelay(true);
+                conns.spawn(async move {
+                    let Ok(mut up) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let _ = up.set_nodelay(true);
+                    let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                });
+            }
+            // Dropping the JoinSet aborts every relayed connection.
+        });
+        Relay { addr, task }
+    }
+
+    /// Takes the service away: refuses new connections, resets the open ones.
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+/// Serves the Watson Assistant v2 API for `skill` on loopback; returns its address.
+pub async fn assistant_server(skill: DialogSkill) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = voxgate::assistant::AssistantServer::new(skill);
+    tokio::spawn(server.serve(listener));
+    addr
+}
+
+/// Serves the Watson STT/TTS APIs (embedded engines, recogniser on the skill's grammar).
+pub async fn speech_server(skill: &DialogSkill) -> std::net::SocketAddr {
+    use voxgate::speech::server::{serve, ServerConfig, ServerState};
+    let grammar = std::sync::Arc::new(
+        voxgate::speech::Grammar::from_phrases(&skill.vocabulary().phrases).expect("grammar"),
+    );
+    let state = ServerState::new(ServerConfig {
+        stt: voxgate::speech::PocketSphinxStt::new(grammar),
+        tts: voxgate::speech::EspeakTts::default(),
+        api_key: None,
+        token_ttl: Duration::from_secs(3600),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(serve(listener, state));
+    addr
+}
+
+/// Waits for the first turn notice (the welcome started playing).
+pub async fn first_turn(
+    rx: &mut mpsc::UnboundedReceiver<CallNotice>,
+    within: Duration,
+) -> Option<TurnTiming> {
+    match tokio::time::timeout(within, rx.recv()).await {
+        Ok(Some(CallNotice::Turn { timing, .. })) => Some(timing),
+        _ => None,
+    }
+}
