@@ -381,3 +381,56 @@ pub async fn first_turn(
         _ => None,
     }
 }
+
+/// The demo skill's prompts as a recogniser grammar (words outside the dictionary
+/// dropped, so a prompt with a brand name still matches by its other words).
+pub fn prompt_grammar() -> std::sync::Arc<voxgate::speech::Grammar> {
+    use voxgate::speech::Grammar;
+    let known = |w: &str| {
+        Grammar::from_phrases(&[w.to_owned()])
+            .map(|g| g.skipped().is_empty())
+            .unwrap_or(false)
+    };
+    let phrases: Vec<String> =
+        voxgate::demo::skill_prompts(voxgate::assistant::engine::DEMO_SKILL_JSON)
+            .iter()
+            .map(|p| {
+                voxgate::speech::normalize(p)
+                    .split(' ')
+                    .filter(|w| known(w))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .filter(|p| !p.is_empty())
+            .collect();
+    std::sync::Arc::new(Grammar::from_phrases(&phrases).expect("grammar"))
+}
+
+/// Recognises 8 kHz PCM against the prompts; returns every final transcript.
+pub async fn recognise_prompts(pcm: &[i16]) -> Vec<String> {
+    use voxgate::speech::{PocketSphinxStt, RecognitionEvent, RecognizeOptions, SpeechToText};
+    let grammar = prompt_grammar();
+    let stt = PocketSphinxStt::new(grammar.clone());
+    let opts = RecognizeOptions {
+        grammar: Some(grammar),
+        interim_results: false,
+        inactivity_timeout: None,
+        ..RecognizeOptions::default()
+    };
+    let mut rec = stt.recognize(opts).await.expect("recogniser");
+    let mut out = Vec::new();
+    for chunk in pcm.chunks(160) {
+        if rec.send(chunk.to_vec()).await.is_err() {
+            break;
+        }
+    }
+    let _ = rec.finish().await;
+    for _ in 0..10_000 {
+        match tokio::time::timeout(Duration::from_secs(20), rec.next_event()).await {
+            Ok(Some(Ok(RecognitionEvent::Final(t)))) if !t.text.is_empty() => out.push(t.text),
+            Ok(Some(Ok(_))) => {}
+            _ => break,
+        }
+    }
+    out
+}
