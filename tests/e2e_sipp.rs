@@ -35,6 +35,11 @@ async fn sipp_speaks_over_the_welcome_and_is_transferred() {
         agent.is_some_and(|t| t.barge_in),
         "the caller spoke over the welcome: the turn is flagged barge-in: {turns:?}"
     );
+    let stop = agent.and_then(|t| t.barge_in_stop);
+    assert!(
+        stop.is_some_and(|d| d < Duration::from_millis(20)),
+        "playback stopped within one packet time of the detection: {stop:?}"
+    );
     assert_eq!(outcome, Some(CallOutcome::Transferred));
     gw.app.shutdown().await;
 }
@@ -54,6 +59,10 @@ async fn sipp_presses_2_by_sip_info_and_is_transferred() {
     assert!(
         turns.iter().any(|t| t.input == "2"),
         "the INFO key reached the assistant: {turns:?}"
+    );
+    assert!(
+        turns.iter().any(|t| t.input == "2" && t.barge_in),
+        "the key over the welcome is a barge-in: {turns:?}"
     );
     assert_eq!(outcome, Some(CallOutcome::Transferred));
     gw.app.shutdown().await;

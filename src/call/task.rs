@@ -83,6 +83,9 @@ pub struct TurnTiming {
     pub response: String,
     /// The caller interrupted a prompt to give this turn's input.
     pub barge_in: bool,
+    /// Barge-in: the caller's speech or key detected → playback stopped on the media
+    /// core (the core stops sending at its next packet).
+    pub barge_in_stop: Option<Duration>,
     /// Final transcript (or key) in → request handed to the assistant: the gateway's own
     /// share before the assistant.
     pub input_to_assistant: Option<Duration>,
@@ -182,6 +185,9 @@ pub async fn run_call(
     let mut reply_at: Option<Instant> = None;
     let mut speech_end_at: Option<Instant> = None;
     let mut input_at: Option<Instant> = None;
+    // When caller speech or a key was last detected, and how long the barge-in took.
+    let mut heard_at: Option<Instant> = None;
+    let mut barge_in_stop: Option<Duration> = None;
     let mut outcome = CallOutcome::Completed;
 
     match svc.assistant.open_session().await {
@@ -212,6 +218,7 @@ pub async fn run_call(
                             input: input.text_value().to_owned(),
                             recognition: timing.recognition.take(),
                             barge_in: input.flags.barge_in_occurred,
+                            barge_in_stop: barge_in_stop.take(),
                             input_to_assistant: input_at
                                 .take()
                                 .map(|t| now.saturating_duration_since(t)),
@@ -265,12 +272,16 @@ pub async fn run_call(
                     }
                 },
                 CallCommand::StopPlayback => {
+                    let was_playing = playing;
                     if let Some(mut s) = synth.take() {
                         s.cancel();
                     }
                     synth_done = true;
                     playing = false;
                     let _ = media.stop_playback();
+                    if let (true, Some(t)) = (was_playing, heard_at.take()) {
+                        barge_in_stop = Some(Instant::now().saturating_duration_since(t));
+                    }
                 }
                 CallCommand::PauseRecognition(paused) => {
                     if paused {
@@ -373,6 +384,9 @@ pub async fn run_call(
                 CallCommand::Finished(o) => outcome = o,
             }
         }
+        // A barge-in stops playback in the commands that follow the detection at once;
+        // a detection that stopped nothing is forgotten.
+        heard_at = None;
         if conv.is_ended() {
             break;
         }
@@ -397,9 +411,9 @@ pub async fn run_call(
                             }
                         }
                     }
-                    Some(MediaEvent::SpeechStart { .. }) => conv.handle_event(now, CallEventIn::SpeechStarted),
+                    Some(MediaEvent::SpeechStart { .. }) => { heard_at = Some(now); conv.handle_event(now, CallEventIn::SpeechStarted) }
                     Some(MediaEvent::SpeechEnd { .. }) => speech_end_at = Some(now),
-                    Some(MediaEvent::Dtmf { digit, .. }) => { input_at = Some(now); conv.handle_event(now, CallEventIn::Dtmf(digit)) }
+                    Some(MediaEvent::Dtmf { digit, .. }) => { input_at = Some(now); heard_at = Some(now); conv.handle_event(now, CallEventIn::Dtmf(digit)) }
                     Some(MediaEvent::PlaybackIdle { .. }) => {
                         if playing && synth_done {
                             playing = false;
@@ -430,6 +444,7 @@ pub async fn run_call(
                         });
                     }
                     Some(Ok(RecognitionEvent::Interim(t))) if !t.text.is_empty() => {
+                        heard_at.get_or_insert(now);
                         conv.handle_event(now, CallEventIn::SpeechStarted);
                     }
                     Some(Ok(_)) => {}
@@ -492,7 +507,7 @@ pub async fn run_call(
             ev = sip_events.recv() => {
                 let now = Instant::now();
                 match ev {
-                    Some(SipEvent::Dtmf { digit, .. }) => { input_at = Some(now); conv.handle_event(now, CallEventIn::Dtmf(digit)) }
+                    Some(SipEvent::Dtmf { digit, .. }) => { input_at = Some(now); heard_at = Some(now); conv.handle_event(now, CallEventIn::Dtmf(digit)) }
                     Some(SipEvent::Ended { reason, .. }) => {
                         tracing::info!(?reason, "dialog ended");
                         if reason != EndReason::LocalBye {
