@@ -510,9 +510,8 @@ pub async fn run_call(
                     Some(SipEvent::Dtmf { digit, .. }) => { input_at = Some(now); heard_at = Some(now); conv.handle_event(now, CallEventIn::Dtmf(digit)) }
                     Some(SipEvent::Ended { reason, .. }) => {
                         tracing::info!(?reason, "dialog ended");
-                        if reason != EndReason::LocalBye {
-                            conv.handle_event(now, CallEventIn::CallerHungUp);
-                        } else if !conv.is_ended() {
+                        // Our own BYE after the conversation ended needs nothing more.
+                        if reason != EndReason::LocalBye || !conv.is_ended() {
                             conv.handle_event(now, CallEventIn::CallerHungUp);
                         }
                     }

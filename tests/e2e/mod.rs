@@ -161,9 +161,7 @@ pub fn write_rtp_pcap(path: &std::path::Path, ulaw: &[u8], lead_silence_ms: usiz
     audio.extend(std::iter::repeat_n(0xFFu8, 4800));
     let mut f: Vec<u8> = Vec::new();
     // Global header: magic, v2.4, tz 0, sigfigs 0, snaplen, LINKTYPE_ETHERNET.
-    for v in [0xa1b2_c3d4u32] {
-        f.extend_from_slice(&v.to_le_bytes());
-    }
+    f.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
     f.extend_from_slice(&2u16.to_le_bytes());
     f.extend_from_slice(&4u16.to_le_bytes());
     f.extend_from_slice(&0i32.to_le_bytes());
