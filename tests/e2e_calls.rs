@@ -15,16 +15,21 @@ const NOTICE_WAIT: Duration = Duration::from_secs(15);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transfer_success_puts_caller_on_hold_then_refers_and_ends_transferred() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let mut gw = start(skill(|s| s), settings(true)).await;
     let report = call(
         caller(&gw.app, TransferBehaviour::Accept, false),
-        vec![Step::Say("billing".into()), Step::Press("2".into())],
+        vec![Step::Press("1".into()), Step::Say("agent".into())],
     )
     .await;
     let (turns, outcome) = notices_until_end(&mut gw.notices, NOTICE_WAIT).await;
     let inputs: Vec<&str> = turns.iter().map(|t| t.input.as_str()).collect();
-    assert!(inputs.contains(&"billing"), "speech recognised: {inputs:?}");
-    assert!(inputs.contains(&"2"), "RFC 4733 key received: {inputs:?}");
+    assert!(
+        inputs.contains(&"agent"),
+        "speech recognised: {inputs:?}\n{:?}",
+        report.lines
+    );
+    assert!(inputs.contains(&"1"), "RFC 4733 key received: {inputs:?}");
     let hold = report
         .lines
         .iter()
@@ -56,6 +61,7 @@ fn without_skill_override(s: String) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transfer_failure_with_disconnect_says_message_and_hangs_up() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let sk = skill(without_skill_override);
     let mut gw = start(sk, settings(true)).await;
     let report = call(
@@ -87,6 +93,7 @@ async fn transfer_failure_with_disconnect_says_message_and_hangs_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transfer_failure_without_disconnect_tells_the_assistant_and_goes_on() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let sk = skill(without_skill_override);
     let mut gw = start(sk, settings(false)).await;
     let _report = call(
@@ -116,6 +123,7 @@ async fn transfer_failure_without_disconnect_tells_the_assistant_and_goes_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn srtp_call_transfers_like_plain() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let mut gw = start(skill(|s| s), settings(true)).await;
     let report = call(
         caller(&gw.app, TransferBehaviour::Accept, true),
