@@ -88,6 +88,26 @@ pub struct TurnTiming {
     pub reply_to_audio: Option<Duration>,
     /// What the assistant said first in this turn.
     pub response: String,
+    /// The caller interrupted a prompt to give this turn's input.
+    pub barge_in: bool,
+    /// Barge-in: the caller's speech or key detected → playback stopped on the media
+    /// core (the core stops sending at its next packet).
+    pub barge_in_stop: Option<Duration>,
+    /// Final transcript (or key) in → request handed to the assistant: the gateway's own
+    /// share before the assistant.
+    pub input_to_assistant: Option<Duration>,
+}
+
+impl TurnTiming {
+    /// The gateway's own share of the turn: everything but STT, assistant and TTS
+    /// compute (input → assistant request, plus first synthesized chunk → audio queued
+    /// to the media core). `None` until the answer's audio is queued.
+    pub fn gateway_share(&self) -> Option<Duration> {
+        let out = self
+            .reply_to_audio?
+            .checked_sub(self.synthesis.unwrap_or_default())?;
+        Some(out + self.input_to_assistant.unwrap_or_default())
+    }
 }
 
 /// What a call reports while it runs.
@@ -211,6 +231,10 @@ pub async fn run_call(
     let mut sent_at: Option<Instant> = None;
     let mut reply_at: Option<Instant> = None;
     let mut speech_end_at: Option<Instant> = None;
+    let mut input_at: Option<Instant> = None;
+    // When caller speech or a key was last detected, and how long the barge-in took.
+    let mut heard_at: Option<Instant> = None;
+    let mut barge_in_stop: Option<Duration> = None;
     let mut outcome = CallOutcome::Completed;
 
     match svc.assistant.open_session().await {
@@ -240,6 +264,11 @@ pub async fn run_call(
                             turn: conv.turns(),
                             input: input.text_value().to_owned(),
                             recognition: timing.recognition.take(),
+                            barge_in: input.flags.barge_in_occurred,
+                            barge_in_stop: barge_in_stop.take(),
+                            input_to_assistant: input_at
+                                .take()
+                                .map(|t| now.saturating_duration_since(t)),
                             ..TurnTiming::default()
                         };
                         sent_at = Some(now);
@@ -290,12 +319,16 @@ pub async fn run_call(
                     }
                 },
                 CallCommand::StopPlayback => {
+                    let was_playing = playing;
                     if let Some(mut s) = synth.take() {
                         s.cancel();
                     }
                     synth_done = true;
                     playing = false;
                     let _ = media.stop_playback();
+                    if let (true, Some(t)) = (was_playing, heard_at.take()) {
+                        barge_in_stop = Some(Instant::now().saturating_duration_since(t));
+                    }
                 }
                 CallCommand::PauseRecognition(paused) => {
                     if paused {
@@ -401,6 +434,9 @@ pub async fn run_call(
                 CallCommand::Finished(o) => outcome = o,
             }
         }
+        // A barge-in stops playback in the commands that follow the detection at once;
+        // a detection that stopped nothing is forgotten.
+        heard_at = None;
         if conv.is_ended() {
             break;
         }
@@ -425,9 +461,9 @@ pub async fn run_call(
                             }
                         }
                     }
-                    Some(MediaEvent::SpeechStart { .. }) => conv.handle_event(now, CallEventIn::SpeechStarted),
+                    Some(MediaEvent::SpeechStart { .. }) => { heard_at = Some(now); conv.handle_event(now, CallEventIn::SpeechStarted) }
                     Some(MediaEvent::SpeechEnd { .. }) => speech_end_at = Some(now),
-                    Some(MediaEvent::Dtmf { digit, .. }) => conv.handle_event(now, CallEventIn::Dtmf(digit)),
+                    Some(MediaEvent::Dtmf { digit, .. }) => { input_at = Some(now); heard_at = Some(now); conv.handle_event(now, CallEventIn::Dtmf(digit)) }
                     Some(MediaEvent::PlaybackIdle { .. }) => {
                         if playing && synth_done {
                             playing = false;
@@ -451,6 +487,7 @@ pub async fn run_call(
                         // End of caller speech (energy detector) → final transcript.
                         timing.recognition = speech_end_at.take().map(|a| now.saturating_duration_since(a));
                         tracing::info!(text = %t.text, confidence = ?t.confidence, "recognised");
+                        input_at = Some(now);
                         conv.handle_event(now, CallEventIn::Transcript {
                             text: t.text,
                             confidence: t.confidence.unwrap_or(0.0),
@@ -458,6 +495,7 @@ pub async fn run_call(
                         });
                     }
                     Some(Ok(RecognitionEvent::Interim(t))) if !t.text.is_empty() => {
+                        heard_at.get_or_insert(now);
                         conv.handle_event(now, CallEventIn::SpeechStarted);
                     }
                     Some(Ok(_)) => {}
@@ -529,7 +567,11 @@ pub async fn run_call(
             ev = sip_events.recv() => {
                 let now = Instant::now();
                 match ev {
-                    Some(SipEvent::Dtmf { digit, .. }) => conv.handle_event(now, CallEventIn::Dtmf(digit)),
+                    Some(SipEvent::Dtmf { digit, .. }) => {
+                        input_at = Some(now);
+                        heard_at = Some(now);
+                        conv.handle_event(now, CallEventIn::Dtmf(digit))
+                    }
                     Some(SipEvent::Ended { reason, .. }) => {
                         tracing::info!(?reason, "dialog ended");
                         // Whoever ended the dialog, the conversation is over (a no-op once
@@ -675,6 +717,7 @@ fn log_turn(t: &TurnTiming) {
         assistant_ms = ?ms(t.assistant),
         synthesis_ms = ?ms(t.synthesis),
         reply_to_audio_ms = ?ms(t.reply_to_audio),
+        gateway_ms = ?ms(t.gateway_share()),
         "turn"
     );
 }

@@ -268,7 +268,18 @@ pub async fn run_call(
                 None => ended = true,
             },
             ev = leg_rx.recv() => match ev {
-                Some(LegEvent::Bye) | None => { emit(&mut report, CallerLine::GatewayHungUp); ended = true; }
+                Some(LegEvent::Bye) | None => {
+                    // A prompt that ran up to the BYE (a goodbye or a failure message)
+                    // is still reported.
+                    if !capture.is_empty() {
+                        let audio = std::mem::take(&mut capture);
+                        let duration = Duration::from_millis(audio.len() as u64 / 8);
+                        let text = recognise(&ear, grammar.clone(), audio).await?;
+                        emit(&mut report, CallerLine::Heard { text, duration, response_delay: None });
+                    }
+                    emit(&mut report, CallerLine::GatewayHungUp);
+                    ended = true;
+                }
                 Some(LegEvent::Direction(d)) => emit(&mut report, CallerLine::Direction(d)),
                 Some(LegEvent::Refer { target, headers }) => emit(&mut report, CallerLine::Refer { target, headers }),
                 Some(LegEvent::Info(body)) => emit(&mut report, CallerLine::Info(body)),
