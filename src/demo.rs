@@ -2,7 +2,7 @@
 //!
 //! The demo starts the gateway in-process on the embedded defaults (falling back to
 //! ephemeral loopback ports when 5060 is taken), calls the demo number over loopback
-//! SIP with RTP (SRTP with `--srtp`), says "billing", presses 2 for an agent, follows
+//! SIP with RTP (SRTP with `--srtp`), presses 1 for billing, says "agent", follows
 //! the hold and the REFER as a trunk would, and prints the conversation from both ends
 //! with per-turn timings. It succeeds when the call went as the demo skill scripts it.
 
@@ -187,7 +187,10 @@ pub async fn run_demo(srtp: bool) -> Result<bool, AppError> {
         prompt_gap: Duration::from_millis(1200),
         call_timeout: Duration::from_secs(60),
     };
-    let script = vec![Step::Say("billing".into()), Step::Press("2".into())];
+    // Key 1 (RFC 4733) for billing, then speech for the agent. Saying "billing" right
+    // after the welcome is recognised or not depending on the caller's random SSRC (an
+    // open engine bug, see the call issue's note); "agent" is recognised either way.
+    let script = vec![Step::Press("1".into()), Step::Say("agent".into())];
     let printer = tokio::spawn(async move {
         let mut seen = Vec::new();
         while let Some(n) = notices.recv().await {
@@ -250,12 +253,12 @@ pub fn judge(report: &CallReport, notices: &[CallNotice]) -> Vec<(bool, String)>
             "the call was answered (200 OK)".into(),
         ),
         (
-            turns.contains(&"billing"),
-            "the gateway recognised \"billing\" and asked the assistant".into(),
+            turns.contains(&"agent"),
+            "the gateway recognised \"agent\" and asked the assistant".into(),
         ),
         (
-            turns.contains(&"2"),
-            "the gateway received the key 2 (RFC 4733) as a DTMF turn".into(),
+            turns.contains(&"1"),
+            "the gateway received the key 1 (RFC 4733) as a DTMF turn".into(),
         ),
         (
             report.lines.iter().any(|l| {
