@@ -22,29 +22,12 @@ const RTP_HEADER: usize = 12;
 const RING: usize = 256;
 const BATCH: usize = 64;
 
-/// G.711 µ-law encoding of one linear sample (ITU-T G.711, bias 0x84, clip 32635).
-pub fn ulaw_encode(sample: i16) -> u8 {
-    const BIAS: i32 = 0x84;
-    const CLIP: i32 = 32635;
-    let mut s = i32::from(sample);
-    let sign = if s < 0 {
-        s = -s;
-        0x80
-    } else {
-        0
-    };
-    s = s.min(CLIP) + BIAS;
-    let exponent = (7 - (s.leading_zeros() as i32 - 17)).clamp(0, 7);
-    let mantissa = (s >> (exponent + 3)) & 0x0f;
-    !((sign | (exponent << 4) | mantissa) as u8)
-}
-
 /// 20 ms of a 440 Hz tone at -12 dBFS, µ-law encoded, phase continuing with `frame`.
 fn tone_frame(frame: u64, out: &mut [u8]) {
     for (n, b) in out.iter_mut().enumerate() {
         let t = (frame as f64 * SAMPLES as f64 + n as f64) / 8000.0;
         let v = (std::f64::consts::TAU * 440.0 * t).sin() * 8000.0;
-        *b = ulaw_encode(v as i16);
+        *b = voxgate_engine::codec::g711::ulaw_encode(v as i16);
     }
 }
 
@@ -617,15 +600,6 @@ mod tests {
         assert_eq!(get_counter(&[0x7f, 0x80, 0x80]), None);
         assert_eq!(get_counter(&[0xff, 0x80, 0x80]), None);
         assert_eq!(get_counter(&[0x80]), None);
-    }
-
-    #[test]
-    fn ulaw_matches_g711_code_words() {
-        assert_eq!(ulaw_encode(0), 0xff);
-        assert_eq!(ulaw_encode(-1), 0x7f);
-        assert_eq!(ulaw_encode(32767), 0x80);
-        assert_eq!(ulaw_encode(-32768), 0x00);
-        assert_eq!(ulaw_encode(1000), 0xce);
     }
 }
 

@@ -759,6 +759,21 @@ impl MediaSession {
         dur
     }
 
+    /// The SRTP drop counters alone (cheap: no jitter-buffer figures), for per-core
+    /// totals: `(auth_failed, replayed, protect_failed)`, as in [`SessionStats`].
+    pub fn srtp_drops(&self) -> (u64, u64, u64) {
+        (
+            self.stats.srtp_auth_failed,
+            self.stats.srtp_replayed,
+            self.stats.srtp_protect_failed,
+        )
+    }
+
+    /// Whether the session protects and unprotects (SRTP keys were given).
+    pub fn is_srtp(&self) -> bool {
+        self.srtp.is_some()
+    }
+
     /// Counters and current figures.
     pub fn stats(&self) -> SessionStats {
         let mut s = self.stats;
