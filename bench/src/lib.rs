@@ -12,7 +12,10 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use voxgate_engine::srtp::SrtpContext;
 
 /// One packet time.
 pub const PTIME: Duration = Duration::from_millis(20);
@@ -21,6 +24,8 @@ const RTP_HEADER: usize = 12;
 /// Send times kept per session (5.12 s at 50 packets/s).
 const RING: usize = 256;
 const BATCH: usize = 64;
+/// Send buffer: RTP header + 160 bytes + room for an SRTP tag (and MKI).
+const SEND_BUF: usize = 256;
 
 /// 20 ms of a 440 Hz tone at -12 dBFS, µ-law encoded, phase continuing with `frame`.
 fn tone_frame(frame: u64, out: &mut [u8]) {
@@ -122,6 +127,8 @@ pub struct LoadOutcome {
     pub seconds: f64,
     /// How late the generator itself sent packets (µs after their due time), sampled.
     pub send_lateness_us: Vec<u32>,
+    /// SRTP packets received that did not unprotect (dropped).
+    pub srtp_failed: u64,
 }
 
 impl LoadOutcome {
@@ -250,6 +257,8 @@ pub struct LoadGenerator {
     socket: UdpSocket,
     targets: Vec<SocketAddr>,
     by_port: HashMap<u16, usize>,
+    /// Per target with SRTP: (protect what we send, unprotect what comes back).
+    srtp: Mutex<Vec<Option<(SrtpContext, SrtpContext)>>>,
 }
 
 impl LoadGenerator {
@@ -262,6 +271,7 @@ impl LoadGenerator {
             socket,
             targets: Vec::new(),
             by_port: HashMap::new(),
+            srtp: Mutex::new(Vec::new()),
         })
     }
 
@@ -274,6 +284,29 @@ impl LoadGenerator {
     pub fn add_target(&mut self, addr: SocketAddr) {
         self.by_port.insert(addr.port(), self.targets.len());
         self.targets.push(addr);
+        self.srtp
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(None);
+    }
+
+    /// Adds a session spoken to in SRTP: `protect` keyed with the key the session
+    /// receives with, `unprotect` with the key it sends with.
+    pub fn add_srtp_target(
+        &mut self,
+        addr: SocketAddr,
+        protect: SrtpContext,
+        unprotect: SrtpContext,
+    ) {
+        self.add_target(addr);
+        if let Some(last) = self
+            .srtp
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .last_mut()
+        {
+            *last = Some((protect, unprotect));
+        }
     }
 
     /// Sends for `seconds`, then keeps receiving for `drain` more; calls `idle` between
@@ -290,6 +323,10 @@ impl LoadGenerator {
             return Ok(out);
         }
         let fd = self.socket.as_raw_fd();
+        let mut srtp = self
+            .srtp
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let step = PTIME.as_nanos() as f64 / n as f64;
         let mut sent_at: Vec<[u64; RING]> = vec![[0u64; RING]; n];
         let mut tone = vec![[0u8; SAMPLES]; 50];
@@ -299,7 +336,8 @@ impl LoadGenerator {
         let start = Instant::now();
         let send_for = Duration::from_secs_f64(seconds);
         let mut g: u64 = 0;
-        let mut sbufs = vec![[0u8; RTP_HEADER + SAMPLES]; BATCH];
+        let mut sbufs = vec![[0u8; SEND_BUF]; BATCH];
+        let mut slens = [0usize; BATCH];
         let mut saddrs: Vec<libc::sockaddr_in> = (0..BATCH).map(|_| zero_sockaddr_in()).collect();
         let mut siov: Vec<libc::iovec> = (0..BATCH)
             .map(|_| libc::iovec {
@@ -338,8 +376,16 @@ impl LoadGenerator {
                 pkt[2..4].copy_from_slice(&(k as u16).to_be_bytes());
                 pkt[4..8].copy_from_slice(&(k.wrapping_mul(SAMPLES as u32)).to_be_bytes());
                 pkt[8..12].copy_from_slice(&(0x1000_0000u32 + i as u32).to_be_bytes());
-                pkt[RTP_HEADER..].copy_from_slice(&tone[(k % 50) as usize]);
+                pkt[RTP_HEADER..RTP_HEADER + SAMPLES].copy_from_slice(&tone[(k % 50) as usize]);
                 put_counter(k, &mut pkt[RTP_HEADER..RTP_HEADER + 3]);
+                slens[b] = RTP_HEADER + SAMPLES;
+                if let Some(Some((tx, _))) = srtp.get_mut(i) {
+                    match tx.protect_rtp(pkt, RTP_HEADER + SAMPLES) {
+                        Ok(len) => slens[b] = len,
+                        // Unreachable within a key's lifetime; sent as is, the engine counts it.
+                        Err(_) => out.srtp_failed += 1,
+                    }
+                }
                 saddrs[b] = to_sockaddr_in(self.targets[i]);
                 let slot = &mut sent_at[i][k as usize % RING];
                 let t_send = start.elapsed().as_nanos() as u64;
@@ -353,12 +399,12 @@ impl LoadGenerator {
                 out.sent += 1;
                 b += 1;
                 if b == BATCH {
-                    send_batch(fd, &mut sbufs, &mut saddrs, &mut siov, &mut shdr, b);
+                    send_batch(fd, &mut sbufs, &slens, &mut saddrs, &mut siov, &mut shdr, b);
                     b = 0;
                 }
             }
             if b > 0 {
-                send_batch(fd, &mut sbufs, &mut saddrs, &mut siov, &mut shdr, b);
+                send_batch(fd, &mut sbufs, &slens, &mut saddrs, &mut siov, &mut shdr, b);
             }
             // Receive everything ready.
             loop {
@@ -371,11 +417,28 @@ impl LoadGenerator {
                 for j in 0..got {
                     out.received += 1;
                     out.received_in_window += u64::from(in_window);
-                    let len = rhdr[j].msg_len as usize;
+                    let mut len = rhdr[j].msg_len as usize;
                     let port = u16::from_be(raddrs[j].sin_port);
                     let Some(&i) = self.by_port.get(&port) else {
                         continue;
                     };
+                    if let Some(Some((_, rx))) = srtp.get_mut(i) {
+                        let pkt = &mut rbufs[j][..len.min(2048)];
+                        // rtcp-mux (RFC 5761): RTCP packet types 192..=223 are SRTCP.
+                        if matches!(pkt.get(1), Some(192..=223)) {
+                            if rx.unprotect_rtcp(pkt).is_err() {
+                                out.srtp_failed += 1;
+                            }
+                            continue;
+                        }
+                        match rx.unprotect_rtp(pkt) {
+                            Ok(n) => len = n,
+                            Err(_) => {
+                                out.srtp_failed += 1;
+                                continue;
+                            }
+                        }
+                    }
                     let Some(k) = rbufs[j]
                         .get(..len)
                         .and_then(rtp_payload)
@@ -438,9 +501,11 @@ fn to_sockaddr_in(addr: SocketAddr) -> libc::sockaddr_in {
     sin
 }
 
+#[allow(clippy::too_many_arguments)]
 fn send_batch(
     fd: i32,
-    bufs: &mut [[u8; RTP_HEADER + SAMPLES]],
+    bufs: &mut [[u8; SEND_BUF]],
+    lens: &[usize],
     addrs: &mut [libc::sockaddr_in],
     iov: &mut [libc::iovec],
     hdr: &mut [libc::mmsghdr],
@@ -448,7 +513,7 @@ fn send_batch(
 ) {
     for j in 0..n {
         iov[j].iov_base = bufs[j].as_mut_ptr().cast();
-        iov[j].iov_len = bufs[j].len();
+        iov[j].iov_len = lens[j].min(SEND_BUF);
         hdr[j].msg_hdr.msg_name = (&mut addrs[j] as *mut libc::sockaddr_in).cast();
         hdr[j].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
         hdr[j].msg_hdr.msg_iov = &mut iov[j];
@@ -530,6 +595,8 @@ pub struct LoadReport {
     pub p99_excess_us: u32,
     /// 1-minute load average when the run started (the machine is shared).
     pub loadavg: f64,
+    /// SRTP (AES_CM_128_HMAC_SHA1_80) in both directions.
+    pub srtp: bool,
 }
 
 impl LoadReport {
@@ -569,6 +636,7 @@ impl LoadReport {
             engine_thread_cpu_pct: round3(thread_cpu_pct),
             p99_excess_us,
             loadavg,
+            srtp: false,
         }
     }
 }

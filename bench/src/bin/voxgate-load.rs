@@ -11,6 +11,9 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Parser;
 use voxgate_bench::{CpuSample, LoadGenerator, LoadReport};
+use voxgate_engine::session::SrtpKeys;
+use voxgate_engine::srtp::sdes::CryptoAttribute;
+use voxgate_engine::srtp::SrtpSuite;
 use voxgate_engine::worker::media::{CodecKind, SessionConfig};
 use voxgate_engine::worker::{Backend, Command, Engine, EngineConfig, EngineError, Event};
 
@@ -32,7 +35,8 @@ struct Args {
     /// Codec (pcmu only until more codecs land).
     #[arg(long, default_value = "pcmu")]
     codec: String,
-    /// SRTP on the sessions (not available yet).
+    /// SRTP (AES_CM_128_HMAC_SHA1_80, SDES keys fresh per session) in both directions:
+    /// the generator protects what it sends and unprotects the echoes.
     #[arg(long)]
     srtp: bool,
     /// CPU of the media core.
@@ -62,9 +66,6 @@ fn main() -> anyhow::Result<()> {
         "auto" => Backend::Auto,
         other => bail!("--backend must be uring, mmsg or auto, not {other}"),
     };
-    if args.srtp {
-        bail!("--srtp: SRTP is not in the engine yet");
-    }
     let (codec, payload_type) = match args.codec.as_str() {
         "pcmu" => (CodecKind::Pcmu, 0u8),
         "pcma" => (CodecKind::Pcma, 8u8),
@@ -84,6 +85,14 @@ fn main() -> anyhow::Result<()> {
     let remote = generator.local_addr()?;
     let mut ids = Vec::with_capacity(args.calls);
     for i in 0..args.calls {
+        // SDES keys as a call would have them: the engine's (local) and the peer's.
+        let keys = if args.srtp {
+            let ours = CryptoAttribute::generate(1, SrtpSuite::AesCm128HmacSha1_80)?;
+            let peers = CryptoAttribute::generate(1, SrtpSuite::AesCm128HmacSha1_80)?;
+            Some((ours, peers))
+        } else {
+            None
+        };
         let handle = engine
             .open_session(SessionConfig {
                 local_ssrc: 0x5000_0000 + i as u32,
@@ -97,10 +106,18 @@ fn main() -> anyhow::Result<()> {
                 pcm_rate: 8000,
                 echo: true,
                 no_rtp_timeout: Duration::from_secs(30),
-                srtp: None,
+                srtp: keys.as_ref().map(|(ours, peers)| SrtpKeys {
+                    local: ours.to_sdp_value(),
+                    remote: peers.to_sdp_value(),
+                }),
             })
             .with_context(|| format!("opening session {i}"))?;
-        generator.add_target(handle.local_rtp);
+        match &keys {
+            Some((ours, peers)) => {
+                generator.add_srtp_target(handle.local_rtp, peers.context()?, ours.context()?)
+            }
+            None => generator.add_target(handle.local_rtp),
+        }
         ids.push(handle.id);
     }
     eprintln!(
@@ -218,7 +235,15 @@ fn main() -> anyhow::Result<()> {
         "voxgate-load: sent {} received {} matched {} events {} queue: commands_rejected {} events_dropped {}",
         outcome.sent, outcome.received, outcome.matched, events, q.commands_rejected, q.events_dropped
     );
-    let report = LoadReport::new(backend_name, args.calls, outcome, cpu_pct, thread_pct, load);
+    let srtp_failed = outcome.srtp_failed;
+    for c in engine.core_stats() {
+        eprintln!(
+            "voxgate-load: core {} SRTP: auth_failed {} replayed {} protect_failed {}; generator: unprotect failed {srtp_failed}",
+            c.core, c.srtp_auth_failed, c.srtp_replayed, c.srtp_protect_failed
+        );
+    }
+    let mut report = LoadReport::new(backend_name, args.calls, outcome, cpu_pct, thread_pct, load);
+    report.srtp = args.srtp;
     engine.shutdown();
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
