@@ -327,6 +327,24 @@ impl MediaSession {
         }
         if self.next_playout.is_none() {
             self.next_playout = Some(now);
+            self.lock_echo_send(now);
+        }
+    }
+
+    /// Echo mode: puts the send clock half a packet time after the playout clock
+    /// (playout at `playout_at`). With independent phases, a session whose send tick
+    /// falls just before its playout tick has its send served sometimes before the
+    /// playout (alone, on time) and sometimes with it (timers coalesced in one wake-up).
+    /// A send served first finds the play queue empty and sends silence; the frame then
+    /// waits a whole packet time, and as the FIFO never drains below its depth, the echo
+    /// delay stays one packet time longer for the rest of the call. Half a period apart,
+    /// the playout is always served first (a late worker serves both in one turn, in
+    /// deadline order, and catches up on sends); the mean delay is unchanged (a random
+    /// phase costs ptime/2 on average). RTP timestamps keep their one-packet steps: the
+    /// first interval after the lock is shorter or longer, once.
+    fn lock_echo_send(&mut self, playout_at: Instant) {
+        if self.cfg.echo {
+            self.next_send = playout_at + self.ptime() / 2;
         }
     }
 
@@ -659,6 +677,7 @@ impl MediaSession {
             steps += 1;
             if steps > MAX_CATCH_UP_PACKETS {
                 self.next_playout = Some(now + self.ptime());
+                self.lock_echo_send(now + self.ptime());
                 break;
             }
             let dur = self.playout_step(now);
