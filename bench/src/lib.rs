@@ -121,6 +121,9 @@ pub struct LoadOutcome {
     pub matched: u64,
     /// Send → echo-receive latency of every matched echo, in µs.
     pub latencies_us: Vec<u32>,
+    /// Due-send-time → echo-receive latency of the same echoes, in µs (the generator's
+    /// own send lateness left out).
+    pub due_latencies_us: Vec<u32>,
     /// The session (target index) of each latency sample.
     pub latency_sessions: Vec<u32>,
     /// Seconds packets were sent for.
@@ -132,20 +135,35 @@ pub struct LoadOutcome {
 }
 
 impl LoadOutcome {
-    /// Each latency minus its session's smallest: the delay the media path added beyond
-    /// the session's fixed playout delay (jitter buffer + pacing phase), in µs.
+    /// Each latency, measured from the packet's *due* send time, minus its session's
+    /// smallest: the delay the media path added beyond the session's fixed playout delay
+    /// (jitter buffer + pacing phase), in µs. The echo leaves on the session's playout
+    /// schedule, which does not move when the generator sends a packet late, so the
+    /// reference is the schedule: measured from the actual send time
+    /// ([`LoadOutcome::excess_from_sent_us`]), one packet the generator sent X ms late
+    /// lowers its session's minimum by X and every other packet of that session then
+    /// shows X of "excess".
     pub fn excess_us(&self) -> Vec<u32> {
-        let mut min: HashMap<u32, u32> = HashMap::new();
-        for (&l, &s) in self.latencies_us.iter().zip(&self.latency_sessions) {
-            let m = min.entry(s).or_insert(u32::MAX);
-            *m = (*m).min(l);
-        }
-        self.latencies_us
-            .iter()
-            .zip(&self.latency_sessions)
-            .map(|(&l, s)| l - min.get(s).copied().unwrap_or(0))
-            .collect()
+        excess(&self.due_latencies_us, &self.latency_sessions)
     }
+
+    /// As [`LoadOutcome::excess_us`], from the actual send times (the first definition).
+    pub fn excess_from_sent_us(&self) -> Vec<u32> {
+        excess(&self.latencies_us, &self.latency_sessions)
+    }
+}
+
+fn excess(latencies: &[u32], sessions: &[u32]) -> Vec<u32> {
+    let mut min: HashMap<u32, u32> = HashMap::new();
+    for (&l, &s) in latencies.iter().zip(sessions) {
+        let m = min.entry(s).or_insert(u32::MAX);
+        *m = (*m).min(l);
+    }
+    latencies
+        .iter()
+        .zip(sessions)
+        .map(|(&l, s)| l - min.get(s).copied().unwrap_or(0))
+        .collect()
 }
 
 /// The percentile `p` (0..=100) of `v` (sorted in place), 0 if empty.
@@ -450,6 +468,10 @@ impl LoadGenerator {
                     if *slot != 0 && u64::from(k) * n as u64 + i as u64 <= g {
                         let lat = t.saturating_sub(*slot - 1) / 1000;
                         out.latencies_us.push(lat.min(u64::from(u32::MAX)) as u32);
+                        let due = ((u64::from(k) * n as u64 + i as u64) as f64 * step) as u64;
+                        let from_due = t.saturating_sub(due) / 1000;
+                        out.due_latencies_us
+                            .push(from_due.min(u64::from(u32::MAX)) as u32);
                         out.latency_sessions.push(i as u32);
                         out.matched += 1;
                         *slot = 0;
@@ -593,6 +615,9 @@ pub struct LoadReport {
     /// p99 of latency minus the session's own minimum latency: what the media path
     /// added beyond the fixed jitter-buffer/pacing delay, µs.
     pub p99_excess_us: u32,
+    /// The same from the actual send times (the first definition; inflated by the
+    /// generator's late sends, see `LoadOutcome::excess_us`), µs.
+    pub p99_excess_sent_us: u32,
     /// 1-minute load average when the run started (the machine is shared).
     pub loadavg: f64,
     /// SRTP (AES_CM_128_HMAC_SHA1_80) in both directions.
@@ -611,6 +636,7 @@ impl LoadReport {
     ) -> LoadReport {
         let mut excess = out.excess_us();
         let p99_excess_us = percentile(&mut excess, 99.0);
+        let p99_excess_sent_us = percentile(&mut out.excess_from_sent_us(), 99.0);
         let p50 = out.percentile_us(50.0);
         let p99 = out.percentile_us(99.0);
         let late_limit = u64::from(p50) + PTIME.as_micros() as u64;
@@ -635,6 +661,7 @@ impl LoadReport {
             engine_cpu_pct: round3(cpu_pct),
             engine_thread_cpu_pct: round3(thread_cpu_pct),
             p99_excess_us,
+            p99_excess_sent_us,
             loadavg,
             srtp: false,
         }

@@ -188,6 +188,15 @@ fn main() -> anyhow::Result<()> {
         voxgate_bench::percentile(&mut lateness, 99.0),
         voxgate_bench::percentile(&mut lateness, 100.0)
     );
+    let mut excess = outcome.excess_us();
+    eprintln!(
+        "voxgate-load: latency beyond each session's minimum: p50 {} p90 {} p99 {} p99.9 {} max {} us",
+        voxgate_bench::percentile(&mut excess, 50.0),
+        voxgate_bench::percentile(&mut excess, 90.0),
+        voxgate_bench::percentile(&mut excess, 99.0),
+        voxgate_bench::percentile(&mut excess, 99.9),
+        voxgate_bench::percentile(&mut excess, 100.0)
+    );
     // Close every session and sum what their jitter buffers saw.
     for id in &ids {
         let mut cmd = Command::Close { id: *id };
