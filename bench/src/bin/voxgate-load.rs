@@ -52,6 +52,9 @@ struct Args {
     /// Nice value when --rt-priority is 0.
     #[arg(long, default_value_t = -20, allow_hyphen_values = true)]
     nice: i32,
+    /// The generator wakes at most once per this many µs (0: for every packet and echo).
+    #[arg(long, default_value_t = 100)]
+    gen_tick_us: u64,
     /// First RTP port of the engine's range.
     #[arg(long, default_value_t = 30000)]
     port_base: u16,
@@ -83,6 +86,7 @@ fn main() -> anyhow::Result<()> {
     .context("starting the engine")?;
     let mut generator = LoadGenerator::bind().context("binding the generator socket")?;
     let remote = generator.local_addr()?;
+    generator.set_tick(Duration::from_micros(args.gen_tick_us));
     let mut ids = Vec::with_capacity(args.calls);
     for i in 0..args.calls {
         // SDES keys as a call would have them: the engine's (local) and the peer's.
