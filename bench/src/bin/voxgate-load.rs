@@ -53,7 +53,7 @@ struct Args {
     #[arg(long, default_value_t = -20, allow_hyphen_values = true)]
     nice: i32,
     /// The generator wakes at most once per this many µs (0: for every packet and echo).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 50)]
     gen_tick_us: u64,
     /// First RTP port of the engine's range.
     #[arg(long, default_value_t = 30000)]

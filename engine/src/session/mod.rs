@@ -758,6 +758,14 @@ impl MediaSession {
             }
         }
         if self.cfg.echo {
+            // A frame still queued here missed its send slot: the worker stalled for
+            // longer than the catch-up covers (or playout caught up several frames at
+            // once). Drop it, or the echo delay grows by a packet time for good with
+            // every such stall (the FIFO never drains below its depth).
+            if !self.play.is_empty() {
+                self.stats.echo_dropped_samples += self.play.len() as u64;
+                self.play.clear();
+            }
             let room = self.play_cap - self.play.len();
             self.play.extend(&pcm[..pcm.len().min(room)]);
         } else {

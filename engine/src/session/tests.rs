@@ -388,3 +388,50 @@ fn echo_delay_does_not_step_with_timer_coalescing() {
     // And it is the jitter buffer plus half a packet time, not more.
     assert!(max <= 40_000 + 10_000 + 20_000 + 1_000, "max {max} us");
 }
+
+/// After a stall longer than the catch-up (several frames played out at once), an echo
+/// session keeps at most the newest frame queued: its echo delay does not grow.
+#[test]
+fn echo_queue_does_not_grow_after_a_long_stall() {
+    let t0 = Instant::now();
+    let mut c = SessionConfig::new(4, CodecKind::Pcmu, 0);
+    c.echo = true;
+    c.remote_rtp = Some(addr(7000));
+    let mut s = MediaSession::new(c, t0).unwrap();
+    let mut buf = [0u8; 1500];
+    let payload = [0x10u8; 160];
+    let mut serve = |s: &mut MediaSession, now: Instant| {
+        s.handle_timeout(now);
+        while s.poll_transmit(now, &mut buf).is_some() {}
+    };
+    // 1 s of normal traffic, served every 1 ms.
+    for ms in 0..1000u64 {
+        let now = t0 + Duration::from_millis(ms);
+        if ms % 20 == 3 {
+            let n = (ms / 20) as u16;
+            s.handle_rtp(
+                now,
+                addr(7000),
+                &mut rtp(n, u32::from(n) * 160, 0, &payload),
+            );
+        }
+        serve(&mut s, now);
+    }
+    assert!(s.play.len() <= 160, "steady queue {}", s.play.len());
+    // The worker stalls 200 ms; the ten packets sent meanwhile arrive at once.
+    let now = t0 + Duration::from_millis(1200);
+    for n in 50..60u16 {
+        s.handle_rtp(
+            now,
+            addr(7000),
+            &mut rtp(n, u32::from(n) * 160, 0, &payload),
+        );
+    }
+    s.handle_timeout(now);
+    assert!(
+        s.play.len() <= 160,
+        "after the stall {} samples queued",
+        s.play.len()
+    );
+    assert!(s.stats().echo_dropped_samples > 0);
+}
