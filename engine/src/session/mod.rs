@@ -758,11 +758,12 @@ impl MediaSession {
             }
         }
         if self.cfg.echo {
-            // A frame still queued here missed its send slot: the worker stalled for
-            // longer than the catch-up covers (or playout caught up several frames at
-            // once). Drop it, or the echo delay grows by a packet time for good with
-            // every such stall (the FIFO never drains below its depth).
-            if !self.play.is_empty() {
+            // Audio still queued while no send is overdue will never catch up: playout
+            // caught up more frames than the send clock after a long stall (the send
+            // clock skips ahead, playout is re-locked). Drop it, or the echo delay grows
+            // by those frames for good (the FIFO never drains below its depth). While a
+            // send is overdue the queue is about to drain (sends catch up too).
+            if !self.play.is_empty() && self.next_send > now {
                 self.stats.echo_dropped_samples += self.play.len() as u64;
                 self.play.clear();
             }
