@@ -1,6 +1,6 @@
 #!/bin/sh
 # The figures of bench/README.md "## SRTP" (voxgate-load --srtp): io_uring, 10 s each at
-# 800 and 1,400 sessions, plain and SRTP interleaved in one session (two rounds).
+# 800 and 1,400 sessions, plain and SRTP interleaved in one session (two rounds; the README quotes one final round).
 set -eu
 cd "$(dirname "$0")/.."
 cargo build --release -p voxgate-bench --bins
