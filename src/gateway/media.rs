@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
+use voxgate_engine::codec::g711;
 
 use crate::sip::dialog::{CallRef, Direction};
 use crate::sip::ua::NegotiatedMedia;
@@ -117,45 +118,6 @@ impl Prompt {
     }
 }
 
-/// G.711 µ-law encoding of one sample (ITU-T G.711).
-pub fn ulaw(sample: i16) -> u8 {
-    const BIAS: i32 = 0x84;
-    let mut s = i32::from(sample);
-    let sign = if s < 0 {
-        s = -s;
-        0x80
-    } else {
-        0
-    };
-    let s = (s.min(32635) + BIAS) as u32;
-    let exp = (31 - s.leading_zeros()).saturating_sub(7).min(7);
-    let mantissa = (s >> (exp + 3)) & 0x0f;
-    !(sign as u8 | ((exp as u8) << 4) | mantissa as u8)
-}
-
-/// G.711 A-law encoding of one sample.
-pub fn alaw(sample: i16) -> u8 {
-    let mut s = i32::from(sample) >> 3;
-    let mask = if s >= 0 {
-        0xd5u8
-    } else {
-        s = -s - 1;
-        0x55
-    };
-    let s = s.min(0xfff) as u32;
-    let seg = if s < 32 {
-        0
-    } else {
-        (31 - s.leading_zeros()) - 4
-    };
-    let aval = if seg == 0 {
-        (s >> 1) as u8
-    } else {
-        ((seg as u8) << 4) | ((s >> seg) & 0x0f) as u8
-    };
-    aval ^ mask
-}
-
 struct Leg {
     socket: Arc<UdpSocket>,
     task: Option<JoinHandle<()>>,
@@ -222,7 +184,11 @@ impl PromptPlayer {
                 for b in pkt[12..].iter_mut() {
                     let s = samples[pos % samples.len()];
                     pos = pos.wrapping_add(1);
-                    *b = if alaw_codec { alaw(s) } else { ulaw(s) };
+                    *b = if alaw_codec {
+                        g711::alaw_encode(s)
+                    } else {
+                        g711::ulaw_encode(s)
+                    };
                 }
                 if socket.send_to(&pkt, remote).await.is_ok() {
                     sent.fetch_add(1, Ordering::Relaxed);
@@ -304,8 +270,9 @@ impl MediaPort for PromptPlayer {
 }
 
 #[cfg(test)]
-mod g711 {
-    use super::*;
+mod g711_reference {
+    // The encoders the gateway uses are the engine's.
+    use voxgate_engine::codec::g711::{alaw_encode as alaw, ulaw_encode as ulaw};
 
     #[test]
     fn ulaw_and_alaw_match_g711_reference_points() {

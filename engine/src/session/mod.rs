@@ -327,6 +327,24 @@ impl MediaSession {
         }
         if self.next_playout.is_none() {
             self.next_playout = Some(now);
+            self.lock_echo_send(now);
+        }
+    }
+
+    /// Echo mode: puts the send clock half a packet time after the playout clock
+    /// (playout at `playout_at`). With independent phases, a session whose send tick
+    /// falls just before its playout tick has its send served sometimes before the
+    /// playout (alone, on time) and sometimes with it (timers coalesced in one wake-up).
+    /// A send served first finds the play queue empty and sends silence; the frame then
+    /// waits a whole packet time, and as the FIFO never drains below its depth, the echo
+    /// delay stays one packet time longer for the rest of the call. Half a period apart,
+    /// the playout is always served first (a late worker serves both in one turn, in
+    /// deadline order, and catches up on sends); the mean delay is unchanged (a random
+    /// phase costs ptime/2 on average). RTP timestamps keep their one-packet steps: the
+    /// first interval after the lock is shorter or longer, once.
+    fn lock_echo_send(&mut self, playout_at: Instant) {
+        if self.cfg.echo {
+            self.next_send = playout_at + self.ptime() / 2;
         }
     }
 
@@ -659,6 +677,7 @@ impl MediaSession {
             steps += 1;
             if steps > MAX_CATCH_UP_PACKETS {
                 self.next_playout = Some(now + self.ptime());
+                self.lock_echo_send(now + self.ptime());
                 break;
             }
             let dur = self.playout_step(now);
@@ -739,6 +758,15 @@ impl MediaSession {
             }
         }
         if self.cfg.echo {
+            // Audio still queued while no send is overdue will never catch up: playout
+            // caught up more frames than the send clock after a long stall (the send
+            // clock skips ahead, playout is re-locked). Drop it, or the echo delay grows
+            // by those frames for good (the FIFO never drains below its depth). While a
+            // send is overdue the queue is about to drain (sends catch up too).
+            if !self.play.is_empty() && self.next_send > now {
+                self.stats.echo_dropped_samples += self.play.len() as u64;
+                self.play.clear();
+            }
             let room = self.play_cap - self.play.len();
             self.play.extend(&pcm[..pcm.len().min(room)]);
         } else {
@@ -757,6 +785,21 @@ impl MediaSession {
             }
         }
         dur
+    }
+
+    /// The SRTP drop counters alone (cheap: no jitter-buffer figures), for per-core
+    /// totals: `(auth_failed, replayed, protect_failed)`, as in [`SessionStats`].
+    pub fn srtp_drops(&self) -> (u64, u64, u64) {
+        (
+            self.stats.srtp_auth_failed,
+            self.stats.srtp_replayed,
+            self.stats.srtp_protect_failed,
+        )
+    }
+
+    /// Whether the session protects and unprotects (SRTP keys were given).
+    pub fn is_srtp(&self) -> bool {
+        self.srtp.is_some()
     }
 
     /// Counters and current figures.

@@ -313,3 +313,141 @@ fn rtcp_from_another_host_is_ignored() {
     s.handle_rtcp(t0, addr(6001), &mut rr);
     assert_eq!(s.stats().rtcp_in, 1);
 }
+
+/// Echo delay with the worker's timer coalescing: the send tick just before the playout
+/// tick is served sometimes alone (on time), sometimes together with the playout (held
+/// for the coalescing window). The delay must not depend on which (no one-frame steps).
+#[test]
+fn echo_delay_does_not_step_with_timer_coalescing() {
+    let t0 = Instant::now();
+    let mut c = SessionConfig::new(3, CodecKind::Pcmu, 0);
+    c.echo = true;
+    c.remote_rtp = Some(addr(7000));
+    let mut s = MediaSession::new(c, t0).unwrap();
+    let mut buf = [0u8; 1500];
+    let at = |step: u64| t0 + Duration::from_micros(step * 100);
+    // Packets arrive 0.2 ms after each send tick of the session (opened at t0).
+    let mut arrived: Vec<Instant> = Vec::new();
+    let mut delays_us: Vec<(u32, u64)> = Vec::new();
+    // Datagrams the worker has not picked up yet (the kernel queues them).
+    let mut inbox: Vec<u16> = Vec::new();
+    for step in 0..20_000u64 {
+        let (cycle, phase) = (step / 200, step % 200);
+        let now = at(step);
+        if phase == 2 && cycle < 90 {
+            inbox.push(cycle as u16);
+        }
+        // Until cycle 40 every timer due in the first 0.2 ms of a cycle waits for the
+        // next wake-up (coalesced with the arrival); from then on only in even cycles.
+        let held = phase < 2 && (cycle < 40 || cycle % 2 == 0);
+        // Cycle 60: the worker stalls for 25 ms (no wake-ups at all).
+        let stalled = (60 * 200 + 3..61 * 200 + 50).contains(&step);
+        let timer = s.poll_timeout() <= now && !held && !stalled;
+        let io = !inbox.is_empty() && !stalled;
+        if !(io || timer) {
+            continue;
+        }
+        for n in std::mem::take(&mut inbox) {
+            let mut payload = [0x10u8; 160];
+            payload[0] = 0x80 | (n % 127) as u8;
+            let mut pkt = rtp(n, u32::from(n) * 160, 0, &payload);
+            s.handle_rtp(now, addr(7000), &mut pkt);
+            // Sent (and due) on its schedule, whenever the worker picks it up.
+            arrived.push(at(u64::from(n) * 200 + 2));
+        }
+        s.handle_timeout(now);
+        while let Some(t) = s.poll_transmit(now, &mut buf) {
+            if t.kind != PacketKind::Rtp {
+                continue;
+            }
+            let p = RtpPacket::parse(&buf[..t.len]).unwrap();
+            let first = p.payload()[0];
+            if (0x80..0xff).contains(&first) {
+                let k = u32::from(first & 0x7f);
+                if let Some(a) = arrived.get(k as usize) {
+                    delays_us.push((k, now.duration_since(*a).as_micros() as u64));
+                }
+            }
+        }
+    }
+    // Frames played around the stall are late once; the rest share one delay.
+    let steady: Vec<u64> = delays_us
+        .iter()
+        .filter(|(k, _)| (10..80).contains(k) && !(55..66).contains(k))
+        .map(|(_, d)| *d)
+        .collect();
+    assert!(steady.len() >= 55, "echoes matched: {}", steady.len());
+    let (min, max) = (
+        steady.iter().min().copied().unwrap_or(0),
+        steady.iter().max().copied().unwrap_or(0),
+    );
+    assert!(
+        max - min <= 1_000,
+        "echo delay varies {min}..{max} us: {delays_us:?}"
+    );
+    // And it is the jitter buffer plus half a packet time, not more.
+    assert!(max <= 40_000 + 10_000 + 20_000 + 1_000, "max {max} us");
+}
+
+/// After a stall longer than the catch-up (several frames played out at once), an echo
+/// session keeps at most the newest frame queued: its echo delay does not grow.
+#[test]
+fn echo_queue_does_not_grow_after_a_long_stall() {
+    let t0 = Instant::now();
+    let mut c = SessionConfig::new(4, CodecKind::Pcmu, 0);
+    c.echo = true;
+    c.remote_rtp = Some(addr(7000));
+    let mut s = MediaSession::new(c, t0).unwrap();
+    let mut buf = [0u8; 1500];
+    let payload = [0x10u8; 160];
+    let mut serve = |s: &mut MediaSession, now: Instant| {
+        s.handle_timeout(now);
+        while s.poll_transmit(now, &mut buf).is_some() {}
+    };
+    // 1 s of normal traffic, served every 1 ms.
+    for ms in 0..1000u64 {
+        let now = t0 + Duration::from_millis(ms);
+        if ms % 20 == 3 {
+            let n = (ms / 20) as u16;
+            s.handle_rtp(
+                now,
+                addr(7000),
+                &mut rtp(n, u32::from(n) * 160, 0, &payload),
+            );
+        }
+        serve(&mut s, now);
+    }
+    assert!(s.play.len() <= 160, "steady queue {}", s.play.len());
+    // The worker stalls 200 ms; the ten packets sent meanwhile arrive at once, then
+    // traffic and service go on as before.
+    let now = t0 + Duration::from_millis(1200);
+    for n in 50..60u16 {
+        s.handle_rtp(
+            now,
+            addr(7000),
+            &mut rtp(n, u32::from(n) * 160, 0, &payload),
+        );
+    }
+    serve(&mut s, now);
+    let mut worst = 0;
+    for ms in 1201..1600u64 {
+        let now = t0 + Duration::from_millis(ms);
+        if ms % 20 == 3 {
+            let n = (ms / 20) as u16;
+            s.handle_rtp(
+                now,
+                addr(7000),
+                &mut rtp(n, u32::from(n) * 160, 0, &payload),
+            );
+        }
+        serve(&mut s, now);
+        if ms >= 1300 {
+            worst = worst.max(s.play.len());
+        }
+    }
+    assert!(
+        worst <= 160,
+        "after the stall up to {worst} samples stay queued"
+    );
+    assert!(s.stats().echo_dropped_samples > 0);
+}

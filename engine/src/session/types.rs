@@ -175,6 +175,9 @@ pub struct SessionStats {
     pub srtp_replayed: u64,
     /// Packets not sent because SRTP could not protect them (key lifetime exhausted).
     pub srtp_protect_failed: u64,
+    /// Echo mode: decoded samples dropped because they were still queued when the next
+    /// frame was played out (after a stall), so the echo delay does not grow.
+    pub echo_dropped_samples: u64,
     /// Valid RTP packets received (audio and telephone-event).
     pub packets_in: u64,
     /// Bytes of those packets.

@@ -21,8 +21,11 @@ use super::media::{MediaSession, PacketKind, SessionEvent};
 use super::types::{Command, Event, SessionId};
 use super::wakeup::Wakeup;
 
-/// Timers closer together than this are served in one wake-up under load.
-const TIMER_TICK: Duration = Duration::from_micros(500);
+/// Timers closer together than this are served in one wake-up under load. 0.25 ms:
+/// against 0.5 ms, the echo delay's p99 beyond each session's minimum fell from
+/// 0.6–3.4 ms to 0.33–0.45 ms at 1,400 SRTP sessions for about +1 point of one core
+/// (bench/README.md `## Media workers`).
+const TIMER_TICK: Duration = Duration::from_micros(250);
 /// Commands run per loop turn (the rest wait for the next turn).
 const COMMANDS_PER_TURN: usize = 1024;
 /// Packets taken from one session per service call (bounds a misbehaving session).
@@ -54,6 +57,10 @@ pub(crate) struct CoreMailbox {
     pub(crate) shutdown: AtomicBool,
     pub(crate) commands_rejected: AtomicU64,
     pub(crate) events_dropped: AtomicU64,
+    /// SRTP drops on this core (written by the core only; read by `Engine::core_stats`).
+    pub(crate) srtp_auth_failed: AtomicU64,
+    pub(crate) srtp_replayed: AtomicU64,
+    pub(crate) srtp_protect_failed: AtomicU64,
 }
 
 impl CoreMailbox {
@@ -65,6 +72,9 @@ impl CoreMailbox {
             shutdown: AtomicBool::new(false),
             commands_rejected: AtomicU64::new(0),
             events_dropped: AtomicU64::new(0),
+            srtp_auth_failed: AtomicU64::new(0),
+            srtp_replayed: AtomicU64::new(0),
+            srtp_protect_failed: AtomicU64::new(0),
         })
     }
 }
@@ -215,6 +225,7 @@ impl<I: PacketIo> MediaCore<I> {
             slots,
             dirty,
             released,
+            mailbox,
             ..
         } = self;
         io.drain(&mut |ev| match ev {
@@ -224,10 +235,21 @@ impl<I: PacketIo> MediaCore<I> {
                     if s.closing {
                         return;
                     }
+                    let srtp = s.session.is_srtp();
+                    let before = if srtp {
+                        s.session.srtp_drops()
+                    } else {
+                        (0, 0, 0)
+                    };
                     if key & 1 == 0 {
                         s.session.handle_rtp(now, from, data);
                     } else {
                         s.session.handle_rtcp(now, from, data);
+                    }
+                    if srtp {
+                        let after = s.session.srtp_drops();
+                        add_delta(&mailbox.srtp_auth_failed, before.0, after.0);
+                        add_delta(&mailbox.srtp_replayed, before.1, after.1);
                     }
                     if !s.dirty {
                         s.dirty = true;
@@ -448,6 +470,7 @@ impl<I: PacketIo> MediaCore<I> {
             if s.closing {
                 continue;
             }
+            let protect_failed = s.session.srtp_drops().2;
             for _ in 0..TRANSMITS_PER_SERVICE {
                 let Some(t) = s.session.poll_transmit(now, self.io.send_buf()) else {
                     break;
@@ -458,6 +481,11 @@ impl<I: PacketIo> MediaCore<I> {
                 };
                 self.io.commit_send(fd, t.dest, t.len);
             }
+            add_delta(
+                &self.mailbox.srtp_protect_failed,
+                protect_failed,
+                s.session.srtp_drops().2,
+            );
             let id = s.id;
             let next = s.session.poll_timeout();
             if next != s.next_timeout {
@@ -512,6 +540,14 @@ impl<I: PacketIo> MediaCore<I> {
         if std::mem::take(&mut self.events_queued) {
             self.control_wake.notify();
         }
+    }
+}
+
+/// Adds what a session counter grew by to the core's counter (nothing when unchanged).
+fn add_delta(counter: &AtomicU64, before: u64, after: u64) {
+    let d = after.saturating_sub(before);
+    if d > 0 {
+        counter.fetch_add(d, Ordering::Relaxed);
     }
 }
 

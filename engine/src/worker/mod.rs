@@ -66,7 +66,8 @@ pub mod media {
 
 pub use ports::PortAllocator;
 pub use types::{
-    Backend, Command, EngineConfig, EngineError, Event, QueueCounters, SessionHandle, SessionId,
+    Backend, Command, CoreStats, EngineConfig, EngineError, Event, QueueCounters, SessionHandle,
+    SessionId,
 };
 
 use self::core::{CoreCommand, CoreMailbox, MediaCore};
@@ -418,6 +419,21 @@ impl Engine {
             c.events_dropped += core.mailbox.events_dropped.load(Ordering::Relaxed);
         }
         c
+    }
+
+    /// Per-core media counters (SRTP drops), one entry per core in core order. The
+    /// counters are kept by each core as packets are handled (no reporting interval).
+    pub fn core_stats(&self) -> Vec<CoreStats> {
+        self.cores
+            .iter()
+            .enumerate()
+            .map(|(core, h)| CoreStats {
+                core,
+                srtp_auth_failed: h.mailbox.srtp_auth_failed.load(Ordering::Relaxed),
+                srtp_replayed: h.mailbox.srtp_replayed.load(Ordering::Relaxed),
+                srtp_protect_failed: h.mailbox.srtp_protect_failed.load(Ordering::Relaxed),
+            })
+            .collect()
     }
 
     /// Sessions open (opened and not yet seen `Closed`).

@@ -262,6 +262,21 @@ pub enum EngineError {
     UnknownSession(SessionId),
 }
 
+/// Per-core media counters (cumulative since the engine started, over every session the
+/// core ran, closed ones included).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CoreStats {
+    /// Index of the core (position in [`EngineConfig::cores`]).
+    pub core: usize,
+    /// SRTP/SRTCP packets dropped because they failed authentication.
+    pub srtp_auth_failed: u64,
+    /// SRTP/SRTCP packets dropped as replays (duplicate or older than the window).
+    pub srtp_replayed: u64,
+    /// Outgoing packets not sent because SRTP could not protect them.
+    pub srtp_protect_failed: u64,
+}
+
 /// Queue-full counters (cumulative, all cores).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct QueueCounters {
