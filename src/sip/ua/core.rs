@@ -178,6 +178,9 @@ pub struct SipCore {
     events: VecDeque<CallEvent>,
     pub(super) nonces: NonceStore,
     pub(super) stats: CoreStats,
+    /// Draining (SIGTERM): OPTIONS and new INVITEs are answered 503 so a proxy's
+    /// dispatcher stops choosing this node; in-dialog requests go on.
+    draining: bool,
 }
 
 impl SipCore {
@@ -198,7 +201,20 @@ impl SipCore {
             events: VecDeque::new(),
             nonces,
             stats: CoreStats::default(),
+            draining: false,
         }
+    }
+
+    /// Enters or leaves draining: while on, out-of-dialog OPTIONS (a proxy's health
+    /// probe) and new INVITEs are answered `503 Service Unavailable` with
+    /// `Retry-After`; calls already up are untouched.
+    pub fn set_draining(&mut self, on: bool) {
+        self.draining = on;
+    }
+
+    /// Whether [`SipCore::set_draining`] is on.
+    pub fn is_draining(&self) -> bool {
+        self.draining
     }
 
     /// Replaces the settings (admin API change); calls in progress keep their media.
@@ -474,6 +490,21 @@ impl SipCore {
             return;
         }
         match req.method.as_str() {
+            "INVITE" | "OPTIONS" if self.draining => {
+                if req.method == "INVITE" {
+                    self.stats.calls_refused += 1;
+                }
+                let tag = build::token();
+                self.respond(
+                    id,
+                    &req,
+                    503,
+                    Some(&tag),
+                    &[("Retry-After", "30"), ("Allow", ALLOW)],
+                    None,
+                    now,
+                );
+            }
             "INVITE" => self.handle_invite(id, req, flow, now),
             "OPTIONS" => {
                 let tag = build::token();
