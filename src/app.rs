@@ -86,9 +86,26 @@ pub struct App {
     dispatcher: JoinHandle<u64>,
 }
 
+/// Everything [`App::start_with`] takes.
+#[derive(Debug)]
+pub struct AppOptions {
+    /// SIP listeners and admission defaults.
+    pub gateway: GatewayConfig,
+    /// Media cores and RTP ports.
+    pub engine: EngineConfig,
+    /// STT, TTS, assistant.
+    pub providers: Providers,
+    /// Settings when there is no live state.
+    pub settings: IntegrationSettings,
+    /// Receives each call's turns and end.
+    pub observer: Option<mpsc::UnboundedSender<CallNotice>>,
+    /// Store, live settings/numbers/draining and call records (`voxgate run`).
+    pub ops: Option<crate::lifecycle::Operations>,
+}
+
 impl App {
-    /// Starts engine, gateway and call service. `observer` receives each call's turns
-    /// and end.
+    /// Starts engine, gateway and call service without operations state (tests, demo).
+    /// `observer` receives each call's turns and end.
     pub async fn start(
         gateway: GatewayConfig,
         engine: EngineConfig,
@@ -96,6 +113,33 @@ impl App {
         settings: IntegrationSettings,
         observer: Option<mpsc::UnboundedSender<CallNotice>>,
     ) -> Result<App, AppError> {
+        App::start_with(AppOptions {
+            gateway,
+            engine,
+            providers,
+            settings,
+            observer,
+            ops: None,
+        })
+        .await
+    }
+
+    /// Starts engine, gateway and call service. With `ops`, admission follows the live
+    /// settings, numbers and draining flag, and every call is recorded.
+    pub async fn start_with(opts: AppOptions) -> Result<App, AppError> {
+        let AppOptions {
+            gateway,
+            engine,
+            providers,
+            mut settings,
+            observer,
+            ops,
+        } = opts;
+        let mut gateway = gateway;
+        if let Some(ops) = &ops {
+            settings = (*ops.live.settings()).clone();
+            gateway.numbers = ops.live.numbers().to_set();
+        }
         let engine = Engine::start(engine).map_err(|e| AppError::Engine(e.to_string()))?;
         tracing::info!(backend = ?engine.backend(), cores = engine.core_count(), "media engine started");
         let media = MediaHub::new(engine)?;
@@ -113,7 +157,12 @@ impl App {
             grammar: providers.grammar,
             settings: Arc::new(settings),
             observer,
+            recorder: ops.as_ref().map(|o| o.recorder.clone()),
+            live: ops.as_ref().map(|o| o.live.clone()),
         };
+        if let Some(ops) = &ops {
+            tokio::spawn(follow_live_state(ops.live.clone(), gateway.handle()));
+        }
         let dispatcher = tokio::spawn(dispatch(svc, rx));
         Ok(App {
             gateway,
@@ -127,5 +176,28 @@ impl App {
         self.gateway.shutdown().await;
         let _ = self.dispatcher.await;
         self.media.stop();
+    }
+}
+
+/// Pushes settings, numbers and the draining flag to the SIP core whenever they change,
+/// so admission uses them for the next INVITE without a restart.
+async fn follow_live_state(live: crate::live::LiveState, gw: crate::gateway::GatewayHandle) {
+    let mut settings = live.watch_settings();
+    let mut numbers = live.watch_numbers();
+    let mut phase = live.watch_phase();
+    loop {
+        let cfg = crate::gateway::LiveConfig {
+            settings: (*live.settings()).clone(),
+            numbers: live.numbers().to_set(),
+            draining: live.is_draining(),
+        };
+        if gw.configure(cfg).await.is_err() {
+            return;
+        }
+        tokio::select! {
+            r = settings.changed() => if r.is_err() { return },
+            r = numbers.changed() => if r.is_err() { return },
+            r = phase.changed() => if r.is_err() { return },
+        }
     }
 }

@@ -18,6 +18,7 @@ pub mod logs;
 pub mod metrics;
 pub mod numbers;
 pub mod pii;
+pub mod run;
 pub mod settings;
 pub mod sip;
 pub mod speech;

@@ -91,6 +91,11 @@ impl LiveState {
         self.shared.settings.subscribe()
     }
 
+    /// Subscribes to changes of the number list.
+    pub fn watch_numbers(&self) -> watch::Receiver<Arc<NumberSet>> {
+        self.shared.numbers.subscribe()
+    }
+
     /// Subscribes to lifecycle changes (the call layer waits on this for the drain deadline).
     pub fn watch_phase(&self) -> watch::Receiver<Phase> {
         self.shared.phase.subscribe()

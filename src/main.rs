@@ -148,60 +148,13 @@ fn assistant_server(listen: SocketAddr, skill: Option<PathBuf>) -> anyhow::Resul
     })
 }
 
-/// `voxgate run`: the gateway until SIGTERM or Ctrl-C.
+/// `voxgate run`: the gateway until SIGTERM's drain ends or Ctrl-C.
 fn run_gateway(config: Option<PathBuf>) -> anyhow::Result<()> {
-    use voxgate::gateway::config::RunConfig;
-    use voxgate::gateway::media::{Prompt, PromptPlayer};
-    use voxgate::gateway::Gateway;
-
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    let cfg = match &config {
-        Some(p) => RunConfig::load(p)?,
-        None => RunConfig::default(),
-    };
-    let gw_cfg = cfg.gateway()?;
-    let prompt = match &cfg.sip.prompt_wav {
-        Some(p) => Prompt::from_wav(p).map_err(anyhow::Error::msg)?,
-        None => Prompt::tone(),
-    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(async move {
-        let engine_cfg = voxgate_engine::worker::EngineConfig {
-            cores: cfg.sip.media_cores.clone().unwrap_or_else(|| vec![0]),
-            bind_ip: gw_cfg.udp.ip(),
-            ..Default::default()
-        };
-        let media: Box<dyn voxgate::gateway::media::MediaPort> = match voxgate_engine::worker::Engine::start(engine_cfg) {
-            Ok(engine) => {
-                tracing::info!(?engine, "media engine started");
-                Box::new(voxgate::gateway::engine_media::EngineMedia::new(engine, &prompt))
-            }
-            Err(e) => {
-                tracing::warn!("media engine did not start ({e}); playing prompts from the control thread instead");
-                Box::new(PromptPlayer::new(gw_cfg.udp.ip(), prompt))
-            }
-        };
-        let gw = Gateway::start(gw_cfg.clone(), media, None).await?;
-        tracing::info!(
-            udp = %gw.local.udp, tcp = %gw.local.tcp, tls = %gw.local.tls,
-            numbers = ?gw_cfg.numbers, "voxgate SIP gateway listening"
-        );
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        tracing::info!("shutting down: hanging up calls");
-        gw.shutdown().await;
-        Ok::<(), anyhow::Error>(())
-    })
+    rt.block_on(voxgate::run::run(config))?;
+    Ok(())
 }
 
 fn quiet_logs() {

@@ -296,6 +296,11 @@ impl NumberSet {
         self.numbers.contains(&format!("+{digits}"))
     }
 
+    /// The numbers, as the SIP core's admission set.
+    pub fn to_set(&self) -> HashSet<String> {
+        self.numbers.clone()
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.numbers.len()

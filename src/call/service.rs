@@ -22,7 +22,10 @@ pub async fn dispatch(svc: CallServices, mut events: mpsc::UnboundedReceiver<Sip
                 handled += 1;
                 let (tx, rx) = mpsc::unbounded_channel();
                 calls.insert(call, tx);
-                let svc = svc.clone();
+                let mut svc = svc.clone();
+                if let Some(live) = &svc.live {
+                    svc.settings = live.settings();
+                }
                 tokio::spawn(run_call(svc, incoming, rx));
             }
             ev => {

@@ -24,14 +24,17 @@ use crate::assistant::{
     Assistant, AssistantError, AssistantSession, Context, Reply, TransferHeaderMethod,
     VoiceTelephony,
 };
+use crate::cdr::CallRecorder;
 use crate::gateway::GatewayHandle;
+use crate::metrics::{metrics, Provider};
 use crate::settings::IntegrationSettings;
 use crate::sip::dialog::{CallRef, Direction, ReferRequest, TransferOutcome};
-use crate::sip::ua::{CallEvent as SipEvent, EndReason, IncomingCall};
+use crate::sip::ua::{CallEvent as SipEvent, IncomingCall};
 use crate::speech::{
     AudioChunk, Grammar, RecognitionEvent, RecognitionStream, RecognizeOptions, SpeechError,
     SpeechToText, SynthesisRequest, SynthesisStream, TextToSpeech,
 };
+use crate::store::{CallEnd, CallStart, RtpStats, SipDetails, StreamStats, TurnLatency};
 
 /// What every call needs, shared.
 #[derive(Clone)]
@@ -52,6 +55,10 @@ pub struct CallServices {
     pub settings: Arc<IntegrationSettings>,
     /// Where each turn and the end of the call are reported.
     pub observer: Option<mpsc::UnboundedSender<CallNotice>>,
+    /// Call records and monthly active users (`None`: not recorded, e.g. the demo).
+    pub recorder: Option<CallRecorder>,
+    /// Live settings: each new call takes the settings current when it arrives.
+    pub live: Option<crate::live::LiveState>,
 }
 
 impl std::fmt::Debug for CallServices {
@@ -124,19 +131,59 @@ pub async fn run_call(
         }
     };
 
+    let record = match &svc.recorder {
+        Some(r) => {
+            let start = CallStart {
+                started_at: crate::store::records::now_millis(),
+                caller_number: incoming.caller_number.clone().unwrap_or_default(),
+                called_number: incoming.called_number.clone(),
+                sip_call_id: incoming.call_id.clone(),
+                instance_id: r.instance_id().to_owned(),
+                sip: SipDetails {
+                    from_uri: Some(incoming.from.clone()),
+                    to_uri: Some(incoming.to.clone()),
+                    signaling_encrypted: incoming.transport == crate::sip::ua::Transport::Tls,
+                    sip_authenticated: svc.settings.sip_auth.is_some(),
+                    ..SipDetails::default()
+                },
+            };
+            match r.start(start).await {
+                Ok(id) => Some(id),
+                Err(e) => {
+                    tracing::error!("call record not started: {e}");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+
     // Answer first: a caller hears the failure message even when the assistant is down.
     match svc.gateway.answer(call).await {
         Ok(Ok(())) => {}
         other => {
             tracing::warn!(?other, "answer failed");
-            return CallOutcome::CallFailed("answer failed".into());
+            let outcome = CallOutcome::CallFailed("answer failed".into());
+            finish_record(&svc, record, &outcome, 0, Vec::new(), None, None).await;
+            return outcome;
+        }
+    }
+    if let (Some(r), Some(id)) = (&svc.recorder, record) {
+        if let Err(e) = r.answer(id, crate::store::records::now_millis()).await {
+            tracing::error!("call record answer time not written: {e}");
         }
     }
     let Some(mut media) = svc.media.attach(call) else {
         tracing::warn!("no media session for the call");
         let _ = svc.gateway.hangup(call, Vec::new()).await;
-        return CallOutcome::CallFailed("no media session".into());
+        let outcome = CallOutcome::CallFailed("no media session".into());
+        finish_record(&svc, record, &outcome, 0, Vec::new(), None, None).await;
+        return outcome;
     };
+    let mut latencies: Vec<TurnLatency> = Vec::new();
+    let mut custom_data: Option<serde_json::Map<String, serde_json::Value>> = None;
+    let mut last_stats: Option<voxgate_engine::session::SessionStats> = None;
+    let codec = crate::store::emodel::MediaCodec::Pcmu;
 
     let mut context = Context::new();
     let mut vt = VoiceTelephony::new()
@@ -347,7 +394,10 @@ pub async fn run_call(
                     let headers = headers.into_iter().map(|h| (h.name, h.value)).collect();
                     let _ = svc.gateway.hangup(call, headers).await;
                 }
-                CallCommand::RecordCustomData(_) => {}
+                CallCommand::RecordCustomData(m) => {
+                    // Each object received is merged into what came before.
+                    custom_data.get_or_insert_with(Default::default).extend(m);
+                }
                 CallCommand::Finished(o) => outcome = o,
             }
         }
@@ -384,6 +434,7 @@ pub async fn run_call(
                             conv.handle_event(now, CallEventIn::PlaybackFinished);
                         }
                     }
+                    Some(MediaEvent::Stats { stats, .. }) => last_stats = Some(stats),
                     Some(MediaEvent::RtpTimeout { .. }) => {
                         tracing::info!("no RTP from the caller: ending the call");
                         conv.handle_event(now, CallEventIn::CallerHungUp);
@@ -414,7 +465,10 @@ pub async fn run_call(
                         // Inactivity or the stream ended: start a fresh one.
                         rec = start_recognition(&svc).await.ok();
                     }
-                    Some(Err(e)) => conv.handle_event(now, CallEventIn::SpeechFailed(e.to_string())),
+                    Some(Err(e)) => {
+                        metrics().provider_error(Provider::SpeechToText);
+                        conv.handle_event(now, CallEventIn::SpeechFailed(e.to_string()))
+                    }
                 }
             }
             chunk = next_chunk(&mut synth) => {
@@ -432,10 +486,12 @@ pub async fn run_call(
                         if timing.reply_to_audio.is_none() {
                             timing.reply_to_audio = reply_at.map(|r| Instant::now() - r);
                             log_turn(&timing);
+                            latencies.push(turn_latency(&timing));
                             notify(CallNotice::Turn { call_id: call_id.clone(), timing: timing.clone() });
                         }
                     }
                     Some(Err(e)) => {
+                        metrics().provider_error(Provider::TextToSpeech);
                         synth = None;
                         synth_done = true;
                         conv.handle_event(now, CallEventIn::PlaybackFailed(e.to_string()));
@@ -455,11 +511,15 @@ pub async fn run_call(
                         context = reply.context.clone();
                         if !reply.actions.iter().any(|a| matches!(a, crate::assistant::VoiceAction::Speak { .. })) {
                             log_turn(&timing);
+                            latencies.push(turn_latency(&timing));
                             notify(CallNotice::Turn { call_id: call_id.clone(), timing: timing.clone() });
                         }
                         conv.handle_event(now, CallEventIn::AssistantReplied(reply));
                     }
-                    Err(e) => conv.handle_event(now, CallEventIn::AssistantFailed(e.to_string())),
+                    Err(e) => {
+                        metrics().provider_error(Provider::Assistant);
+                        conv.handle_event(now, CallEventIn::AssistantFailed(e.to_string()))
+                    }
                 }
             }
             ev = poll_opt(&mut sip_call) => {
@@ -472,11 +532,9 @@ pub async fn run_call(
                     Some(SipEvent::Dtmf { digit, .. }) => conv.handle_event(now, CallEventIn::Dtmf(digit)),
                     Some(SipEvent::Ended { reason, .. }) => {
                         tracing::info!(?reason, "dialog ended");
-                        if reason != EndReason::LocalBye {
-                            conv.handle_event(now, CallEventIn::CallerHungUp);
-                        } else if !conv.is_ended() {
-                            conv.handle_event(now, CallEventIn::CallerHungUp);
-                        }
+                        // Whoever ended the dialog, the conversation is over (a no-op once
+                        // it has already finished).
+                        conv.handle_event(now, CallEventIn::CallerHungUp);
                     }
                     Some(_) => {}
                     None => conv.handle_event(now, CallEventIn::CallerHungUp),
@@ -492,6 +550,29 @@ pub async fn run_call(
     if let Some(mut s) = session.take() {
         let _ = s.close().await;
     }
+    // The media session's final counters arrive once the SIP side closed it (bounded wait).
+    let closing = tokio::time::Instant::now() + Duration::from_millis(500);
+    while let Ok(Some(ev)) = tokio::time::timeout_at(closing, media.events.recv()).await {
+        match ev {
+            MediaEvent::Closed { stats, .. } => {
+                last_stats = Some(stats);
+                break;
+            }
+            MediaEvent::Stats { stats, .. } => last_stats = Some(stats),
+            _ => {}
+        }
+    }
+    let rtp = last_stats.map(|st| rtp_stats(&st, codec, svc_srtp(&incoming)));
+    finish_record(
+        &svc,
+        record,
+        &outcome,
+        conv.turns(),
+        latencies,
+        rtp,
+        custom_data,
+    )
+    .await;
     tracing::info!(?outcome, turns = conv.turns(), "call ended");
     notify(CallNotice::Ended {
         call_id,
@@ -499,6 +580,90 @@ pub async fn run_call(
         turns: conv.turns(),
     });
     outcome
+}
+
+fn turn_latency(t: &TurnTiming) -> TurnLatency {
+    let ms = |d: Option<Duration>| d.map(|d| d.as_millis().min(u128::from(u32::MAX)) as u32);
+    if let Some(d) = t.recognition {
+        metrics().provider_latency(Provider::SpeechToText, d);
+    }
+    if let Some(d) = t.assistant {
+        metrics().provider_latency(Provider::Assistant, d);
+    }
+    if let Some(d) = t.synthesis {
+        metrics().provider_latency(Provider::TextToSpeech, d);
+    }
+    TurnLatency {
+        speech_to_text_ms: ms(t.recognition),
+        assistant_ms: ms(t.assistant),
+        text_to_speech_ms: ms(t.synthesis),
+    }
+}
+
+fn svc_srtp(incoming: &IncomingCall) -> bool {
+    incoming.offer_srtp
+}
+
+fn rtp_stats(
+    st: &voxgate_engine::session::SessionStats,
+    codec: crate::store::emodel::MediaCodec,
+    encrypted: bool,
+) -> RtpStats {
+    let jitter_ms = f64::from(st.jitter_us) / 1000.0;
+    RtpStats {
+        codec,
+        inbound: StreamStats {
+            packets: st.packets_in,
+            packets_lost: st.lost,
+            average_jitter_ms: jitter_ms,
+            maximum_jitter_ms: jitter_ms,
+        },
+        outbound: StreamStats {
+            packets: st.packets_out,
+            packets_lost: u64::try_from(st.remote_lost).unwrap_or(0),
+            average_jitter_ms: 0.0,
+            maximum_jitter_ms: 0.0,
+        },
+        rtt_ms: st.rtt.map(|d| d.as_secs_f64() * 1000.0),
+        playout_delay_ms: f64::from(st.jitter_buffer_ms),
+        encrypted,
+    }
+}
+
+/// Writes the end of the call record (when records are kept).
+async fn finish_record(
+    svc: &CallServices,
+    record: Option<crate::store::CallRecordId>,
+    outcome: &CallOutcome,
+    turns: u32,
+    turn_latencies: Vec<TurnLatency>,
+    rtp: Option<RtpStats>,
+    custom: Option<serde_json::Map<String, serde_json::Value>>,
+) {
+    let (Some(r), Some(id)) = (&svc.recorder, record) else {
+        return;
+    };
+    let (stored, details) = match outcome {
+        CallOutcome::Completed => (crate::store::CallOutcome::Completed, None),
+        CallOutcome::Transferred => (crate::store::CallOutcome::Transferred, None),
+        CallOutcome::TransferFailed(why) => {
+            (crate::store::CallOutcome::TransferFailed, Some(why.clone()))
+        }
+        CallOutcome::CallFailed(why) => (crate::store::CallOutcome::CallFailed, Some(why.clone())),
+    };
+    let end = CallEnd {
+        ended_at: crate::store::records::now_millis(),
+        outcome: stored,
+        failure_details: details,
+        turns,
+        turn_latencies,
+        rtp,
+        cdr_custom_data: custom.map(serde_json::Value::Object),
+        warnings: Vec::new(),
+    };
+    if let Err(e) = r.end(id, end).await {
+        tracing::error!("call record end not written: {e}");
+    }
 }
 
 fn log_turn(t: &TurnTiming) {

@@ -132,6 +132,18 @@ enum Command {
         oneshot::Sender<Result<(), CallError>>,
     ),
     Snapshot(oneshot::Sender<Snapshot>),
+    Configure(Box<LiveConfig>),
+}
+
+/// What the operator can change while the gateway runs.
+#[derive(Debug, Clone)]
+pub struct LiveConfig {
+    /// Integration settings for new calls.
+    pub settings: IntegrationSettings,
+    /// Configured numbers (E.164).
+    pub numbers: HashSet<String>,
+    /// Refuse new calls with 503.
+    pub draining: bool,
 }
 
 /// Counters and gauges of a running gateway.
@@ -210,6 +222,14 @@ impl GatewayHandle {
     ) -> Result<Result<(), CallError>, GatewayError> {
         let ct = content_type.to_owned();
         self.ask(|tx| Command::Info(call, ct, body, tx)).await
+    }
+
+    /// Applies new settings, numbers and the draining flag to calls from now on.
+    pub async fn configure(&self, c: LiveConfig) -> Result<(), GatewayError> {
+        self.cmd
+            .send(Command::Configure(Box::new(c)))
+            .await
+            .map_err(|_| GatewayError::Stopped)
     }
 
     /// Counters.
@@ -593,6 +613,12 @@ impl CoreTask {
             },
             Command::Info(call, ct, body, tx) => {
                 let _ = tx.send(self.core.send_info(call, &ct, &body, now));
+            }
+            Command::Configure(c) => {
+                let c = *c;
+                self.core.set_settings(c.settings);
+                self.core.set_numbers(c.numbers);
+                self.core.set_draining(c.draining);
             }
             Command::Snapshot(tx) => {
                 let c = &self.counters;

@@ -600,19 +600,21 @@ fn listen_loop(url: &str, store: &dyn Store, live: &LiveState, stop: &AtomicBool
         while !stop.load(Ordering::Acquire) {
             let mut settings = false;
             let mut numbers = false;
-            let mut notes = client.notifications();
-            let mut it = notes.timeout_iter(TICK);
-            let failed = loop {
-                match it.next() {
-                    Ok(Some(n)) => match n.channel() {
-                        SETTINGS_CHANNEL => settings = true,
-                        NUMBERS_CHANNEL => numbers = true,
-                        _ => {}
-                    },
-                    Ok(None) => break false,
-                    Err(e) => {
-                        tracing::warn!("settings listener: {e}");
-                        break true;
+            let failed = {
+                let mut notes = client.notifications();
+                let mut it = notes.timeout_iter(TICK);
+                loop {
+                    match it.next() {
+                        Ok(Some(n)) => match n.channel() {
+                            SETTINGS_CHANNEL => settings = true,
+                            NUMBERS_CHANNEL => numbers = true,
+                            _ => {}
+                        },
+                        Ok(None) => break false,
+                        Err(e) => {
+                            tracing::warn!("settings listener: {e}");
+                            break true;
+                        }
                     }
                 }
             };

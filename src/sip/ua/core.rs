@@ -205,18 +205,6 @@ impl SipCore {
         }
     }
 
-    /// Enters or leaves draining: while on, out-of-dialog OPTIONS (a proxy's health
-    /// probe) and new INVITEs are answered `503 Service Unavailable` with
-    /// `Retry-After`; calls already up are untouched.
-    pub fn set_draining(&mut self, on: bool) {
-        self.draining = on;
-    }
-
-    /// Whether [`SipCore::set_draining`] is on.
-    pub fn is_draining(&self) -> bool {
-        self.draining
-    }
-
     /// Replaces the settings (admin API change); calls in progress keep their media.
     pub fn set_settings(&mut self, settings: IntegrationSettings) {
         self.cfg.settings = settings;
@@ -225,6 +213,17 @@ impl SipCore {
     /// Replaces the configured numbers (E.164).
     pub fn set_numbers(&mut self, numbers: HashSet<String>) {
         self.cfg.numbers = numbers;
+    }
+
+    /// Draining (SIGTERM): new INVITEs and out-of-dialog OPTIONS (a proxy's probe) get
+    /// 503 with Retry-After; calls up continue.
+    pub fn set_draining(&mut self, draining: bool) {
+        self.draining = draining;
+    }
+
+    /// Whether new calls are refused because the node is draining.
+    pub fn is_draining(&self) -> bool {
+        self.draining
     }
 
     /// Calls admitted and not yet ended (the figure the cap applies to).
@@ -490,10 +489,8 @@ impl SipCore {
             return;
         }
         match req.method.as_str() {
-            "INVITE" | "OPTIONS" if self.draining => {
-                if req.method == "INVITE" {
-                    self.stats.calls_refused += 1;
-                }
+            // A proxy's health probe: 503 takes this node out of its set.
+            "OPTIONS" if self.draining => {
                 let tag = build::token();
                 self.respond(
                     id,
@@ -655,6 +652,21 @@ impl SipCore {
                 return;
             }
         };
+        if self.draining {
+            self.stats.calls_refused += 1;
+            let tag = build::token();
+            tracing::info!(call_id = %req.call_id, "INVITE refused: draining");
+            self.respond(
+                id,
+                &req,
+                503,
+                Some(&tag),
+                &[("Retry-After", "30")],
+                None,
+                now,
+            );
+            return;
+        }
         if let Err(refusal) = admission::admit(
             settings,
             &self.cfg.numbers,

@@ -430,11 +430,7 @@ fn behind_a_proxy_responses_keep_vias_and_bye_follows_record_route() {
     let mut c = core(IntegrationSettings::default());
     let extra = "Via: SIP/2.0/UDP 127.0.0.9:5080;branch=z9hG4bKcaller\r\nRecord-Route: <sip:127.0.0.10;lr>\r\n";
     let (call, _) = answered(&mut c, t0, extra);
-    c.handle_request(
-        request("ACK", "z9hG4bK2", 1, Some("x"), "", ""),
-        flow(),
-        t0,
-    );
+    c.handle_request(request("ACK", "z9hG4bK2", 1, Some("x"), "", ""), flow(), t0);
     let _ = sent(&mut c);
     // Re-run the answer to inspect the 200: the one `answered` saw.
     let mut c2 = core(IntegrationSettings::default());
@@ -459,8 +455,16 @@ fn behind_a_proxy_responses_keep_vias_and_bye_follows_record_route() {
     c.hangup(call, &[], t0).expect("hangup");
     let s = sent(&mut c);
     let bye = s.iter().find(|(m, _)| m == "BYE").expect("BYE sent");
-    assert!(bye.1.starts_with("BYE sip:trunk@127.0.0.1:5070"), "{}", bye.1);
-    assert!(bye.1.contains("Route: <sip:127.0.0.10;lr>\r\n"), "{}", bye.1);
+    assert!(
+        bye.1.starts_with("BYE sip:trunk@127.0.0.1:5070"),
+        "{}",
+        bye.1
+    );
+    assert!(
+        bye.1.contains("Route: <sip:127.0.0.10;lr>\r\n"),
+        "{}",
+        bye.1
+    );
 }
 
 #[test]
@@ -481,7 +485,11 @@ fn draining_answers_options_and_new_invites_503_but_keeps_calls() {
     assert_eq!(codes(&sent(&mut c)), ["503"]);
     assert!(events(&mut c).is_empty(), "no new call while draining");
     // The call that was up still takes its BYE.
-    c.handle_request(request("BYE", "z9hG4bKb", 2, Some(&tag), "", ""), flow(), t0);
+    c.handle_request(
+        request("BYE", "z9hG4bKb", 2, Some(&tag), "", ""),
+        flow(),
+        t0,
+    );
     assert_eq!(codes(&sent(&mut c)), ["200"]);
     assert_eq!(c.active_calls(), 0);
     c.set_draining(false);
