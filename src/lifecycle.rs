@@ -20,7 +20,7 @@ use crate::cdr::CallRecorder;
 use crate::config::{Config, ConfigError};
 use crate::live::LiveState;
 use crate::numbers::{parse_e164, NumberEntry, NumberSet};
-use crate::store::{CallRecordWriter, SqliteStore, StoreError, StoreHandle};
+use crate::store::{CallRecordWriter, StoreError, StoreHandle};
 
 /// Call-record operations queued for group commit before callers wait.
 pub const CDR_QUEUE: usize = 8192;

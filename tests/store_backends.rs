@@ -180,10 +180,7 @@ fn call_records_start_answer_end_filter_and_redact() {
         assert_eq!(ca.sip.active_calls, 3);
         assert!(ca.sip.signaling_encrypted && !ca.sip.sip_authenticated);
         assert_eq!(ca.cdr_custom_data, Some(serde_json::json!({"k": "v"})));
-        assert_eq!(
-            all[0].outcome,
-            Some(CallOutcome::Rejected { status: 486 })
-        );
+        assert_eq!(all[0].outcome, Some(CallOutcome::Rejected { status: 486 }));
         assert_eq!(all[0].caller_number, None, "store_number off");
         let f = CallFilter {
             outcome: Some("rejected".into()),
@@ -282,7 +279,11 @@ fn two_nodes_count_a_caller_once_and_see_each_others_records() {
     let run = |s: Arc<PgStore>, node: &'static str| {
         std::thread::spawn(move || {
             for i in 0..50 {
-                let mut st = start(1_000 + i, &format!("+1555000{i:04}"), &format!("{node}-{i}"));
+                let mut st = start(
+                    1_000 + i,
+                    &format!("+1555000{i:04}"),
+                    &format!("{node}-{i}"),
+                );
                 st.instance_id = node.into();
                 s.record_call_start(&st, false, true).unwrap();
             }
@@ -300,7 +301,10 @@ fn two_nodes_count_a_caller_once_and_see_each_others_records() {
         })
         .unwrap();
     assert_eq!(calls.len(), 100);
-    assert_eq!(calls.iter().filter(|c| c.instance_id == "node-a").count(), 50);
+    assert_eq!(
+        calls.iter().filter(|c| c.instance_id == "node-a").count(),
+        50
+    );
 }
 
 #[test]

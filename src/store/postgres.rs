@@ -92,10 +92,11 @@ impl PgStore {
 
     /// The schema version of the database.
     pub fn schema_version(&self) -> Result<i64, StoreError> {
-        let row = self
-            .reader()?
-            .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_version", &[])?;
-        Ok(row.get(0))
+        let row = self.reader()?.query_one(
+            "SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_version",
+            &[],
+        )?;
+        Ok(row.try_get(0)?)
     }
 }
 
@@ -127,7 +128,7 @@ fn migrate_locked(conn: &mut Client) -> Result<(), StoreError> {
             "SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_version",
             &[],
         )?
-        .get(0);
+        .try_get(0)?;
     if current > latest() {
         return Err(StoreError::SchemaTooNew {
             found: current,
@@ -200,7 +201,7 @@ fn call_start(
             &i32::from(start.sip.sip_authenticated),
         ],
     )?;
-    Ok(CallRecordId(row.get(0)))
+    Ok(CallRecordId(row.try_get(0)?))
 }
 
 fn call_answer(
