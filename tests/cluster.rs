@@ -227,7 +227,7 @@ fn sipp(dir: &Path, tag: &str, target: SocketAddr, number: &str, args: &[&str]) 
             "-mp",
             &free_udp_tcp("127.0.0.30").to_string(),
         ])
-        .args(["-timeout", "60s", "-nostdin", "-trace_stat", "-fd", "1"])
+        .args(["-timeout", "40s", "-timeout_error", "-recv_timeout", "8000", "-nostdin", "-trace_stat", "-fd", "1"])
         .arg("-stf")
         .arg(&stf)
         .args(args)
@@ -347,7 +347,7 @@ fn kamailio_two_nodes_and_postgres() {
         ),
     };
     let kam_text = || std::fs::read_to_string(&kam_log).unwrap_or_default();
-    wait_until("kamailio listening", Duration::from_secs(20), || {
+    wait_until("kamailio routes a call", Duration::from_secs(60), || {
         kam_text().contains("kamailio")
             && sipp(&dir, "warm", kam, NUMBER, &["-m", "1", "-d", "100"]).ok == 1
     });
