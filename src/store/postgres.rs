@@ -345,6 +345,9 @@ impl Store for PgStore {
     fn replace_numbers(&self, entries: &[NumberEntry]) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
         let mut tx = conn.transaction()?;
+        // Two nodes replacing at once (both seeding on first start) would interleave
+        // their DELETE and INSERTs; the table lock makes the second wait for the first.
+        tx.batch_execute("LOCK TABLE phone_numbers IN SHARE ROW EXCLUSIVE MODE")?;
         tx.execute("DELETE FROM phone_numbers", &[])?;
         let stmt = tx.prepare("INSERT INTO phone_numbers (number, description) VALUES ($1, $2)")?;
         for e in entries {
