@@ -1,6 +1,8 @@
-//! The cluster end to end: PostgreSQL + Kamailio (deploy/kamailio/kamailio.cfg, unmodified)
-//! + two `voxgate run` nodes, all on 127.0.0.x, SIPp as the carrier. Started here, stopped
-//! by PID. Phases (one test, in order, to keep the run short):
+//! The cluster end to end: PostgreSQL, Kamailio (deploy/kamailio/kamailio.cfg, unmodified)
+//! and two `voxgate run` nodes, all on 127.0.0.x, SIPp as the carrier. Started here, stopped
+//! by PID.
+//!
+//! Phases (one test, in order, to keep the run short):
 //! 1. a number added through node A's admin API is honoured by node B (LISTEN/NOTIFY);
 //! 2. a batch of calls through Kamailio splits across both nodes; call records from both
 //!    nodes and MAU (once per caller) are in PostgreSQL;

@@ -37,7 +37,7 @@ pub const SETTINGS_CHANNEL: &str = "voxgate_settings";
 /// Channel notified when the number list changes.
 pub const NUMBERS_CHANNEL: &str = "voxgate_numbers";
 /// Advisory-lock key serialising migrations across nodes.
-const MIGRATION_LOCK: i64 = 0x766f_7867_6174_65;
+const MIGRATION_LOCK: i64 = 0x0076_6f78_6761_7465;
 
 /// Whether `url` names a PostgreSQL database (`postgres://` or `postgresql://`).
 pub fn is_postgres_url(url: &str) -> bool {
