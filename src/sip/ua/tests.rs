@@ -482,8 +482,13 @@ fn draining_answers_options_and_new_invites_503_but_keeps_calls() {
     let mut inv = request("INVITE", "z9hG4bKn", 1, None, "", SDP);
     inv.call_id = "call-2".into();
     c.handle_request(inv, flow(), t0);
-    assert_eq!(codes(&sent(&mut c)), ["503"]);
-    assert!(events(&mut c).is_empty(), "no new call while draining");
+    assert_eq!(codes(&sent(&mut c)).last(), Some(&"503"));
+    assert!(
+        !events(&mut c)
+            .iter()
+            .any(|e| matches!(e, CallEvent::Incoming(_))),
+        "no new call while draining"
+    );
     // The call that was up still takes its BYE.
     c.handle_request(
         request("BYE", "z9hG4bKb", 2, Some(&tag), "", ""),
