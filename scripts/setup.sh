@@ -12,6 +12,8 @@ APT_PACKAGES=(
   libopus-dev                 # Opus (audiopus links it)
   libsrtp2-dev                # libsrtp2: interop tests and benches only
   iproute2 util-linux         # network namespaces for the RFC 4475 run
+  kamailio                    # cluster edge (deploy/kamailio, tests/cluster.rs)
+  postgresql                  # shared store for the cluster tests (initdb/postgres)
 )
 
 missing=()

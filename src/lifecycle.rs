@@ -20,7 +20,7 @@ use crate::cdr::CallRecorder;
 use crate::config::{Config, ConfigError};
 use crate::live::LiveState;
 use crate::numbers::{parse_e164, NumberEntry, NumberSet};
-use crate::store::{CallRecordWriter, SqliteStore, StoreError, StoreHandle};
+use crate::store::{CallRecordWriter, StoreError, StoreHandle};
 
 /// Call-record operations queued for group commit before callers wait.
 pub const CDR_QUEUE: usize = 8192;
@@ -58,13 +58,16 @@ pub struct Operations {
     pub recorder: CallRecorder,
     /// Admin bearer token.
     pub admin_token: Arc<str>,
+    /// PostgreSQL only: the LISTEN/NOTIFY thread feeding `live` (stops when the last
+    /// clone drops).
+    pub listener: Option<Arc<crate::store::SettingsListener>>,
 }
 
 /// Opens the store and prepares the live state (see the module docs). Blocking.
 pub fn bootstrap(config: &Config) -> Result<Operations, LifecycleError> {
     crate::pii::set_redaction(config.logging.redaction);
-    let sqlite = SqliteStore::open_in_dir(&config.data.dir)?;
-    let store: Arc<dyn crate::store::Store> = Arc::new(sqlite);
+    let url = config.data.database_url.as_ref().map(|u| u.0.as_str());
+    let store = crate::store::open_store(url, &config.data.dir)?;
     let settings = match store.load_integration()? {
         Some(s) => s,
         None => {
@@ -88,6 +91,14 @@ pub fn bootstrap(config: &Config) -> Result<Operations, LifecycleError> {
     };
     let numbers = NumberSet::new(store.list_numbers()?.into_iter().map(|e| e.number));
     let live = LiveState::new(settings, numbers);
+    // Cluster: other nodes' admin changes arrive by NOTIFY and are published live.
+    let listener = match url {
+        Some(u) if crate::store::is_postgres_url(u) => Some(Arc::new(
+            crate::store::SettingsListener::spawn(u, Arc::clone(&store), live.clone())
+                .map_err(|e| StoreError::Task(format!("spawn settings listener: {e}")))?,
+        )),
+        _ => None,
+    };
     let admin_token = resolve_token(config)?;
     let writer = CallRecordWriter::spawn(Arc::clone(&store), CDR_QUEUE, CDR_MAX_BATCH)
         .map_err(|e| StoreError::Task(format!("spawn call-record writer: {e}")))?;
@@ -102,6 +113,7 @@ pub fn bootstrap(config: &Config) -> Result<Operations, LifecycleError> {
         live,
         recorder,
         admin_token,
+        listener,
     })
 }
 

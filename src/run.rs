@@ -146,6 +146,7 @@ pub fn gateway_and_engine(cfg: &Config) -> Result<(GatewayConfig, EngineConfig),
             ))
         }
     };
+    gw.advertised_media_ip = cfg.media.advertised_address;
     let cores = cfg.media_cores().max(1);
     let engine = EngineConfig {
         cores: (0..cores).collect(),

@@ -4,7 +4,7 @@
 //! `./data`, the demo number +19585550123.
 //!
 //! Secrets may come from the environment instead of the file (the environment wins):
-//! `VOXGATE_ADMIN_TOKEN`, `VOXGATE_DATA_DIR`, `VOXGATE_STT_APIKEY`, `VOXGATE_TTS_APIKEY`,
+//! `VOXGATE_ADMIN_TOKEN`, `VOXGATE_DATA_DIR`, `VOXGATE_DATABASE_URL`, `VOXGATE_STT_APIKEY`, `VOXGATE_TTS_APIKEY`,
 //! `VOXGATE_ASSISTANT_APIKEY`, `VOXGATE_SIP_AUTH_PASSWORD`.
 //!
 //! ```toml
@@ -240,12 +240,16 @@ impl Default for AdminConfig {
 pub struct DataConfig {
     /// Directory of the SQLite database (or `VOXGATE_DATA_DIR`).
     pub dir: PathBuf,
+    /// Shared database for a cluster: `postgres://user@host:port/db` (or
+    /// `VOXGATE_DATABASE_URL`). Absent = SQLite in `dir` (single node).
+    pub database_url: Option<Secret>,
 }
 
 impl Default for DataConfig {
     fn default() -> Self {
         Self {
             dir: PathBuf::from("./data"),
+            database_url: None,
         }
     }
 }
@@ -370,6 +374,9 @@ impl Config {
         }
         if let Some(d) = get("VOXGATE_DATA_DIR") {
             self.data.dir = PathBuf::from(d);
+        }
+        if let Some(u) = get("VOXGATE_DATABASE_URL") {
+            self.data.database_url = Some(Secret(u));
         }
         if let Some(k) = get("VOXGATE_STT_APIKEY") {
             self.providers.stt.apikey = Some(Secret(k));

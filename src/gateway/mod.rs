@@ -56,6 +56,9 @@ pub struct GatewayConfig {
     pub auto_answer: bool,
     /// Put the MD5 digest challenge before SHA-256 (clients that read only the first).
     pub digest_md5_first: bool,
+    /// The media address put in SDP `c=` instead of the RTP socket's own (a node behind
+    /// NAT or a load balancer; config `media.advertised_address`). The port stays.
+    pub advertised_media_ip: Option<std::net::IpAddr>,
 }
 
 impl GatewayConfig {
@@ -74,6 +77,7 @@ impl GatewayConfig {
             limits: FrameLimits::default(),
             auto_answer: true,
             digest_md5_first: false,
+            advertised_media_ip: None,
         }
     }
 
@@ -414,6 +418,7 @@ impl Gateway {
             pending_refer: HashMap::new(),
             pending_transfer: HashMap::new(),
             ended: 0,
+            advertised_media_ip: cfg.advertised_media_ip,
         };
         let core_task = tokio::spawn(task.run(in_rx, cmd_rx, sd_rx));
         Ok(Gateway {
@@ -472,6 +477,7 @@ struct CoreTask {
         ),
     >,
     ended: u64,
+    advertised_media_ip: Option<std::net::IpAddr>,
 }
 
 impl CoreTask {
@@ -620,7 +626,10 @@ impl CoreTask {
             }
         };
         match self.media.open(call, &preview) {
-            Ok(local) => {
+            Ok(mut local) => {
+                if let Some(ip) = self.advertised_media_ip {
+                    local.set_ip(ip);
+                }
                 let r = self.core.answer(call, local, now);
                 if r.is_err() {
                     self.media.close(call);

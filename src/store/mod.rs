@@ -16,12 +16,14 @@
 
 pub mod emodel;
 mod migrations;
+pub mod postgres;
 pub mod records;
 mod sqlite;
 mod writer;
 
 use std::sync::Arc;
 
+pub use postgres::{is_postgres_url, PgStore, SettingsListener};
 pub use records::{
     caller_hash, CallEnd, CallFilter, CallOutcome, CallRecord, CallRecordId, CallStart, CdrWarning,
     MaxResponseMs, RtpStats, SipDetails, StreamStats, TurnLatency, UnixMillis,
@@ -56,9 +58,28 @@ pub enum StoreError {
     /// SQLite error.
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL error.
+    #[error("database: {0}")]
+    Postgres(#[from] ::postgres::Error),
     /// The blocking task was cancelled or panicked.
     #[error("store task failed: {0}")]
     Task(String),
+}
+
+/// Opens the backend `database_url` names (`postgres://…` → [`PgStore`]), else SQLite in
+/// `data_dir`.
+pub fn open_store(
+    database_url: Option<&str>,
+    data_dir: &std::path::Path,
+) -> Result<Arc<dyn Store>, StoreError> {
+    match database_url {
+        Some(url) if is_postgres_url(url) => Ok(Arc::new(PgStore::open(url)?)),
+        Some(other) => Err(StoreError::Task(format!(
+            "database_url must start with postgres:// (got {})",
+            other.split(':').next().unwrap_or("")
+        ))),
+        None => Ok(Arc::new(SqliteStore::open_in_dir(data_dir)?)),
+    }
 }
 
 /// A storage backend. Every method is one committed transaction.

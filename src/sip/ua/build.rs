@@ -119,6 +119,13 @@ pub fn response(
     }
     let _ = write!(s, "Call-ID: {}\r\n", req.call_id);
     let _ = write!(s, "CSeq: {} {}\r\n", req.cseq, req.cseq_method);
+    // RFC 3261 §12.1.1: a UAS copies Record-Route into responses that can create a
+    // dialog, so the caller routes ACK/BYE back through the proxy (Kamailio) too.
+    if (101..300).contains(&status) && req.cseq_method == "INVITE" {
+        for rr in &req.record_route {
+            let _ = write!(s, "Record-Route: {rr}\r\n");
+        }
+    }
     for (n, v) in extra {
         let _ = write!(s, "{n}: {v}\r\n");
     }

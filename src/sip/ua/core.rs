@@ -177,6 +177,9 @@ pub struct SipCore {
     pub(super) nonces: NonceStore,
     pub(super) stats: CoreStats,
     pub(super) draining: bool,
+    /// Draining (SIGTERM): OPTIONS and new INVITEs are answered 503 so a proxy's
+    /// dispatcher stops choosing this node; in-dialog requests go on.
+    draining: bool,
 }
 
 impl SipCore {
@@ -216,7 +219,8 @@ impl SipCore {
         self.cfg.numbers = numbers;
     }
 
-    /// Draining (SIGTERM): new INVITEs get 503 with Retry-After; calls up continue.
+    /// Draining (SIGTERM): new INVITEs and out-of-dialog OPTIONS (a proxy's probe) get
+    /// 503 with Retry-After; calls up continue.
     pub fn set_draining(&mut self, draining: bool) {
         self.draining = draining;
     }
@@ -489,6 +493,19 @@ impl SipCore {
             return;
         }
         match req.method.as_str() {
+            // A proxy's health probe: 503 takes this node out of its set.
+            "OPTIONS" if self.draining => {
+                let tag = build::token();
+                self.respond(
+                    id,
+                    &req,
+                    503,
+                    Some(&tag),
+                    &[("Retry-After", "30"), ("Allow", ALLOW)],
+                    None,
+                    now,
+                );
+            }
             "INVITE" => self.handle_invite(id, req, flow, now),
             "OPTIONS" => {
                 let tag = build::token();

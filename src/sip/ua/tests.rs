@@ -560,4 +560,85 @@ fn fuzz_corpus_and_truncations_run_through_the_core_without_panic() {
         n += 1;
     }
     assert!(n >= 4, "corpus files: {n}");
+/// Behind Kamailio: two Vias and a Record-Route on the INVITE. The 200 copies both Vias
+/// and the Record-Route (RFC 3261 §12.1.1); our BYE carries the route as `Route` with the
+/// caller's Contact as Request-URI (loose routing, §12.2.1.1).
+#[test]
+fn behind_a_proxy_responses_keep_vias_and_bye_follows_record_route() {
+    let t0 = Instant::now();
+    let mut c = core(IntegrationSettings::default());
+    let extra = "Via: SIP/2.0/UDP 127.0.0.9:5080;branch=z9hG4bKcaller\r\nRecord-Route: <sip:127.0.0.10;lr>\r\n";
+    let (call, _) = answered(&mut c, t0, extra);
+    c.handle_request(request("ACK", "z9hG4bK2", 1, Some("x"), "", ""), flow(), t0);
+    let _ = sent(&mut c);
+    // Re-run the answer to inspect the 200: the one `answered` saw.
+    let mut c2 = core(IntegrationSettings::default());
+    c2.handle_request(
+        request("INVITE", "z9hG4bK1", 1, None, extra, SDP),
+        flow(),
+        t0,
+    );
+    let _ = sent(&mut c2);
+    let call2 = match events(&mut c2).as_slice() {
+        [CallEvent::Incoming(i)] => i.call,
+        e => panic!("{e:?}"),
+    };
+    c2.answer(call2, "127.0.0.1:20000".parse().unwrap(), t0)
+        .expect("answer");
+    let ok = sent(&mut c2);
+    let text = &ok[0].1;
+    let vias: Vec<&str> = text.lines().filter(|l| l.starts_with("Via:")).collect();
+    assert_eq!(vias.len(), 2, "{text}");
+    assert!(vias[0].contains("127.0.0.1:5070") && vias[1].contains("127.0.0.9:5080"));
+    assert!(text.contains("Record-Route: <sip:127.0.0.10;lr>"), "{text}");
+    c.hangup(call, &[], t0).expect("hangup");
+    let s = sent(&mut c);
+    let bye = s.iter().find(|(m, _)| m == "BYE").expect("BYE sent");
+    assert!(
+        bye.1.starts_with("BYE sip:trunk@127.0.0.1:5070"),
+        "{}",
+        bye.1
+    );
+    assert!(
+        bye.1.contains("Route: <sip:127.0.0.10;lr>\r\n"),
+        "{}",
+        bye.1
+    );
+}
+
+#[test]
+fn draining_answers_options_and_new_invites_503_but_keeps_calls() {
+    let t0 = Instant::now();
+    let mut c = core(IntegrationSettings::default());
+    let (_call, tag) = answered(&mut c, t0, "");
+    c.set_draining(true);
+    let mut opt = request("OPTIONS", "z9hG4bKo", 5, None, "", "");
+    opt.call_id = "probe-1".into();
+    c.handle_request(opt, flow(), t0);
+    let s = sent(&mut c);
+    assert_eq!(codes(&s), ["503"]);
+    assert!(s[0].1.contains("Retry-After: 30"), "{}", s[0].1);
+    let mut inv = request("INVITE", "z9hG4bKn", 1, None, "", SDP);
+    inv.call_id = "call-2".into();
+    c.handle_request(inv, flow(), t0);
+    assert_eq!(codes(&sent(&mut c)).last(), Some(&"503"));
+    assert!(
+        !events(&mut c)
+            .iter()
+            .any(|e| matches!(e, CallEvent::Incoming(_))),
+        "no new call while draining"
+    );
+    // The call that was up still takes its BYE.
+    c.handle_request(
+        request("BYE", "z9hG4bKb", 2, Some(&tag), "", ""),
+        flow(),
+        t0,
+    );
+    assert_eq!(codes(&sent(&mut c)), ["200"]);
+    assert_eq!(c.active_calls(), 0);
+    c.set_draining(false);
+    let mut opt = request("OPTIONS", "z9hG4bKo2", 6, None, "", "");
+    opt.call_id = "probe-2".into();
+    c.handle_request(opt, flow(), t0);
+    assert_eq!(codes(&sent(&mut c)), ["200"]);
 }
