@@ -16,11 +16,13 @@
 //! | `GET  /v1/logs?q=&limit=` | recent log lines matching a number, call ID, instance ID |
 //! | `GET  /metrics` | Prometheus text |
 //! | `GET  /healthz` | 200 when ready, 503 when draining or the store is down |
-//! | `GET  /` | the admin console: a static page (no data) that calls the API above with the token typed into it |
+//! | `GET  /v1/calls/live` | calls up now (records with no end yet), with duration so far |
+//! | `GET  /`, `/console/*` | the admin console (single-page app, embedded assets, no data): it calls the API above with the token typed into it, kept in `sessionStorage` |
 //!
 //! Changes to settings and numbers are stored first, then published to
 //! [`LiveState`], so new calls see them without a restart.
 
+mod console;
 mod error;
 mod routes;
 
@@ -94,6 +96,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/numbers/{e164}", delete(routes::delete_number))
         .route("/v1/usage/mau", get(routes::mau))
         .route("/v1/calls", get(routes::calls))
+        .route("/v1/calls/live", get(routes::calls_live))
         .route("/v1/logs", get(routes::logs))
         .route("/metrics", get(routes::metrics_text))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -102,14 +105,11 @@ pub fn router(state: AdminState) -> Router {
         ));
     Router::new()
         .route("/healthz", get(routes::healthz))
-        .route("/", get(console))
+        .route("/", get(console::index))
+        .route("/console/{asset}", get(console::asset))
         .merge(protected)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
-}
-
-async fn console() -> axum::response::Html<&'static str> {
-    axum::response::Html(include_str!("console.html"))
 }
 
 /// Serves the admin API on `listener` until `shutdown` resolves.
