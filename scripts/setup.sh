@@ -12,6 +12,7 @@ APT_PACKAGES=(
   libopus-dev                 # Opus (audiopus links it)
   libsrtp2-dev                # libsrtp2: interop tests and benches only
   iproute2 util-linux         # network namespaces for the RFC 4475 run
+  chromium chromium-driver    # admin console browser tests (WebDriver)
 )
 
 missing=()
