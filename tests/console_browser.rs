@@ -340,6 +340,8 @@ async fn console_drives_the_gateway_in_a_real_browser() {
         .await;
     let rows = b.text("#csv-rows").await;
     assert!(rows.contains("2 ") && rows.contains("3 "), "{rows}");
+    b.js("document.getElementById('csv-rows').scrollIntoView(); return 1;")
+        .await;
     b.shot("03-csv-row-errors").await;
     assert_eq!(h.json("/v1/numbers").await.as_array().unwrap().len(), 2);
 
@@ -396,6 +398,8 @@ async fn console_drives_the_gateway_in_a_real_browser() {
     b.click("tr.call-record button").await;
     b.wait_for("!document.getElementById('call-detail').hidden", long)
         .await;
+    let detail = b.text("#call-detail").await;
+    assert!(detail.contains("Assistant") && detail.contains("completed"), "{detail}");
     b.shot("06-call-record").await;
 
     // Usage and logs render against the same data.

@@ -371,15 +371,25 @@ async function searchCalls() {
 }
 $("calls-filter").addEventListener("submit", (ev) => { ev.preventDefault(); searchCalls(); });
 
+/** Total of one turn's latencies (speech to text + assistant + text to speech), ms. */
+function turnTotal(t) {
+  if (typeof t === "number") return t;
+  return ["speech_to_text_ms", "assistant_ms", "text_to_speech_ms"].reduce((a, k) => a + (t[k] || 0), 0);
+}
+const ms = (v) => (v == null ? "–" : `${v} ms`);
+
 function showCall(c) {
   const d = $("call-detail");
   d.hidden = false;
   const tb = el("tbody");
-  (c.turn_latencies || []).forEach((t, i) => tb.append(el("tr", {}, el("td", {}, String(i + 1)), el("td", {}, JSON.stringify(t)))));
+  const turns = c.turn_latencies || [];
+  turns.forEach((t, i) => tb.append(el("tr", {}, el("td", {}, String(i + 1)), el("td", {}, ms(t.speech_to_text_ms)), el("td", {}, ms(t.assistant_ms)), el("td", {}, ms(t.text_to_speech_ms)), el("td", {}, ms(turnTotal(t))))));
+  const worst = turns.length ? Math.max(...turns.map(turnTotal)) : null;
   d.replaceChildren(el("h3", {}, `Call ${c.sip_call_id}`),
-    el("p", {}, `Instance ${c.instance_id}; setup ${c.setup_milliseconds ?? "–"} ms; max response ${c.max_response_milliseconds ?? "–"} ms; MOS ${c.mos ?? "–"}`),
+    el("p", {}, `Instance ${c.instance_id}; outcome ${c.outcome ? c.outcome.kind : "in progress"}; setup ${ms(c.setup_milliseconds)}; slowest turn ${ms(worst)}; MOS ${c.mos != null ? c.mos.toFixed(2) : "–"}`),
     el("p", {}, c.failure_details || ""),
-    el("table", {}, el("caption", {}, "Turns and latencies"), el("thead", {}, el("tr", {}, el("th", {}, "Turn"), el("th", {}, "Latencies"))), tb));
+    el("table", {}, el("caption", {}, "Turns and latencies"),
+      el("thead", {}, el("tr", {}, ...["Turn", "Speech to text", "Assistant", "Text to speech", "Total"].map((h) => el("th", { scope: "col" }, h)))), tb));
   d.focus();
 }
 
@@ -421,7 +431,7 @@ async function loadUsage() {
     for (const c of r.calls) {
       const i = Math.floor((c.started_at - since) / 3600e3);
       if (i >= 0 && i < 24) hours[i]++;
-      for (const t of c.turn_latencies || []) { const v = typeof t === "number" ? t : (t.response_ms ?? t.total_ms ?? Object.values(t).find((x) => typeof x === "number")); if (typeof v === "number") lat.push(v); }
+      for (const t of c.turn_latencies || []) lat.push(turnTotal(t));
     }
     $("cph-chart").replaceChildren(barChart(hl, hours, "calls"));
     const edges = [100, 200, 400, 800, 1600, 3200, Infinity];
