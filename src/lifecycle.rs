@@ -58,6 +58,9 @@ pub struct Operations {
     pub recorder: CallRecorder,
     /// Admin bearer token.
     pub admin_token: Arc<str>,
+    /// The configured text-to-speech provider, once `voxgate run` has built it (the
+    /// admin console lists its voices and plays samples); empty until then.
+    pub tts: Arc<std::sync::OnceLock<Arc<dyn crate::speech::TextToSpeech>>>,
 }
 
 /// Opens the store and prepares the live state (see the module docs). Blocking.
@@ -102,6 +105,7 @@ pub fn bootstrap(config: &Config) -> Result<Operations, LifecycleError> {
         live,
         recorder,
         admin_token,
+        tts: Arc::default(),
     })
 }
 
@@ -215,6 +219,7 @@ pub async fn start_admin(
         logs,
         token: ops.admin_token.clone(),
         media_cores: config.media_cores(),
+        tts: ops.tts.clone(),
     };
     tracing::info!(%addr, "admin API listening");
     Ok((

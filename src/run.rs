@@ -172,6 +172,7 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<(), RunError> {
         .map_err(|e| RunError::Start(e.to_string()))?
         .map_err(|e| RunError::Start(e.to_string()))?;
     let providers = providers(&cfg)?;
+    let _ = ops.tts.set(providers.tts.clone());
     let (gateway, engine) = gateway_and_engine(&cfg)?;
     let app = App::start_with(AppOptions {
         gateway,

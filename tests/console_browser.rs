@@ -183,7 +183,11 @@ impl Browser {
     async fn text(&self, css: &str) -> String {
         let e = self.find(css).await;
         let v = self
-            .cmd(reqwest::Method::GET, &format!("/element/{e}/text"), json!({}))
+            .cmd(
+                reqwest::Method::GET,
+                &format!("/element/{e}/text"),
+                json!({}),
+            )
             .await;
         v.as_str().unwrap_or_default().to_owned()
     }
@@ -254,6 +258,8 @@ async fn invite(gw: std::net::SocketAddr, number: &str) -> Result<CallLeg, u16> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_drives_the_gateway_in_a_real_browser() {
     let h = common::Harness::start().await;
+    let providers = Providers::embedded(DialogSkill::demo().unwrap()).unwrap();
+    let _ = h.ops.tts.set(providers.tts.clone());
     let app = App::start_with(AppOptions {
         gateway: GatewayConfig::ephemeral(),
         engine: EngineConfig {
@@ -261,7 +267,7 @@ async fn console_drives_the_gateway_in_a_real_browser() {
             rtp_port_range: 44_000..=44_999,
             ..EngineConfig::default()
         },
-        providers: Providers::embedded(DialogSkill::demo().unwrap()).unwrap(),
+        providers,
         settings: IntegrationSettings::default(),
         observer: None,
         ops: Some(h.ops.clone()),
@@ -303,8 +309,11 @@ async fn console_drives_the_gateway_in_a_real_browser() {
     b.type_into("#num-desc", "support line").await;
     b.type_into("#num-new", "+1 958 555 0199").await;
     b.click("#num-add-btn").await;
-    b.wait_for("document.querySelector('tr[data-number=\"+19585550199\"]')", long)
-        .await;
+    b.wait_for(
+        "document.querySelector('tr[data-number=\"+19585550199\"]')",
+        long,
+    )
+    .await;
     b.shot("02-number-added").await;
     let listed = h.json("/v1/numbers").await;
     let before = listed.as_array().unwrap().len();
@@ -316,8 +325,11 @@ async fn console_drives_the_gateway_in_a_real_browser() {
         .unwrap_or_else(|| panic!("not stored: {listed}"));
     assert_eq!(added["description"], "support line");
     b.click("button[aria-label='Delete +19585550199']").await;
-    b.wait_for("!document.querySelector('tr[data-number=\"+19585550199\"]')", long)
-        .await;
+    b.wait_for(
+        "!document.querySelector('tr[data-number=\"+19585550199\"]')",
+        long,
+    )
+    .await;
     assert_eq!(
         h.json("/v1/numbers").await.as_array().unwrap().len(),
         before - 1
@@ -327,17 +339,27 @@ async fn console_drives_the_gateway_in_a_real_browser() {
     let good = h.dir.0.join("good.csv");
     std::fs::write(&good, "+1 415 555 0100,sales\n+44 20 7946 0000,london\n").unwrap();
     let bad = h.dir.0.join("bad.csv");
-    std::fs::write(&bad, "+1 415 555 0100,sales\n(958) 555-0123,x\nnot a number,y\n").unwrap();
+    std::fs::write(
+        &bad,
+        "+1 415 555 0100,sales\n(958) 555-0123,x\nnot a number,y\n",
+    )
+    .unwrap();
     b.js("window.confirm = () => true; return 1;").await;
     b.type_into("#csv-file", &good.display().to_string()).await;
     b.click("#csv-btn").await;
-    b.wait_for("document.querySelector('tr[data-number=\"+442079460000\"]')", long)
-        .await;
+    b.wait_for(
+        "document.querySelector('tr[data-number=\"+442079460000\"]')",
+        long,
+    )
+    .await;
     assert_eq!(h.json("/v1/numbers").await.as_array().unwrap().len(), 2);
     b.type_into("#csv-file", &bad.display().to_string()).await;
     b.click("#csv-btn").await;
-    b.wait_for("document.querySelectorAll('#csv-rows tbody tr').length === 2", long)
-        .await;
+    b.wait_for(
+        "document.querySelectorAll('#csv-rows tbody tr').length === 2",
+        long,
+    )
+    .await;
     let rows = b.text("#csv-rows").await;
     assert!(rows.contains("2 ") && rows.contains("3 "), "{rows}");
     b.js("document.getElementById('csv-rows').scrollIntoView(); return 1;")
@@ -375,6 +397,21 @@ async fn console_drives_the_gateway_in_a_real_browser() {
     )
     .await;
 
+    // Speech: voices listed from the configured provider; a sample is synthesized.
+    b.goto(&h.url("/#speech")).await;
+    b.wait_for(
+        "document.getElementById('tts-voice').options.length > 1",
+        long,
+    )
+    .await;
+    b.click("#play-sample").await;
+    b.wait_for(
+        "Number(document.getElementById('sample-audio').dataset.bytes || 0) > 8044",
+        Duration::from_secs(20),
+    )
+    .await;
+    b.shot("05-speech").await;
+
     // Calls: a live call shows up without reload, and its record after it ends.
     b.goto(&h.url("/#calls")).await;
     b.wait_for("!document.getElementById('page-calls').hidden", long)
@@ -385,10 +422,13 @@ async fn console_drives_the_gateway_in_a_real_browser() {
         long,
     )
     .await;
-    b.shot("05-live-call").await;
+    b.shot("06-live-call").await;
     call.hang_up().await.unwrap();
-    b.wait_for("document.querySelectorAll('tr.live-call').length === 0", long)
-        .await;
+    b.wait_for(
+        "document.querySelectorAll('tr.live-call').length === 0",
+        long,
+    )
+    .await;
     b.click("#calls-filter button").await;
     b.wait_for(
         "[...document.querySelectorAll('tr.call-record')].some(r => r.textContent.includes('+14155550100') && !r.textContent.includes('in progress'))",
@@ -399,14 +439,17 @@ async fn console_drives_the_gateway_in_a_real_browser() {
     b.wait_for("!document.getElementById('call-detail').hidden", long)
         .await;
     let detail = b.text("#call-detail").await;
-    assert!(detail.contains("Assistant") && detail.contains("completed"), "{detail}");
-    b.shot("06-call-record").await;
+    assert!(
+        detail.contains("Assistant") && detail.contains("completed"),
+        "{detail}"
+    );
+    b.shot("07-call-record").await;
 
     // Usage and logs render against the same data.
     b.goto(&h.url("/#usage")).await;
     b.wait_for("document.querySelector('#mau-chart svg')", long)
         .await;
-    b.shot("07-usage").await;
+    b.shot("08-usage").await;
 
     b.quit().await;
     app.shutdown().await;

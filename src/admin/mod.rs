@@ -16,6 +16,8 @@
 //! | `GET  /v1/logs?q=&limit=` | recent log lines matching a number, call ID, instance ID |
 //! | `GET  /metrics` | Prometheus text |
 //! | `GET  /healthz` | 200 when ready, 503 when draining or the store is down |
+//! | `GET  /v1/speech/voices` | voices of the configured text-to-speech provider (503 before it is built) |
+//! | `POST /v1/speech/sample` | `{"voice"?, "text"?}` → `audio/wav` (8 kHz, 16-bit mono) from that provider |
 //! | `GET  /v1/calls/live` | calls up now (records with no end yet), with duration so far |
 //! | `GET  /`, `/console/*` | the admin console (single-page app, embedded assets, no data): it calls the API above with the token typed into it, kept in `sessionStorage` |
 //!
@@ -25,6 +27,7 @@
 mod console;
 mod error;
 mod routes;
+mod speech;
 
 use std::sync::Arc;
 
@@ -57,6 +60,8 @@ pub struct AdminState {
     pub token: Arc<str>,
     /// Media cores (for per-core metric series).
     pub media_cores: usize,
+    /// The configured text-to-speech provider, when built (voices and samples).
+    pub tts: Arc<std::sync::OnceLock<Arc<dyn crate::speech::TextToSpeech>>>,
 }
 
 async fn require_token(State(state): State<AdminState>, req: Request, next: Next) -> Response {
@@ -98,6 +103,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/calls", get(routes::calls))
         .route("/v1/calls/live", get(routes::calls_live))
         .route("/v1/logs", get(routes::logs))
+        .route("/v1/speech/voices", get(speech::voices))
+        .route("/v1/speech/sample", axum::routing::post(speech::sample))
         .route("/metrics", get(routes::metrics_text))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -228,9 +228,40 @@ async function loadSpeech() {
     settings = await api("GET", "/v1/integration");
     $("stt-model").value = settings.stt_model || "";
     $("stt-cust").value = settings.stt_customization_id || "";
-    $("tts-voice").value = settings.tts_voice || "";
-  } catch (e) { showErr($("speech-err"), e); }
+  } catch (e) { showErr($("speech-err"), e); return; }
+  const sel = $("tts-voice");
+  sel.replaceChildren(el("option", { value: "" }, "Provider default"));
+  try {
+    const r = await api("GET", "/v1/speech/voices");
+    for (const v of r.voices) sel.append(el("option", { value: v.name }, `${v.name} — ${v.language}, ${v.gender}${v.description ? ", " + v.description : ""}`));
+    showErr($("sample-err"), null);
+  } catch (e) { showErr($("sample-err"), e); }
+  if (settings.tts_voice && ![...sel.options].some((o) => o.value === settings.tts_voice)) {
+    sel.append(el("option", { value: settings.tts_voice }, `${settings.tts_voice} (not offered by the provider)`));
+  }
+  sel.value = settings.tts_voice || "";
 }
+
+$("play-sample").addEventListener("click", async () => {
+  showErr($("sample-err"), null);
+  $("sample-msg").textContent = "Synthesizing…";
+  try {
+    const r = await fetch("/v1/speech/sample", {
+      method: "POST",
+      headers: { Authorization: `Bearer ${sessionStorage.getItem(KEY) || ""}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ voice: $("tts-voice").value || null }),
+    });
+    if (!r.ok) { const b = await r.json().catch(() => ({})); throw new ApiFailure(r.status, b); }
+    const blob = await r.blob();
+    const a = $("sample-audio");
+    if (a.src) URL.revokeObjectURL(a.src);
+    a.src = URL.createObjectURL(blob);
+    a.hidden = false;
+    a.dataset.bytes = String(blob.size);
+    $("sample-msg").textContent = `Sample ready (${((blob.size - 44) / 16000).toFixed(1)} s).`;
+    a.play().catch(() => {});
+  } catch (e) { $("sample-msg").textContent = ""; showErr($("sample-err"), e); }
+});
 $("speech-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const opt = (v) => (v.trim() ? v.trim() : null);
