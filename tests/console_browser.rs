@@ -275,6 +275,7 @@ async fn console_drives_the_gateway_in_a_real_browser() {
     .await
     .expect("gateway");
     let gw = app.gateway.local.udp;
+    let _ = h.ops.sip_listeners.set(app.gateway.local);
     let b = Browser::start().await;
     let long = Duration::from_secs(10);
 
@@ -296,7 +297,11 @@ async fn console_drives_the_gateway_in_a_real_browser() {
         long,
     )
     .await;
-    assert!(b.text("#sip-uri").await.starts_with("sip:127.0.0.1"));
+    assert_eq!(
+        b.text("#sip-uri").await,
+        format!("sip:{gw};transport=udp"),
+        "the overview shows the bound UDP listener"
+    );
     b.shot("01-overview").await;
 
     // Numbers: `(958)` is refused as typed with the reason; a spaced E.164 is accepted.

@@ -18,6 +18,7 @@
 //! | `GET  /healthz` | 200 when ready, 503 when draining or the store is down |
 //! | `GET  /v1/speech/voices` | voices of the configured text-to-speech provider (503 before it is built) |
 //! | `POST /v1/speech/sample` | `{"voice"?, "text"?}` → `audio/wav` (8 kHz, 16-bit mono) from that provider |
+//! | `GET  /v1/overview` | SIP listeners (UDP, TCP, TLS), plan and its cap, active calls, health |
 //! | `GET  /v1/calls/live` | calls up now (records with no end yet), with duration so far |
 //! | `GET  /`, `/console/*` | the admin console (single-page app, embedded assets, no data): it calls the API above with the token typed into it, kept in `sessionStorage` |
 //!
@@ -62,6 +63,8 @@ pub struct AdminState {
     pub media_cores: usize,
     /// The configured text-to-speech provider, when built (voices and samples).
     pub tts: Arc<std::sync::OnceLock<Arc<dyn crate::speech::TextToSpeech>>>,
+    /// The SIP listeners, once bound.
+    pub sip_listeners: Arc<std::sync::OnceLock<crate::sip::ua::LocalAddrs>>,
 }
 
 async fn require_token(State(state): State<AdminState>, req: Request, next: Next) -> Response {
@@ -102,6 +105,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/usage/mau", get(routes::mau))
         .route("/v1/calls", get(routes::calls))
         .route("/v1/calls/live", get(routes::calls_live))
+        .route("/v1/overview", get(routes::overview))
         .route("/v1/logs", get(routes::logs))
         .route("/v1/speech/voices", get(speech::voices))
         .route("/v1/speech/sample", axum::routing::post(speech::sample))

@@ -374,3 +374,25 @@ pub(super) async fn calls_live(
         "active_calls": metrics().active_calls.get(),
     })))
 }
+
+pub(super) async fn overview(State(st): State<AdminState>) -> Json<serde_json::Value> {
+    let settings = st.live.settings();
+    let listeners = st.sip_listeners.get().map(|l| {
+        serde_json::json!({
+            "udp": l.udp.to_string(),
+            "tcp": l.tcp.to_string(),
+            "tls": l.tls.to_string(),
+            "unspecified_ip": l.udp.ip().is_unspecified(),
+        })
+    });
+    Json(serde_json::json!({
+        "sip_listeners": listeners,
+        "plan": settings.plan,
+        "max_concurrent_calls": settings.plan.max_concurrent_calls(),
+        "active_calls": metrics().active_calls.get(),
+        "ready": st.live.is_ready(),
+        "draining": st.live.is_draining(),
+        "force_secure_trunking": settings.force_secure_trunking,
+        "sip_auth": settings.sip_auth.is_some(),
+    }))
+}

@@ -95,12 +95,6 @@ function route() {
 window.addEventListener("hashchange", () => { if (!$("app").hidden) route(); });
 
 // ---------- overview ----------
-async function metricValue(name) {
-  const text = await api("GET", "/metrics");
-  const line = String(text).split("\n").find((l) => l.startsWith(name + " ") || l.startsWith(name + "{"));
-  return line ? Number(line.trim().split(/\s+/).pop()) : null;
-}
-
 const PLAN_CAP = { trial: 5, plus: 100, enterprise: 1000 };
 function planCap(plan) {
   if (typeof plan === "string") return PLAN_CAP[plan];
@@ -110,24 +104,31 @@ function planName(plan) { return typeof plan === "string" ? plan : "custom"; }
 
 async function loadOverview() {
   showErr($("ov-err"), null);
-  const host = location.hostname.includes(":") ? `[${location.hostname}]` : location.hostname;
-  $("sip-uri").textContent = `sip:${host}:5060;transport=udp`;
   const list = $("ov-list");
   list.replaceChildren();
   const add = (k, v) => list.append(el("dt", {}, k), el("dd", {}, String(v)));
   try {
-    const [s, h, active] = await Promise.all([
-      api("GET", "/v1/integration"),
-      fetch("/healthz").then((r) => r.json()),
-      metricValue("voxgate_active_calls"),
-    ]);
-    settings = s;
-    add("Health", h.ready ? "ready" : h.draining ? "draining" : "not ready");
-    add("Store", h.store ? "ok" : "failing");
-    add("Plan", planName(s.plan));
-    add("Concurrent calls", `${active ?? h.active_calls} of ${planCap(s.plan)}`);
-    add("Secure trunking (SRTP)", s.force_secure_trunking ? "required" : "optional");
-    add("SIP authentication (TLS)", s.sip_auth ? "on" : "off");
+    const o = await api("GET", "/v1/overview");
+    const uris = [];
+    if (o.sip_listeners) {
+      const host = (addr) => {
+        const i = addr.lastIndexOf(":");
+        let h = addr.slice(0, i); const port = addr.slice(i + 1);
+        if (o.sip_listeners.unspecified_ip) h = location.hostname.includes(":") ? `[${location.hostname}]` : location.hostname;
+        return `${h}:${port}`;
+      };
+      uris.push(`sip:${host(o.sip_listeners.udp)};transport=udp`, `sip:${host(o.sip_listeners.tcp)};transport=tcp`, `sips:${host(o.sip_listeners.tls)}`);
+      add("SIP listeners", `UDP ${o.sip_listeners.udp}, TCP ${o.sip_listeners.tcp}, TLS ${o.sip_listeners.tls}`);
+    } else {
+      add("SIP listeners", "not bound yet");
+    }
+    $("sip-uri").textContent = uris[0] || "(the SIP listeners are not up yet)";
+    $("sip-uri-more").textContent = uris.slice(1).join("  ·  ");
+    add("Health", o.ready ? "ready" : o.draining ? "draining" : "not ready");
+    add("Plan", planName(o.plan));
+    add("Concurrent calls", `${o.active_calls} of ${o.max_concurrent_calls}`);
+    add("Secure trunking (SRTP)", o.force_secure_trunking ? "required" : "optional");
+    add("SIP authentication (TLS only)", o.sip_auth ? "on" : "off");
   } catch (e) { showErr($("ov-err"), e); }
 }
 $("copy-uri").addEventListener("click", async () => {
