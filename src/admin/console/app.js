@@ -4,6 +4,7 @@ const KEY = "voxgate-token";
 const PAGES = ["overview", "numbers", "speech", "advanced", "calls", "usage", "logs"];
 let settings = null;
 let liveTimer = null;
+let liveCount = 0;
 
 /** An API failure, with the server's JSON body (fields / rows) when there is one. */
 class ApiFailure extends Error {
@@ -365,6 +366,7 @@ async function refreshLive() {
   try {
     const live = await api("GET", "/v1/calls/live");
     $("live-summary").textContent = `${live.calls.length} call(s) up.`;
+    if (live.calls.length !== liveCount) { liveCount = live.calls.length; searchCalls(); }
     const tb = $("live-rows");
     tb.replaceChildren();
     for (const c of live.calls) tb.append(el("tr", { class: "live-call" }, el("td", {}, c.caller || ""), el("td", {}, c.called || ""), el("td", {}, c.state), el("td", {}, fmtDur(c.duration_ms)), el("td", {}, String(c.turns ?? ""))));
