@@ -320,6 +320,14 @@ async fn console_drives_the_gateway_in_a_real_browser() {
     )
     .await;
     b.shot("02-number-added").await;
+    // The server's refusal is shown beside the form that caused it.
+    b.type_into("#num-new", "+1 958 555 0199").await;
+    b.click("#num-add-btn").await;
+    b.wait_for(
+        "document.getElementById('num-add-err').textContent.includes('already')",
+        long,
+    )
+    .await;
     let listed = h.json("/v1/numbers").await;
     let before = listed.as_array().unwrap().len();
     let added = listed
@@ -455,6 +463,24 @@ async fn console_drives_the_gateway_in_a_real_browser() {
     b.wait_for("document.querySelector('#mau-chart svg')", long)
         .await;
     b.shot("08-usage").await;
+    b.goto(&h.url("/#logs")).await;
+    b.wait_for("!document.getElementById('page-logs').hidden", long)
+        .await;
+    let calls = h.json("/v1/calls").await;
+    let call_id = calls["calls"][0]["sip_call_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    b.type_into("#logs-q", &call_id).await;
+    b.click("#logs-form button").await;
+    b.wait_for(
+        "document.getElementById('logs-out').textContent.length > 0",
+        long,
+    )
+    .await;
+    let logs = b.text("#logs-out").await;
+    assert!(logs.contains(&call_id), "{logs}");
+    b.shot("09-logs").await;
 
     b.quit().await;
     app.shutdown().await;
