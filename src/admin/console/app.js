@@ -480,7 +480,12 @@ $("logs-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   try {
     const r = await api("GET", `/v1/logs?q=${encodeURIComponent($("logs-q").value)}&limit=500`);
-    $("logs-out").textContent = r.lines.map((l) => (typeof l === "string" ? l : JSON.stringify(l))).join("\n") || "No matching lines.";
+    const fmt = (l) => {
+      if (typeof l === "string") return l;
+      const { timestamp, level, message, target, ...rest } = l;
+      return [timestamp, level, message, ...Object.entries(rest).map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)].filter(Boolean).join("  ");
+    };
+    $("logs-out").textContent = r.lines.map(fmt).join("\n") || "No matching lines.";
     showErr($("logs-err"), null);
   } catch (e) { showErr($("logs-err"), e); }
 });
