@@ -93,7 +93,15 @@ function route() {
   clearInterval(liveTimer);
   LOADERS[page]();
 }
-window.addEventListener("hashchange", () => { if (!$("app").hidden) route(); });
+window.addEventListener("hashchange", () => {
+  if ($("app").hidden) return;
+  route();
+  // Move keyboard and screen-reader focus to the new page's heading.
+  const page = PAGES.includes(location.hash.slice(1)) ? location.hash.slice(1) : "overview";
+  const h = $(`h-${page}`);
+  h.setAttribute("tabindex", "-1");
+  h.focus();
+});
 
 // ---------- overview ----------
 const PLAN_CAP = { trial: 5, plus: 100, enterprise: 1000 };
