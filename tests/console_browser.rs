@@ -472,14 +472,27 @@ async fn console_drives_the_gateway_in_a_real_browser() {
         .unwrap()
         .to_owned();
     b.type_into("#logs-q", &call_id).await;
-    b.click("#logs-form button").await;
-    b.wait_for(
-        "document.getElementById('logs-out').textContent.length > 0",
-        long,
-    )
-    .await;
-    let logs = b.text("#logs-out").await;
-    assert!(logs.contains(&call_id), "{logs}");
+    // Log lines reach the ring asynchronously: search again until the call's lines show.
+    let deadline = Instant::now() + long;
+    loop {
+        b.js("document.getElementById('logs-out').textContent = ''; return 1;")
+            .await;
+        b.click("#logs-form button").await;
+        b.wait_for(
+            "document.getElementById('logs-out').textContent.length > 0",
+            long,
+        )
+        .await;
+        let logs = b.text("#logs-out").await;
+        if logs.contains(&call_id) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no log line for {call_id}: {logs}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await; // polling interval
+    }
     b.shot("09-logs").await;
 
     b.quit().await;
