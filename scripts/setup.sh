@@ -14,6 +14,7 @@ APT_PACKAGES=(
   iproute2 util-linux         # network namespaces for the RFC 4475 run
   kamailio                    # cluster edge (deploy/kamailio, tests/cluster.rs)
   postgresql                  # shared store for the cluster tests (initdb/postgres)
+  chromium chromium-driver    # admin console browser tests (WebDriver)
 )
 
 missing=()

@@ -61,6 +61,12 @@ pub struct Operations {
     /// PostgreSQL only: the LISTEN/NOTIFY thread feeding `live` (stops when the last
     /// clone drops).
     pub listener: Option<Arc<crate::store::SettingsListener>>,
+    /// The configured text-to-speech provider, once `voxgate run` has built it (the
+    /// admin console lists its voices and plays samples); empty until then.
+    pub tts: Arc<std::sync::OnceLock<Arc<dyn crate::speech::TextToSpeech>>>,
+    /// The SIP listeners, once the gateway has bound them (the console's overview shows
+    /// the URIs to give the trunk provider); empty until then.
+    pub sip_listeners: Arc<std::sync::OnceLock<crate::sip::ua::LocalAddrs>>,
 }
 
 /// Opens the store and prepares the live state (see the module docs). Blocking.
@@ -114,6 +120,8 @@ pub fn bootstrap(config: &Config) -> Result<Operations, LifecycleError> {
         recorder,
         admin_token,
         listener,
+        tts: Arc::default(),
+        sip_listeners: Arc::default(),
     })
 }
 
@@ -227,6 +235,8 @@ pub async fn start_admin(
         logs,
         token: ops.admin_token.clone(),
         media_cores: config.media_cores(),
+        tts: ops.tts.clone(),
+        sip_listeners: ops.sip_listeners.clone(),
     };
     tracing::info!(%addr, "admin API listening");
     Ok((

@@ -173,6 +173,7 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<(), RunError> {
         .map_err(|e| RunError::Start(e.to_string()))?
         .map_err(|e| RunError::Start(e.to_string()))?;
     let providers = providers(&cfg)?;
+    let _ = ops.tts.set(providers.tts.clone());
     let (gateway, engine) = gateway_and_engine(&cfg)?;
     let app = App::start_with(AppOptions {
         gateway,
@@ -184,6 +185,7 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<(), RunError> {
     })
     .await
     .map_err(|e| RunError::Start(e.to_string()))?;
+    let _ = ops.sip_listeners.set(app.gateway.local);
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let (admin_addr, admin_task) = crate::lifecycle::start_admin(&cfg, &ops, ring, async {
         let _ = shutdown_rx.await;

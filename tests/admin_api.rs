@@ -62,9 +62,41 @@ async fn auth_is_required_except_for_healthz() {
     // The console page is static (no data) and calls the API with the typed token.
     let r = h.client.get(h.url("/")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()[reqwest::header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
     let page = r.text().await.unwrap();
-    assert!(page.contains("/v1/numbers") && page.contains("Bearer "));
+    assert!(page.contains("/console/app.js") && page.contains("/console/style.css"));
     assert!(!page.contains("+19585550123"), "no data in the page");
+    let r = h.client.get(h.url("/console/app.js")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()[reqwest::header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    let script = r.text().await.unwrap();
+    assert!(script.contains("/v1/numbers") && script.contains("Bearer "));
+    assert!(!script.contains("+19585550123"), "no data in the script");
+    let r = h
+        .client
+        .get(h.url("/console/style.css"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers()[reqwest::header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/css"));
+    let r = h
+        .client
+        .get(h.url("/console/secret.txt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = h.client.get(h.url("/v1/overview")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,13 +16,19 @@
 //! | `GET  /v1/logs?q=&limit=` | recent log lines matching a number, call ID, instance ID |
 //! | `GET  /metrics` | Prometheus text |
 //! | `GET  /healthz` | 200 when ready, 503 when draining or the store is down |
-//! | `GET  /` | the admin console: a static page (no data) that calls the API above with the token typed into it |
+//! | `GET  /v1/speech/voices` | voices of the configured text-to-speech provider (503 before it is built) |
+//! | `POST /v1/speech/sample` | `{"voice"?, "text"?}` → `audio/wav` (8 kHz, 16-bit mono) from that provider |
+//! | `GET  /v1/overview` | SIP listeners (UDP, TCP, TLS), plan and its cap, active calls, health |
+//! | `GET  /v1/calls/live` | calls up now (records with no end yet), with duration so far |
+//! | `GET  /`, `/console/*` | the admin console (single-page app, embedded assets, no data): it calls the API above with the token typed into it, kept in `sessionStorage` |
 //!
 //! Changes to settings and numbers are stored first, then published to
 //! [`LiveState`], so new calls see them without a restart.
 
+mod console;
 mod error;
 mod routes;
+mod speech;
 
 use std::sync::Arc;
 
@@ -55,6 +61,10 @@ pub struct AdminState {
     pub token: Arc<str>,
     /// Media cores (for per-core metric series).
     pub media_cores: usize,
+    /// The configured text-to-speech provider, when built (voices and samples).
+    pub tts: Arc<std::sync::OnceLock<Arc<dyn crate::speech::TextToSpeech>>>,
+    /// The SIP listeners, once bound.
+    pub sip_listeners: Arc<std::sync::OnceLock<crate::sip::ua::LocalAddrs>>,
 }
 
 async fn require_token(State(state): State<AdminState>, req: Request, next: Next) -> Response {
@@ -94,7 +104,11 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/numbers/{e164}", delete(routes::delete_number))
         .route("/v1/usage/mau", get(routes::mau))
         .route("/v1/calls", get(routes::calls))
+        .route("/v1/calls/live", get(routes::calls_live))
+        .route("/v1/overview", get(routes::overview))
         .route("/v1/logs", get(routes::logs))
+        .route("/v1/speech/voices", get(speech::voices))
+        .route("/v1/speech/sample", axum::routing::post(speech::sample))
         .route("/metrics", get(routes::metrics_text))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -102,14 +116,11 @@ pub fn router(state: AdminState) -> Router {
         ));
     Router::new()
         .route("/healthz", get(routes::healthz))
-        .route("/", get(console))
+        .route("/", get(console::index))
+        .route("/console/{asset}", get(console::asset))
         .merge(protected)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
-}
-
-async fn console() -> axum::response::Html<&'static str> {
-    axum::response::Html(include_str!("console.html"))
 }
 
 /// Serves the admin API on `listener` until `shutdown` resolves.

@@ -337,3 +337,62 @@ pub(super) async fn metrics_text(State(st): State<AdminState>) -> Response {
     )
         .into_response()
 }
+
+/// Longest a call is considered possibly up, for the live list (older open records are
+/// left-overs of a crash, not live calls).
+const LIVE_WINDOW_MS: i64 = 24 * 3600 * 1000;
+
+pub(super) async fn calls_live(
+    State(st): State<AdminState>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let now = now_millis();
+    let filter = CallFilter {
+        from: Some(now - LIVE_WINDOW_MS),
+        to: None,
+        number: None,
+        outcome: None,
+        limit: Some(10_000),
+    };
+    let rows = st.store.run(move |s| s.list_calls(&filter)).await?;
+    let calls: Vec<serde_json::Value> = rows
+        .into_iter()
+        .filter(|r| r.ended_at.is_none())
+        .map(|r| {
+            serde_json::json!({
+                "sip_call_id": r.sip_call_id,
+                "caller": r.caller_number.clone().unwrap_or_else(|| r.caller_hash.clone()),
+                "called": r.called_number,
+                "state": if r.answered_at.is_some() { "answered" } else { "ringing" },
+                "start_timestamp": iso8601(r.started_at),
+                "duration_ms": now - r.started_at,
+                "turns": r.turns,
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({
+        "calls": calls,
+        "active_calls": metrics().active_calls.get(),
+    })))
+}
+
+pub(super) async fn overview(State(st): State<AdminState>) -> Json<serde_json::Value> {
+    let settings = st.live.settings();
+    let listeners = st.sip_listeners.get().map(|l| {
+        serde_json::json!({
+            "udp": l.udp.to_string(),
+            "tcp": l.tcp.to_string(),
+            "tls": l.tls.to_string(),
+            "unspecified_ip": l.udp.ip().is_unspecified(),
+        })
+    });
+    Json(serde_json::json!({
+        "sip_listeners": listeners,
+        "plan": settings.plan,
+        "max_concurrent_calls": settings.plan.max_concurrent_calls(),
+        "active_calls": metrics().active_calls.get(),
+        "ready": st.live.is_ready(),
+        "draining": st.live.is_draining(),
+        "force_secure_trunking": settings.force_secure_trunking,
+        "sip_auth": settings.sip_auth.is_some(),
+    }))
+}
