@@ -176,10 +176,9 @@ pub struct SipCore {
     events: VecDeque<CallEvent>,
     pub(super) nonces: NonceStore,
     pub(super) stats: CoreStats,
-    pub(super) draining: bool,
     /// Draining (SIGTERM): OPTIONS and new INVITEs are answered 503 so a proxy's
     /// dispatcher stops choosing this node; in-dialog requests go on.
-    draining: bool,
+    pub(super) draining: bool,
 }
 
 impl SipCore {

@@ -560,6 +560,8 @@ fn fuzz_corpus_and_truncations_run_through_the_core_without_panic() {
         n += 1;
     }
     assert!(n >= 4, "corpus files: {n}");
+}
+
 /// Behind Kamailio: two Vias and a Record-Route on the INVITE. The 200 copies both Vias
 /// and the Record-Route (RFC 3261 §12.1.1); our BYE carries the route as `Route` with the
 /// caller's Contact as Request-URI (loose routing, §12.2.1.1).
