@@ -98,6 +98,7 @@ fn main() -> anyhow::Result<()> {
                 echo: true,
                 no_rtp_timeout: Duration::from_secs(30),
                 srtp: None,
+                opus: voxgate_engine::codec::OpusParams::new(8000),
             })
             .with_context(|| format!("opening session {i}"))?;
         generator.add_target(handle.local_rtp);
