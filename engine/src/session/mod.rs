@@ -727,8 +727,27 @@ impl MediaSession {
                 }
             }
             Playout::Silence => {
-                self.dec_scratch[..nominal].fill(0);
-                nominal
+                // The last loss of a run can still come back from the next packet's FEC.
+                let next = self
+                    .jitter
+                    .peek_next()
+                    .filter(|p| crate::codec::opus::has_fec(p));
+                match (next, &mut self.decoder) {
+                    (Some(next), Decoder::Opus(d)) => {
+                        match d.recover(Some(next), 0, &mut self.dec_scratch) {
+                            Ok((n, true)) => {
+                                self.stats.fec_recovered += 1;
+                                n
+                            }
+                            Ok((n, false)) => n,
+                            Err(_) => 0,
+                        }
+                    }
+                    _ => {
+                        self.dec_scratch[..nominal].fill(0);
+                        nominal
+                    }
+                }
             }
         };
         let js = self.jitter.stats();

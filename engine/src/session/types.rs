@@ -203,7 +203,7 @@ pub struct SessionStats {
     pub duplicate: u64,
     /// Concealment frames played.
     pub concealed: u64,
-    /// Lost packets rebuilt from the next packet's Opus in-band FEC (part of `concealed`).
+    /// Lost packets rebuilt from the next packet's Opus in-band FEC.
     pub fec_recovered: u64,
     /// Opus DTX frames not sent (silence with discontinuous transmission).
     pub dtx_suppressed: u64,
