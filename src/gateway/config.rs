@@ -46,6 +46,10 @@ pub struct SipSection {
     pub prompt_wav: Option<PathBuf>,
     /// CPUs for the media cores (one pinned thread each); `[0]` when absent.
     pub media_cores: Option<Vec<usize>>,
+    /// Opus in answers: `off`, `accept` (default) or `prefer`.
+    pub opus: Option<crate::sip::ua::sdp_glue::OpusPolicy>,
+    /// Opus encoder complexity 0–10.
+    pub opus_complexity: Option<u8>,
 }
 
 /// The whole file.
@@ -131,6 +135,18 @@ impl RunConfig {
                 set.insert(e);
             }
             g.numbers = set;
+        }
+        if let Some(o) = self.sip.opus {
+            g.opus = o;
+        }
+        if let Some(c) = self.sip.opus_complexity {
+            if c > 10 {
+                return Err(ConfigError::Invalid {
+                    key: "sip.opus_complexity".into(),
+                    reason: format!("{c}: must be 0..=10"),
+                });
+            }
+            g.opus_complexity = c;
         }
         g.settings = self.integration.clone();
         Ok(g)

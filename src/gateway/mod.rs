@@ -57,6 +57,10 @@ pub struct GatewayConfig {
     pub auto_answer: bool,
     /// Put the MD5 digest challenge before SHA-256 (clients that read only the first).
     pub digest_md5_first: bool,
+    /// Opus in answers (off / accept when no G.711 is offered / prefer).
+    pub opus: crate::sip::ua::sdp_glue::OpusPolicy,
+    /// Opus encoder complexity 0–10 for the media sessions.
+    pub opus_complexity: u8,
 }
 
 impl GatewayConfig {
@@ -75,6 +79,8 @@ impl GatewayConfig {
             limits: FrameLimits::default(),
             auto_answer: true,
             digest_md5_first: false,
+            opus: crate::sip::ua::sdp_glue::OpusPolicy::Accept,
+            opus_complexity: voxgate_engine::codec::opus::DEFAULT_COMPLEXITY,
         }
     }
 
@@ -348,6 +354,7 @@ impl Gateway {
         }
         let mut core_cfg = CoreConfig::new(local, cfg.settings.clone(), cfg.numbers.clone());
         core_cfg.digest_md5_first = cfg.digest_md5_first;
+        core_cfg.opus = cfg.opus;
         let core = SipCore::new(core_cfg);
         let task = CoreTask {
             core,

@@ -61,8 +61,10 @@ pub struct LocalCapabilities<'a> {
     pub codecs: &'a [Codec],
     /// Offer/accept RFC 4733 telephone-event.
     pub telephone_event: bool,
-    /// Accept Opus (codec work lands later; off until then).
+    /// Accept (and offer) Opus.
     pub allow_opus: bool,
+    /// PCM rate of our speech side: our Opus `maxplaybackrate` / `sprop-maxcapturerate`.
+    pub opus_rate: u32,
     /// Our RTP address.
     pub address: IpAddr,
     /// Our RTP port.
@@ -105,6 +107,8 @@ pub struct Negotiated {
     pub srtp: bool,
     /// The offer's `a=crypto` values, for the SRTP layer.
     pub remote_crypto: Vec<String>,
+    /// The peer's Opus parameters, when Opus was chosen.
+    pub opus: Option<super::OpusFmtp>,
 }
 
 /// Why an offer cannot be answered: all map to 488 Not Acceptable Here with a Warning.
@@ -224,7 +228,10 @@ fn try_stream(
         Some(p) if (10..=120).contains(&p) && p % 10 == 0 => p,
         _ => caps.ptime,
     };
+    let opus =
+        (codec == Codec::Opus).then(|| super::OpusFmtp::parse(m.fmtp(payload_type).unwrap_or("")));
     Ok(Negotiated {
+        opus,
         media_index: i,
         codec,
         payload_type,
@@ -271,7 +278,10 @@ fn audio_section(
         if *c == Codec::Opus {
             attributes.push(Attribute::new(
                 "fmtp",
-                format!("{pt} minptime=10;useinbandfec=1"),
+                format!(
+                    "{pt} {}",
+                    super::OpusFmtp::ours(caps.opus_rate).to_param_string()
+                ),
             ));
         }
     }
