@@ -28,7 +28,7 @@ pub struct OpusParams {
     /// Encoder complexity 0–10.
     pub complexity: u8,
     /// Target bit rate (the peer's `maxaveragebitrate`, clamped to 6000–510000), or
-    /// `None` for libopus' choice at this rate.
+    /// `None` for [`default_bitrate`] at this rate.
     pub bitrate: Option<u32>,
     /// Put in-band FEC into what we send (the peer's `useinbandfec=1`).
     pub inband_fec: bool,
@@ -56,6 +56,17 @@ impl OpusParams {
 impl Default for OpusParams {
     fn default() -> Self {
         Self::new(16000)
+    }
+}
+
+/// Bit rate used when the peer sets no `maxaveragebitrate`: the top of SILK's useful
+/// range for the band (libopus' own automatic choice at 8 kHz, 11 kbit/s, costs speech
+/// recognition accuracy), 20 kbit/s narrowband, 28 kbit/s wideband, 32 kbit/s above.
+pub fn default_bitrate(pcm_rate: u32) -> u32 {
+    match pcm_rate {
+        ..=8000 => 20_000,
+        ..=16000 => 28_000,
+        _ => 32_000,
     }
 }
 
@@ -100,10 +111,11 @@ impl OpusEncoder {
         let mut raw = RawEncoder::new(rate, Channels::Mono, Application::Voip).map_err(init)?;
         raw.set_complexity(params.complexity.min(10))
             .map_err(init)?;
-        if let Some(b) = params.bitrate {
-            raw.set_bitrate(Bitrate::BitsPerSecond(b.clamp(6000, 510_000) as i32))
-                .map_err(init)?;
-        }
+        let b = params
+            .bitrate
+            .unwrap_or_else(|| default_bitrate(params.pcm_rate));
+        raw.set_bitrate(Bitrate::BitsPerSecond(b.clamp(6000, 510_000) as i32))
+            .map_err(init)?;
         raw.set_inband_fec(params.inband_fec).map_err(init)?;
         raw.set_packet_loss_perc(params.expected_loss_percent.min(100))
             .map_err(init)?;

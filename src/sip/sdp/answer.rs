@@ -266,7 +266,7 @@ fn audio_section(
     caps: &LocalCapabilities<'_>,
     proto: &str,
     codecs: &[(Codec, u8)],
-    te: Option<(u8, u32)>,
+    te: &[(u8, u32)],
     ptime: u32,
     rtcp_mux: bool,
     direction: Direction,
@@ -285,7 +285,7 @@ fn audio_section(
             ));
         }
     }
-    if let Some((pt, rate)) = te {
+    for &(pt, rate) in te {
         formats.push(pt.to_string());
         attributes.push(Attribute::new(
             "rtpmap",
@@ -344,12 +344,16 @@ pub fn answer(
     let mut sd = base(caps);
     for (i, m) in offer.media.iter().enumerate() {
         if i == neg.media_index {
-            let te = neg.telephone_event.map(|pt| (pt, neg.codec.clock_rate()));
+            let te: Vec<(u8, u32)> = neg
+                .telephone_event
+                .map(|pt| (pt, neg.codec.clock_rate()))
+                .into_iter()
+                .collect();
             sd.media.push(audio_section(
                 caps,
                 &m.proto,
                 &[(neg.codec, neg.payload_type)],
-                te,
+                &te,
                 neg.ptime,
                 neg.rtcp_mux,
                 neg.direction,
@@ -372,7 +376,8 @@ pub fn answer(
 
 /// An offer from us (initial or re-INVITE, e.g. `SendOnly` to hold before a transfer):
 /// our codecs in preference order (static PTs, Opus on 111 when allowed),
-/// telephone-event on 101 (8 kHz), RTP/SAVP when `caps.crypto` is set.
+/// telephone-event on 101 (8 kHz) and, with Opus, on 110 (48 kHz: RFC 4733 events use
+/// the audio codec's clock), RTP/SAVP when `caps.crypto` is set.
 pub fn offer(caps: &LocalCapabilities<'_>) -> SessionDescription {
     let codecs: Vec<(Codec, u8)> = caps
         .codecs
@@ -385,13 +390,21 @@ pub fn offer(caps: &LocalCapabilities<'_>) -> SessionDescription {
     } else {
         "RTP/AVP"
     };
-    let te = caps.telephone_event.then_some((101, 8000));
+    let mut te = Vec::new();
+    if caps.telephone_event {
+        if codecs.iter().any(|(c, _)| c.clock_rate() == 8000) {
+            te.push((101, 8000));
+        }
+        if codecs.iter().any(|(c, _)| *c == Codec::Opus) {
+            te.push((110, 48000));
+        }
+    }
     let mut sd = base(caps);
     sd.media.push(audio_section(
         caps,
         proto,
         &codecs,
-        te,
+        &te,
         caps.ptime,
         true,
         caps.direction,
