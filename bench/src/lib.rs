@@ -267,6 +267,9 @@ pub struct LoadGenerator {
     socket: UdpSocket,
     targets: Vec<SocketAddr>,
     by_port: HashMap<u16, usize>,
+    /// Pre-encoded payloads sent in a cycle instead of the µ-law tone (Opus), with the
+    /// RTP timestamp step per packet; echoes of them are counted, not matched.
+    payloads: Option<(Vec<Vec<u8>>, u32)>,
 }
 
 impl LoadGenerator {
@@ -279,12 +282,22 @@ impl LoadGenerator {
             socket,
             targets: Vec::new(),
             by_port: HashMap::new(),
+            payloads: None,
         })
     }
 
     /// The generator's address (the sessions' remote RTP address).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.socket.local_addr()
+    }
+
+    /// Sends these payloads in a cycle (each at most 160 bytes, longer ones are cut)
+    /// with `ts_step` timestamp units per packet, instead of the µ-law tone; for codecs
+    /// whose payload does not survive the echo (Opus), so echoes are not latency-matched.
+    pub fn set_payloads(&mut self, frames: Vec<Vec<u8>>, ts_step: u32) {
+        if !frames.is_empty() {
+            self.payloads = Some((frames, ts_step));
+        }
     }
 
     /// Adds a session to send to (its local RTP address).
@@ -317,6 +330,8 @@ impl LoadGenerator {
         let send_for = Duration::from_secs_f64(seconds);
         let mut g: u64 = 0;
         let mut sbufs = vec![[0u8; RTP_HEADER + SAMPLES]; BATCH];
+        let mut slens = [RTP_HEADER + SAMPLES; BATCH];
+        let ts_step = self.payloads.as_ref().map_or(SAMPLES as u32, |p| p.1);
         let mut saddrs: Vec<libc::sockaddr_in> = (0..BATCH).map(|_| zero_sockaddr_in()).collect();
         let mut siov: Vec<libc::iovec> = (0..BATCH)
             .map(|_| libc::iovec {
@@ -353,10 +368,21 @@ impl LoadGenerator {
                 pkt[0] = 0x80;
                 pkt[1] = if k == 0 { 0x80 } else { 0 };
                 pkt[2..4].copy_from_slice(&(k as u16).to_be_bytes());
-                pkt[4..8].copy_from_slice(&(k.wrapping_mul(SAMPLES as u32)).to_be_bytes());
+                pkt[4..8].copy_from_slice(&(k.wrapping_mul(ts_step)).to_be_bytes());
                 pkt[8..12].copy_from_slice(&(0x1000_0000u32 + i as u32).to_be_bytes());
-                pkt[RTP_HEADER..].copy_from_slice(&tone[(k % 50) as usize]);
-                put_counter(k, &mut pkt[RTP_HEADER..RTP_HEADER + 3]);
+                match &self.payloads {
+                    Some((frames, _)) => {
+                        let f = &frames[k as usize % frames.len()];
+                        let len = f.len().min(SAMPLES);
+                        pkt[RTP_HEADER..RTP_HEADER + len].copy_from_slice(&f[..len]);
+                        slens[b] = RTP_HEADER + len;
+                    }
+                    None => {
+                        pkt[RTP_HEADER..].copy_from_slice(&tone[(k % 50) as usize]);
+                        put_counter(k, &mut pkt[RTP_HEADER..RTP_HEADER + 3]);
+                        slens[b] = RTP_HEADER + SAMPLES;
+                    }
+                }
                 saddrs[b] = to_sockaddr_in(self.targets[i]);
                 let slot = &mut sent_at[i][k as usize % RING];
                 let t_send = start.elapsed().as_nanos() as u64;
@@ -370,12 +396,12 @@ impl LoadGenerator {
                 out.sent += 1;
                 b += 1;
                 if b == BATCH {
-                    send_batch(fd, &mut sbufs, &mut saddrs, &mut siov, &mut shdr, b);
+                    send_batch(fd, &mut sbufs, &slens, &mut saddrs, &mut siov, &mut shdr, b);
                     b = 0;
                 }
             }
             if b > 0 {
-                send_batch(fd, &mut sbufs, &mut saddrs, &mut siov, &mut shdr, b);
+                send_batch(fd, &mut sbufs, &slens, &mut saddrs, &mut siov, &mut shdr, b);
             }
             // Receive everything ready.
             loop {
@@ -458,6 +484,7 @@ fn to_sockaddr_in(addr: SocketAddr) -> libc::sockaddr_in {
 fn send_batch(
     fd: i32,
     bufs: &mut [[u8; RTP_HEADER + SAMPLES]],
+    lens: &[usize],
     addrs: &mut [libc::sockaddr_in],
     iov: &mut [libc::iovec],
     hdr: &mut [libc::mmsghdr],
@@ -465,7 +492,7 @@ fn send_batch(
 ) {
     for j in 0..n {
         iov[j].iov_base = bufs[j].as_mut_ptr().cast();
-        iov[j].iov_len = bufs[j].len();
+        iov[j].iov_len = lens[j].min(bufs[j].len());
         hdr[j].msg_hdr.msg_name = (&mut addrs[j] as *mut libc::sockaddr_in).cast();
         hdr[j].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
         hdr[j].msg_hdr.msg_iov = &mut iov[j];

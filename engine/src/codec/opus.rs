@@ -308,18 +308,42 @@ impl AudioDecoder for OpusDecoder {
     }
 }
 
-/// Decodes an arbitrary byte string as an Opus payload at 48 kHz and again as the packet
-/// after a loss (FEC path), for the `opus_decode` fuzz target; never panics.
+/// The `opus_decode` fuzz target: decodes `data` as one Opus payload at 48 kHz, as the
+/// packet after a loss (FEC path) and through PLC; then splits it into packets
+/// (`[len][bytes]...`) and decodes them in order at 8 kHz, rebuilding each from the next
+/// one's FEC when its first byte is odd. Never panics.
 pub fn fuzz_decode(data: &[u8]) {
-    let Ok(mut dec) = OpusDecoder::new(48000) else {
+    let mut out = vec![0i16; super::MAX_FRAME_SAMPLES];
+    if let Ok(mut dec) = OpusDecoder::new(48000) {
+        let _ = dec.packet_samples(data);
+        let _ = dec.decode(data, &mut out);
+        let _ = dec.recover(Some(data), 0, &mut out);
+        let _ = dec.conceal(&mut out);
+        let _ = has_fec(data);
+    }
+    let Ok(mut dec) = OpusDecoder::new(8000) else {
         return;
     };
-    let mut out = vec![0i16; super::MAX_FRAME_SAMPLES];
-    let _ = dec.packet_samples(data);
-    let _ = dec.decode(data, &mut out);
-    let _ = dec.recover(Some(data), 0, &mut out);
-    let _ = dec.conceal(&mut out);
-    let _ = has_fec(data);
+    let mut packets = [&[][..]; 16];
+    let mut count = 0;
+    let mut rest = data;
+    while let [len, tail @ ..] = rest {
+        if count == packets.len() {
+            break;
+        }
+        let n = usize::from(*len).min(tail.len());
+        packets[count] = &tail[..n];
+        count += 1;
+        rest = &tail[n..];
+    }
+    for i in 0..count {
+        let p = packets[i];
+        if p.first().is_some_and(|b| b & 1 == 1) {
+            let _ = dec.recover(packets.get(i + 1).copied(), 0, &mut out);
+        } else {
+            let _ = dec.decode(p, &mut out[..960]);
+        }
+    }
 }
 
 #[cfg(test)]
