@@ -64,8 +64,8 @@ impl Default for OpusParams {
 /// recognition accuracy), 20 kbit/s narrowband, 28 kbit/s wideband, 32 kbit/s above.
 pub fn default_bitrate(pcm_rate: u32) -> u32 {
     match pcm_rate {
-        ..=8000 => 20_000,
-        ..=16000 => 28_000,
+        0..=8000 => 20_000,
+        8001..=16000 => 28_000,
         _ => 32_000,
     }
 }

@@ -226,7 +226,7 @@ fn has_fec_follows_the_lbrr_flag() {
         inband_fec: false,
         ..with
     };
-    let mut count = |p: OpusParams| {
+    let count = |p: OpusParams| {
         let mut enc = OpusEncoder::new(p).unwrap();
         let mut buf = [0u8; 1275];
         pcm.chunks(320)
