@@ -152,3 +152,25 @@ impl RunConfig {
         Ok(g)
     }
 }
+
+#[cfg(test)]
+mod opus_tests {
+    use super::*;
+    use crate::sip::ua::sdp_glue::OpusPolicy;
+
+    #[test]
+    fn sip_opus_keys() {
+        let c: RunConfig =
+            toml::from_str("[sip]\nopus = \"prefer\"\nopus_complexity = 8\n").unwrap();
+        let g = c.gateway().unwrap();
+        assert_eq!((g.opus, g.opus_complexity), (OpusPolicy::Prefer, 8));
+        let c: RunConfig = toml::from_str("[sip]\nopus_complexity = 11\n").unwrap();
+        assert!(
+            matches!(c.gateway(), Err(ConfigError::Invalid { key, .. }) if key == "sip.opus_complexity")
+        );
+        assert_eq!(
+            RunConfig::default().gateway().unwrap().opus,
+            OpusPolicy::Accept
+        );
+    }
+}
