@@ -261,3 +261,26 @@ fn dtx_sends_tiny_frames_in_silence() {
         .collect();
     assert!(sizes.iter().all(|&n| n > DTX_MAX_PAYLOAD), "{sizes:?}");
 }
+
+#[test]
+fn fuzz_entry_survives_seeds_and_random_bytes() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/opus_decode");
+    let mut seeds = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        fuzz_decode(&std::fs::read(e.unwrap().path()).unwrap());
+        seeds += 1;
+    }
+    assert!(seeds >= 10);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut buf = [0u8; 300];
+    for i in 0..3000 {
+        let len = i % buf.len();
+        for b in &mut buf[..len] {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+        fuzz_decode(&buf[..len]);
+    }
+}
