@@ -143,6 +143,7 @@ impl App {
         let engine = Engine::start(engine).map_err(|e| AppError::Engine(e.to_string()))?;
         tracing::info!(backend = ?engine.backend(), cores = engine.core_count(), "media engine started");
         let media = MediaHub::new(engine)?;
+        media.set_opus_complexity(gateway.opus_complexity);
         let (tx, rx) = mpsc::unbounded_channel();
         let mut gw_cfg = gateway;
         gw_cfg.auto_answer = false;

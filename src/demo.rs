@@ -136,6 +136,18 @@ fn print_notice(t0: Instant, n: &CallNotice) {
 
 /// Runs the demo; `Ok(true)` when the call went as scripted.
 pub async fn run_demo(srtp: bool) -> Result<bool, AppError> {
+    run_demo_with(srtp, Codec::Pcmu).await
+}
+
+/// Runs the demo with the caller offering only `codec` (Opus: the gateway accepts it and
+/// transcodes to its 8 kHz speech side); `Ok(true)` when the call went as scripted.
+pub async fn run_demo_with(srtp: bool, codec: Codec) -> Result<bool, AppError> {
+    Ok(demo_verdict(srtp, codec).await?.iter().all(|(ok, _)| *ok))
+}
+
+/// Runs the demo with the caller offering only `codec`; returns the checks of [`judge`]
+/// (empty when the call did not complete).
+pub async fn demo_verdict(srtp: bool, codec: Codec) -> Result<Vec<(bool, String)>, AppError> {
     let skill_json = crate::assistant::engine::DEMO_SKILL_JSON;
     let skill = DialogSkill::demo().map_err(|e| AppError::Assistant(e.to_string()))?;
     let providers = Providers::embedded(skill)?;
@@ -169,8 +181,9 @@ pub async fn run_demo(srtp: bool) -> Result<bool, AppError> {
         app.gateway.local.tls
     );
     println!(
-        "              calling {DEMO_NUMBER}{}\n",
-        if srtp { " with SRTP" } else { "" }
+        "              calling {DEMO_NUMBER}{} ({})\n",
+        if srtp { " with SRTP" } else { "" },
+        codec.encoding()
     );
 
     let t0 = Instant::now();
@@ -179,7 +192,7 @@ pub async fn run_demo(srtp: bool) -> Result<bool, AppError> {
         request_uri: format!("sip:{DEMO_NUMBER}@{sip}"),
         caller_number: "+15550100999".into(),
         local_ip: IpAddr::from([127, 0, 0, 1]),
-        codec: Codec::Pcmu,
+        codec,
         srtp,
         transfer: TransferBehaviour::Accept,
         expected_prompts: skill_prompts(skill_json),
@@ -214,7 +227,7 @@ pub async fn run_demo(srtp: bool) -> Result<bool, AppError> {
         Ok(r) => r,
         Err(e) => {
             println!("\ndemo FAILED: the call did not complete: {e}");
-            return Ok(false);
+            return Ok(Vec::new());
         }
     };
     let verdict = judge(&report, &seen);
@@ -231,7 +244,7 @@ pub async fn run_demo(srtp: bool) -> Result<bool, AppError> {
             "FAILED"
         }
     );
-    Ok(passed)
+    Ok(verdict)
 }
 
 /// The demo's checks: each (passed, what).

@@ -147,6 +147,8 @@ pub fn gateway_and_engine(cfg: &Config) -> Result<(GatewayConfig, EngineConfig),
         }
     };
     gw.advertised_media_ip = cfg.media.advertised_address;
+    gw.opus = cfg.media.opus;
+    gw.opus_complexity = cfg.media.opus_complexity;
     let cores = cfg.media_cores().max(1);
     let engine = EngineConfig {
         cores: (0..cores).collect(),

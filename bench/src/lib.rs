@@ -280,6 +280,9 @@ pub struct LoadGenerator {
     /// Zero: wake for every due send and every arriving echo. Otherwise: wake at most
     /// once per `tick` (send what is due, take what arrived), see [`LoadGenerator::set_tick`].
     tick: Duration,
+    /// Pre-encoded payloads sent in a cycle instead of the µ-law tone (Opus), with the
+    /// RTP timestamp step per packet; echoes of them are counted, not matched.
+    payloads: Option<(Vec<Vec<u8>>, u32)>,
 }
 
 impl LoadGenerator {
@@ -294,12 +297,22 @@ impl LoadGenerator {
             by_port: HashMap::new(),
             srtp: Mutex::new(Vec::new()),
             tick: Duration::ZERO,
+            payloads: None,
         })
     }
 
     /// The generator's address (the sessions' remote RTP address).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.socket.local_addr()
+    }
+
+    /// Sends these payloads in a cycle (each at most 160 bytes, longer ones are cut)
+    /// with `ts_step` timestamp units per packet, instead of the µ-law tone; for codecs
+    /// whose payload does not survive the echo (Opus), so echoes are not latency-matched.
+    pub fn set_payloads(&mut self, frames: Vec<Vec<u8>>, ts_step: u32) {
+        if !frames.is_empty() {
+            self.payloads = Some((frames, ts_step));
+        }
     }
 
     /// Adds a session to send to (its local RTP address).
@@ -369,6 +382,7 @@ impl LoadGenerator {
         let mut g: u64 = 0;
         let mut sbufs = vec![[0u8; SEND_BUF]; BATCH];
         let mut slens = [0usize; BATCH];
+        let ts_step = self.payloads.as_ref().map_or(SAMPLES as u32, |p| p.1);
         let mut saddrs: Vec<libc::sockaddr_in> = (0..BATCH).map(|_| zero_sockaddr_in()).collect();
         let mut siov: Vec<libc::iovec> = (0..BATCH)
             .map(|_| libc::iovec {
@@ -405,13 +419,24 @@ impl LoadGenerator {
                 pkt[0] = 0x80;
                 pkt[1] = if k == 0 { 0x80 } else { 0 };
                 pkt[2..4].copy_from_slice(&(k as u16).to_be_bytes());
-                pkt[4..8].copy_from_slice(&(k.wrapping_mul(SAMPLES as u32)).to_be_bytes());
+                pkt[4..8].copy_from_slice(&(k.wrapping_mul(ts_step)).to_be_bytes());
                 pkt[8..12].copy_from_slice(&(0x1000_0000u32 + i as u32).to_be_bytes());
-                pkt[RTP_HEADER..RTP_HEADER + SAMPLES].copy_from_slice(&tone[(k % 50) as usize]);
-                put_counter(k, &mut pkt[RTP_HEADER..RTP_HEADER + 3]);
-                slens[b] = RTP_HEADER + SAMPLES;
+                slens[b] = match &self.payloads {
+                    Some((frames, _)) => {
+                        let f = &frames[k as usize % frames.len()];
+                        let len = f.len().min(SAMPLES);
+                        pkt[RTP_HEADER..RTP_HEADER + len].copy_from_slice(&f[..len]);
+                        RTP_HEADER + len
+                    }
+                    None => {
+                        pkt[RTP_HEADER..RTP_HEADER + SAMPLES]
+                            .copy_from_slice(&tone[(k % 50) as usize]);
+                        put_counter(k, &mut pkt[RTP_HEADER..RTP_HEADER + 3]);
+                        RTP_HEADER + SAMPLES
+                    }
+                };
                 if let Some(Some((tx, _))) = srtp.get_mut(i) {
-                    match tx.protect_rtp(pkt, RTP_HEADER + SAMPLES) {
+                    match tx.protect_rtp(pkt, slens[b]) {
                         Ok(len) => slens[b] = len,
                         // Unreachable within a key's lifetime; sent as is, the engine counts it.
                         Err(_) => out.srtp_failed += 1,

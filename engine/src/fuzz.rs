@@ -222,3 +222,8 @@ pub fn session(data: &[u8]) {
     }
     let _ = s.stats();
 }
+
+/// Opus decoding of arbitrary bytes (one packet, FEC and PLC paths, a packet sequence).
+pub fn opus_decode(data: &[u8]) {
+    crate::codec::opus::fuzz_decode(data);
+}

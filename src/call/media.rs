@@ -36,6 +36,8 @@ struct Routes {
 #[derive(Debug, Clone)]
 pub struct MediaHub {
     engine: Arc<Engine>,
+    /// Opus encoder complexity for new sessions.
+    opus_complexity: Arc<std::sync::atomic::AtomicU8>,
     routes: Arc<Mutex<Routes>>,
     stop: Arc<AtomicBool>,
 }
@@ -45,6 +47,9 @@ impl MediaHub {
     pub fn new(engine: Engine) -> std::io::Result<MediaHub> {
         let hub = MediaHub {
             engine: Arc::new(engine),
+            opus_complexity: Arc::new(std::sync::atomic::AtomicU8::new(
+                voxgate_engine::codec::opus::DEFAULT_COMPLEXITY,
+            )),
             routes: Arc::default(),
             stop: Arc::new(AtomicBool::new(false)),
         };
@@ -101,14 +106,24 @@ impl MediaHub {
         self.stop.store(true, Ordering::Relaxed);
     }
 
+    /// Sets the Opus encoder complexity (0–10) of sessions opened from now on.
+    pub fn set_opus_complexity(&self, complexity: u8) {
+        self.opus_complexity
+            .store(complexity.min(10), Ordering::Relaxed);
+    }
+
     /// Sessions open on the engine.
     pub fn open_sessions(&self) -> usize {
         self.engine.open_sessions()
     }
 }
 
-/// Maps the SDP agreement to an engine session configuration.
-pub fn session_config(media: &NegotiatedMedia) -> Result<SessionConfig, MediaError> {
+/// Maps the SDP agreement to an engine session configuration; `opus_complexity` is
+/// the Opus encoder complexity (used when Opus was agreed).
+pub fn session_config(
+    media: &NegotiatedMedia,
+    opus_complexity: u8,
+) -> Result<SessionConfig, MediaError> {
     let codec = match media.codec.to_ascii_uppercase().as_str() {
         "PCMU" => CodecKind::Pcmu,
         "PCMA" => CodecKind::Pcma,
@@ -124,7 +139,16 @@ pub fn session_config(media: &NegotiatedMedia) -> Result<SessionConfig, MediaErr
     cfg.ptime_ms = u16::try_from(media.ptime_ms).unwrap_or(20);
     cfg.remote_rtp = media.remote_rtp;
     cfg.rtcp_mux = media.rtcp_mux;
-    cfg.pcm_rate = 8000;
+    cfg.pcm_rate = crate::sip::ua::sdp_glue::SPEECH_PCM_RATE;
+    // What the trunk asked to receive (RFC 7587 §6.1): FEC, DTX, bit rate.
+    let fmtp = media.opus.unwrap_or_default();
+    cfg.opus = voxgate_engine::codec::OpusParams {
+        complexity: opus_complexity.min(10),
+        bitrate: fmtp.max_average_bitrate,
+        inband_fec: fmtp.use_inband_fec,
+        dtx: fmtp.use_dtx,
+        ..voxgate_engine::codec::OpusParams::new(cfg.pcm_rate)
+    };
     cfg.no_rtp_timeout = Duration::from_secs(30);
     cfg.srtp = media
         .srtp
@@ -138,7 +162,7 @@ pub fn session_config(media: &NegotiatedMedia) -> Result<SessionConfig, MediaErr
 
 impl MediaPort for MediaHub {
     fn open(&mut self, call: CallRef, media: &NegotiatedMedia) -> Result<SocketAddr, MediaError> {
-        let cfg = session_config(media)?;
+        let cfg = session_config(media, self.opus_complexity.load(Ordering::Relaxed))?;
         let handle = self
             .engine
             .open_session(cfg)

@@ -212,6 +212,12 @@ pub async fn run_call(
     cfg.remote_rtp = neg.remote;
     cfg.rtcp_mux = neg.rtcp_mux;
     cfg.ptime_ms = u16::try_from(neg.ptime).unwrap_or(20);
+    if let Some(f) = neg.opus {
+        // Encode as the gateway's answer asks (RFC 7587 §6.1).
+        cfg.opus.inband_fec = f.use_inband_fec;
+        cfg.opus.dtx = f.use_dtx;
+        cfg.opus.bitrate = f.max_average_bitrate;
+    }
     let srtp = match (&local_crypto, neg.remote_crypto.first()) {
         (Some(local), Some(remote)) => {
             let remote = CryptoAttribute::parse(remote)

@@ -244,6 +244,12 @@ pub(super) fn validate(c: &Config, text: &str, base: Option<&Path>) -> Vec<Confi
             format!("{} must be an even port ≥ 1024", c.media.rtp_port_min),
         ));
     }
+    if c.media.opus_complexity > 10 {
+        f.push((
+            "media.opus_complexity".into(),
+            format!("{} must be 0..=10", c.media.opus_complexity),
+        ));
+    }
     if c.media.rtp_port_max <= c.media.rtp_port_min {
         f.push((
             "media.rtp_port_max".into(),

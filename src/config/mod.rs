@@ -21,6 +21,8 @@
 //! rtp_port_max = 30000
 //! bind_address = "0.0.0.0"
 //! advertised_address = "203.0.113.7"
+//! opus = "prefer"
+//! opus_complexity = 5
 //! [providers.stt]
 //! kind = "watson"
 //! url = "https://api.us-south.speech-to-text.watson.cloud.ibm.com"
@@ -158,6 +160,11 @@ pub struct MediaConfig {
     pub advertised_address: Option<IpAddr>,
     /// Socket backend.
     pub io_backend: IoBackend,
+    /// Opus in answers: `off`, `accept` (when the offer has no G.711; default) or
+    /// `prefer` (over G.711 whenever offered).
+    pub opus: crate::sip::ua::sdp_glue::OpusPolicy,
+    /// Opus encoder complexity 0–10 (default 5, chosen by measurement: bench/README.md).
+    pub opus_complexity: u8,
 }
 
 impl Default for MediaConfig {
@@ -169,6 +176,8 @@ impl Default for MediaConfig {
             bind_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             advertised_address: None,
             io_backend: IoBackend::Auto,
+            opus: crate::sip::ua::sdp_glue::OpusPolicy::Accept,
+            opus_complexity: voxgate_engine::codec::opus::DEFAULT_COMPLEXITY,
         }
     }
 }

@@ -127,3 +127,20 @@ fn the_example_file_is_valid_and_equals_the_defaults() {
     expected.media.io_backend = IoBackend::Auto;
     assert_eq!(c, expected, "the example documents the defaults");
 }
+
+#[test]
+fn opus_keys() {
+    use crate::sip::ua::sdp_glue::OpusPolicy;
+    let c = Config::from_toml("[media]\nopus = \"prefer\"\nopus_complexity = 3\n", None).unwrap();
+    assert_eq!(c.media.opus, OpusPolicy::Prefer);
+    assert_eq!(c.media.opus_complexity, 3);
+    let d = Config::from_toml("", None).unwrap();
+    assert_eq!(d.media.opus, OpusPolicy::Accept);
+    assert_eq!(d.media.opus_complexity, 5);
+    let faults = Config::from_toml("[media]\nopus_complexity = 11\n", None).unwrap_err();
+    assert!(
+        faults.iter().any(|f| f.key == "media.opus_complexity"),
+        "{faults:?}"
+    );
+    assert!(Config::from_toml("[media]\nopus = \"maybe\"\n", None).is_err());
+}

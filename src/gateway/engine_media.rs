@@ -133,6 +133,8 @@ impl MediaPort for EngineMedia {
             CodecKind::Pcma
         } else if media.codec.eq_ignore_ascii_case("PCMU") {
             CodecKind::Pcmu
+        } else if media.codec.eq_ignore_ascii_case("opus") {
+            CodecKind::Opus
         } else {
             return Err(MediaError::Engine(format!(
                 "codec {} not run by the engine yet",
@@ -144,6 +146,11 @@ impl MediaPort for EngineMedia {
         cfg.ptime_ms = u16::try_from(media.ptime_ms).unwrap_or(20);
         cfg.remote_rtp = media.remote_rtp;
         cfg.rtcp_mux = media.rtcp_mux;
+        if let Some(f) = media.opus {
+            cfg.opus.inband_fec = f.use_inband_fec;
+            cfg.opus.dtx = f.use_dtx;
+            cfg.opus.bitrate = f.max_average_bitrate;
+        }
         let handle = self
             .engine
             .open_session(cfg)

@@ -59,6 +59,10 @@ pub struct GatewayConfig {
     /// The media address put in SDP `c=` instead of the RTP socket's own (a node behind
     /// NAT or a load balancer; config `media.advertised_address`). The port stays.
     pub advertised_media_ip: Option<std::net::IpAddr>,
+    /// Opus in answers (off / accept when no G.711 is offered / prefer).
+    pub opus: crate::sip::ua::sdp_glue::OpusPolicy,
+    /// Opus encoder complexity 0–10 for the media sessions.
+    pub opus_complexity: u8,
 }
 
 impl GatewayConfig {
@@ -78,6 +82,8 @@ impl GatewayConfig {
             auto_answer: true,
             digest_md5_first: false,
             advertised_media_ip: None,
+            opus: crate::sip::ua::sdp_glue::OpusPolicy::Accept,
+            opus_complexity: voxgate_engine::codec::opus::DEFAULT_COMPLEXITY,
         }
     }
 
@@ -405,6 +411,7 @@ impl Gateway {
         }
         let mut core_cfg = CoreConfig::new(local, cfg.settings.clone(), cfg.numbers.clone());
         core_cfg.digest_md5_first = cfg.digest_md5_first;
+        core_cfg.opus = cfg.opus;
         let core = SipCore::new(core_cfg);
         let task = CoreTask {
             core,

@@ -96,6 +96,7 @@ pub fn sdp(data: &[u8]) {
         codecs: &[Codec::Pcmu, Codec::Pcma, Codec::Opus],
         telephone_event: true,
         allow_opus: true,
+        opus_rate: 8000,
         address: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
         port: 30000,
         require_srtp: false,

@@ -5,8 +5,10 @@ use std::fmt;
 use std::net::IpAddr;
 
 pub mod answer;
+pub mod opus_fmtp;
 
 pub use answer::{answer, offer, Codec, LocalCapabilities, Negotiated, NegotiationError};
+pub use opus_fmtp::OpusFmtp;
 
 /// A fault in an SDP body (answered with 400 or 488 by the caller).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -58,6 +58,7 @@ fn session_config(i: usize, remote: SocketAddr) -> SessionConfig {
         echo: true,
         no_rtp_timeout: Duration::from_secs(30),
         srtp: None,
+        opus: voxgate_engine::codec::OpusParams::new(8000),
     }
 }
 

@@ -32,9 +32,13 @@ struct Args {
     /// I/O backend: uring or mmsg.
     #[arg(long, default_value = "uring")]
     backend: String,
-    /// Codec (pcmu only until more codecs land).
+    /// Codec: pcmu, pcma, or opus (each echo session then decodes Opus to 8 kHz PCM and
+    /// encodes it back: the Opus work of one Opus<->G.711 transcoded call).
     #[arg(long, default_value = "pcmu")]
     codec: String,
+    /// Opus encoder complexity (0-10) of the sessions with --codec opus.
+    #[arg(long, default_value_t = voxgate_engine::codec::opus::DEFAULT_COMPLEXITY)]
+    opus_complexity: u8,
     /// SRTP (AES_CM_128_HMAC_SHA1_80, SDES keys fresh per session) in both directions:
     /// the generator protects what it sends and unprotects the echoes.
     #[arg(long)]
@@ -60,6 +64,30 @@ struct Args {
     port_base: u16,
 }
 
+/// One second (50 packets) of a 440 Hz tone encoded as 8 kHz Opus at the session's
+/// default parameters: what a trunk would send.
+fn opus_frames() -> anyhow::Result<Vec<Vec<u8>>> {
+    use voxgate_engine::codec::{AudioEncoder, OpusEncoder, OpusParams};
+    let mut enc = OpusEncoder::new(OpusParams::new(8000))
+        .map_err(|e| anyhow::anyhow!("opus encoder: {e}"))?;
+    let mut frames = Vec::with_capacity(50);
+    for f in 0..50 {
+        let pcm: Vec<i16> = (0..160)
+            .map(|i| {
+                let t = (f * 160 + i) as f32 / 8000.0;
+                ((t * 440.0 * std::f32::consts::TAU).sin() * 8000.0) as i16
+            })
+            .collect();
+        let mut out = vec![0u8; 1275];
+        let n = enc
+            .encode(&pcm, &mut out)
+            .map_err(|e| anyhow::anyhow!("opus encode: {e}"))?;
+        out.truncate(n);
+        frames.push(out);
+    }
+    Ok(frames)
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     tracing_subscriber_init();
@@ -72,8 +100,11 @@ fn main() -> anyhow::Result<()> {
     let (codec, payload_type) = match args.codec.as_str() {
         "pcmu" => (CodecKind::Pcmu, 0u8),
         "pcma" => (CodecKind::Pcma, 8u8),
-        other => bail!("--codec {other} is not supported yet (pcmu, pcma)"),
+        "opus" => (CodecKind::Opus, 111u8),
+        other => bail!("--codec {other} is not supported (pcmu, pcma, opus)"),
     };
+    // Opus encoder complexity of the sessions.
+    let complexity = args.opus_complexity.min(10);
     let span = u16::try_from(args.calls * 2 + 64).context("too many calls for one port range")?;
     let engine = Engine::start(EngineConfig {
         cores: vec![args.engine_cpu],
@@ -85,6 +116,9 @@ fn main() -> anyhow::Result<()> {
     })
     .context("starting the engine")?;
     let mut generator = LoadGenerator::bind().context("binding the generator socket")?;
+    if codec == CodecKind::Opus {
+        generator.set_payloads(opus_frames()?, 960);
+    }
     let remote = generator.local_addr()?;
     generator.set_tick(Duration::from_micros(args.gen_tick_us));
     let mut ids = Vec::with_capacity(args.calls);
@@ -114,6 +148,10 @@ fn main() -> anyhow::Result<()> {
                     local: ours.to_sdp_value(),
                     remote: peers.to_sdp_value(),
                 }),
+                opus: voxgate_engine::codec::OpusParams {
+                    complexity,
+                    ..voxgate_engine::codec::OpusParams::new(8000)
+                },
             })
             .with_context(|| format!("opening session {i}"))?;
         match &keys {

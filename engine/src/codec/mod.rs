@@ -5,11 +5,15 @@
 //! ([`CodecKind::rtp_clock_rate`]) is separate from the PCM rate, because Opus always
 //! uses a 48 kHz RTP clock whatever rate it decodes at, and its packets carry a variable
 //! number of samples ([`AudioDecoder::packet_samples`]). [`Encoder`] / [`Decoder`] are
-//! the enum dispatch the media session uses (no boxing); Opus becomes a variant later and
-//! until then [`Encoder::new`] returns [`CodecError::Unavailable`] for it.
+//! the enum dispatch the media session uses (no boxing); Opus needs its negotiated
+//! parameters, so it is built with [`Encoder::opus`] / [`Decoder::opus`] (or
+//! [`Encoder::with_opus`] / [`Decoder::with_opus`]).
 
 pub mod g711;
+pub mod opus;
 mod resample;
+
+pub use opus::{OpusDecoder, OpusEncoder, OpusParams};
 
 pub use resample::Resampler;
 
@@ -227,21 +231,31 @@ impl AudioDecoder for G711Decoder {
 }
 
 /// Encoder dispatch for the media session.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum Encoder {
     /// G.711 µ-law or A-law.
     G711(G711Encoder),
+    /// Opus.
+    Opus(OpusEncoder),
 }
 
 impl Encoder {
-    /// Creates the encoder for `kind`.
+    /// Creates the encoder for `kind`; Opus gets [`OpusParams::default`] (16 kHz).
     pub fn new(kind: CodecKind) -> Result<Self, CodecError> {
+        Self::with_opus(kind, OpusParams::default())
+    }
+    /// Creates the encoder for `kind`, with `opus` used when `kind` is Opus.
+    pub fn with_opus(kind: CodecKind, opus: OpusParams) -> Result<Self, CodecError> {
         match kind {
             CodecKind::Pcmu => Ok(Self::G711(G711Encoder { alaw: false })),
             CodecKind::Pcma => Ok(Self::G711(G711Encoder { alaw: true })),
-            CodecKind::Opus => Err(CodecError::Unavailable(kind)),
+            CodecKind::Opus => Self::opus(opus),
         }
+    }
+    /// Creates an Opus encoder.
+    pub fn opus(params: OpusParams) -> Result<Self, CodecError> {
+        Ok(Self::Opus(OpusEncoder::new(params)?))
     }
 }
 
@@ -249,31 +263,59 @@ impl AudioEncoder for Encoder {
     fn kind(&self) -> CodecKind {
         match self {
             Self::G711(e) => e.kind(),
+            Self::Opus(e) => e.kind(),
         }
     }
     fn pcm_rate(&self) -> u32 {
         match self {
             Self::G711(e) => e.pcm_rate(),
+            Self::Opus(e) => e.pcm_rate(),
         }
     }
     fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, CodecError> {
         match self {
             Self::G711(e) => e.encode(pcm, out),
+            Self::Opus(e) => e.encode(pcm, out),
         }
     }
 }
 
-/// Decoder dispatch for the media session.
-#[derive(Debug, Clone)]
+/// Decoder dispatch for the media session. (The G.711 variant carries its concealment
+/// frame inline; the enum lives once per session, so the size gap costs nothing.)
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum Decoder {
     /// G.711 µ-law or A-law.
     G711(G711Decoder),
+    /// Opus.
+    Opus(OpusDecoder),
 }
 
 impl Decoder {
-    /// Creates the decoder for `kind`.
+    /// Creates the decoder for `kind`; Opus decodes at 16 kHz.
     pub fn new(kind: CodecKind) -> Result<Self, CodecError> {
+        Self::with_opus(kind, 16000)
+    }
+    /// Creates an Opus decoder producing PCM at `pcm_rate`.
+    pub fn opus(pcm_rate: u32) -> Result<Self, CodecError> {
+        Ok(Self::Opus(OpusDecoder::new(pcm_rate)?))
+    }
+    /// Conceals one lost packet, from the in-band FEC of `next` (the packet after the
+    /// loss, when the jitter buffer holds it) where the codec has FEC, by PLC otherwise.
+    /// Returns samples written and whether FEC was used.
+    pub fn recover(
+        &mut self,
+        next: Option<&[u8]>,
+        out: &mut [i16],
+    ) -> Result<(usize, bool), CodecError> {
+        match self {
+            Self::G711(d) => d.conceal(out).map(|n| (n, false)),
+            Self::Opus(d) => d.recover(next, 0, out),
+        }
+    }
+    /// Creates the decoder for `kind`; Opus decodes at `opus_pcm_rate`.
+    pub fn with_opus(kind: CodecKind, opus_pcm_rate: u32) -> Result<Self, CodecError> {
         let d = |alaw| G711Decoder {
             alaw,
             last: [0; G711_PLC_MAX],
@@ -283,7 +325,7 @@ impl Decoder {
         match kind {
             CodecKind::Pcmu => Ok(Self::G711(d(false))),
             CodecKind::Pcma => Ok(Self::G711(d(true))),
-            CodecKind::Opus => Err(CodecError::Unavailable(kind)),
+            CodecKind::Opus => Self::opus(opus_pcm_rate),
         }
     }
 }
@@ -292,26 +334,31 @@ impl AudioDecoder for Decoder {
     fn kind(&self) -> CodecKind {
         match self {
             Self::G711(d) => d.kind(),
+            Self::Opus(d) => d.kind(),
         }
     }
     fn pcm_rate(&self) -> u32 {
         match self {
             Self::G711(d) => d.pcm_rate(),
+            Self::Opus(d) => d.pcm_rate(),
         }
     }
     fn packet_samples(&self, payload: &[u8]) -> Result<usize, CodecError> {
         match self {
             Self::G711(d) => d.packet_samples(payload),
+            Self::Opus(d) => d.packet_samples(payload),
         }
     }
     fn decode(&mut self, payload: &[u8], out: &mut [i16]) -> Result<usize, CodecError> {
         match self {
             Self::G711(d) => d.decode(payload, out),
+            Self::Opus(d) => d.decode(payload, out),
         }
     }
     fn conceal(&mut self, out: &mut [i16]) -> Result<usize, CodecError> {
         match self {
             Self::G711(d) => d.conceal(out),
+            Self::Opus(d) => d.conceal(out),
         }
     }
 }
@@ -326,10 +373,7 @@ mod tests {
         assert_eq!(CodecKind::from_encoding_name("OPUS"), Some(CodecKind::Opus));
         assert_eq!(CodecKind::from_encoding_name("G729"), None);
         assert_eq!(CodecKind::Opus.rtp_clock_rate(), 48000);
-        assert_eq!(
-            Encoder::new(CodecKind::Opus).unwrap_err(),
-            CodecError::Unavailable(CodecKind::Opus)
-        );
+        assert_eq!(Encoder::new(CodecKind::Opus).unwrap().pcm_rate(), 16000);
     }
 
     #[test]

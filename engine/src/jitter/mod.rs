@@ -434,6 +434,20 @@ impl JitterBuffer {
         None
     }
 
+    /// The payload of the packet that plays next, if it is already here. Right after a
+    /// [`Playout::Conceal`] for a loss this is the packet after the lost one, whose Opus
+    /// in-band FEC can rebuild it.
+    pub fn peek_next(&self) -> Option<&[u8]> {
+        let next = self.next?;
+        let idx = (next as usize) & self.mask;
+        let s = self.slots[idx];
+        if s.seq != next || s.state != SlotState::Stored {
+            return None;
+        }
+        let at = idx * self.cfg.max_payload;
+        self.data.get(at..at + usize::from(s.len))
+    }
+
     /// Counters and current figures.
     pub fn stats(&self) -> JitterStats {
         self.stats

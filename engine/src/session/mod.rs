@@ -153,8 +153,12 @@ impl MediaSession {
             }
             None => None,
         };
-        let encoder = Encoder::new(cfg.codec)?;
-        let decoder = Decoder::new(cfg.codec)?;
+        let opus = crate::codec::OpusParams {
+            pcm_rate: cfg.pcm_rate,
+            ..cfg.opus
+        };
+        let encoder = Encoder::with_opus(cfg.codec, opus)?;
+        let decoder = Decoder::with_opus(cfg.codec, cfg.pcm_rate)?;
         let ptime = u32::from(cfg.ptime_ms);
         let pcm_n = (cfg.pcm_rate * ptime / 1000) as usize;
         let enc_rate = encoder.pcm_rate();
@@ -550,6 +554,15 @@ impl MediaSession {
             None => pcm,
         };
         let n = self.encoder.encode(input, payload_buf).ok()?;
+        if self.cfg.codec == crate::codec::CodecKind::Opus
+            && n <= crate::codec::opus::DTX_MAX_PAYLOAD
+        {
+            // Opus DTX: nothing worth sending; the timestamp still advances (the caller
+            // does that per packet time) and the next packet starts a talkspurt.
+            self.talkspurt_start = true;
+            self.stats.dtx_suppressed += 1;
+            return None;
+        }
         // The marker starts a talkspurt: audio after silence (or after a DTMF event).
         let marker = playing && (self.talkspurt_start || !self.was_playing);
         let marker = marker || (self.stats.packets_out == 0);
@@ -719,13 +732,41 @@ impl MediaSession {
                     }
                 }
             }
-            Playout::Conceal => self
-                .decoder
-                .conceal(&mut self.dec_scratch[..nominal])
-                .unwrap_or(0),
+            Playout::Conceal => {
+                // Opus: the packet after the loss may carry its in-band FEC copy.
+                let next = self.jitter.peek_next();
+                match self.decoder.recover(next, &mut self.dec_scratch) {
+                    Ok((n, fec)) => {
+                        if fec {
+                            self.stats.fec_recovered += 1;
+                        }
+                        n
+                    }
+                    Err(_) => 0,
+                }
+            }
             Playout::Silence => {
-                self.dec_scratch[..nominal].fill(0);
-                nominal
+                // The last loss of a run can still come back from the next packet's FEC.
+                let next = self
+                    .jitter
+                    .peek_next()
+                    .filter(|p| crate::codec::opus::has_fec(p));
+                match (next, &mut self.decoder) {
+                    (Some(next), Decoder::Opus(d)) => {
+                        match d.recover(Some(next), 0, &mut self.dec_scratch) {
+                            Ok((n, true)) => {
+                                self.stats.fec_recovered += 1;
+                                n
+                            }
+                            Ok((n, false)) => n,
+                            Err(_) => 0,
+                        }
+                    }
+                    _ => {
+                        self.dec_scratch[..nominal].fill(0);
+                        nominal
+                    }
+                }
             }
         };
         let js = self.jitter.stats();

@@ -32,10 +32,10 @@ fn rejects_bad_config() {
     let mut c = SessionConfig::new(1, CodecKind::Pcmu, 0);
     c.telephone_event_pt = Some(0);
     assert!(MediaSession::new(c, t).is_err());
-    assert!(matches!(
-        MediaSession::new(SessionConfig::new(1, CodecKind::Opus, 111), t),
-        Err(SessionError::Codec(_))
-    ));
+    assert!(MediaSession::new(SessionConfig::new(1, CodecKind::Opus, 111), t).is_ok());
+    let mut c = SessionConfig::new(1, CodecKind::Opus, 111);
+    c.ptime_ms = 30; // libopus has no 30 ms frame: every packet fails, counted, no panic
+    assert!(MediaSession::new(c, t).is_ok());
 }
 
 #[test]

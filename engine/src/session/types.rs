@@ -42,6 +42,9 @@ pub struct SessionConfig {
     /// SDES keys: when set, every packet in is SRTP/SRTCP-unprotected and every packet
     /// out protected (RFC 3711); packets that fail are dropped and counted.
     pub srtp: Option<SrtpKeys>,
+    /// Opus encoder parameters (from the fmtp negotiation); used when `codec` is Opus.
+    /// Its `pcm_rate` is ignored: Opus runs at [`SessionConfig::pcm_rate`].
+    pub opus: crate::codec::OpusParams,
 }
 
 /// The two `a=crypto` attribute values (RFC 4568) of an SRTP session: ours (the key we
@@ -77,6 +80,7 @@ impl SessionConfig {
             echo: false,
             no_rtp_timeout: Duration::from_secs(30),
             srtp: None,
+            opus: crate::codec::OpusParams::new(8000),
         }
     }
 }
@@ -202,6 +206,10 @@ pub struct SessionStats {
     pub duplicate: u64,
     /// Concealment frames played.
     pub concealed: u64,
+    /// Lost packets rebuilt from the next packet's Opus in-band FEC.
+    pub fec_recovered: u64,
+    /// Opus DTX frames not sent (silence with discontinuous transmission).
+    pub dtx_suppressed: u64,
     /// Packets discarded by the jitter buffer to shrink its delay.
     pub discarded: u64,
     /// Interarrival jitter (RFC 3550 A.8) in µs.

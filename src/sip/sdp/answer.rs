@@ -61,8 +61,10 @@ pub struct LocalCapabilities<'a> {
     pub codecs: &'a [Codec],
     /// Offer/accept RFC 4733 telephone-event.
     pub telephone_event: bool,
-    /// Accept Opus (codec work lands later; off until then).
+    /// Accept (and offer) Opus.
     pub allow_opus: bool,
+    /// PCM rate of our speech side: our Opus `maxplaybackrate` / `sprop-maxcapturerate`.
+    pub opus_rate: u32,
     /// Our RTP address.
     pub address: IpAddr,
     /// Our RTP port.
@@ -105,6 +107,8 @@ pub struct Negotiated {
     pub srtp: bool,
     /// The offer's `a=crypto` values, for the SRTP layer.
     pub remote_crypto: Vec<String>,
+    /// The peer's Opus parameters, when Opus was chosen.
+    pub opus: Option<super::OpusFmtp>,
 }
 
 /// Why an offer cannot be answered: all map to 488 Not Acceptable Here with a Warning.
@@ -224,7 +228,10 @@ fn try_stream(
         Some(p) if (10..=120).contains(&p) && p % 10 == 0 => p,
         _ => caps.ptime,
     };
+    let opus =
+        (codec == Codec::Opus).then(|| super::OpusFmtp::parse(m.fmtp(payload_type).unwrap_or("")));
     Ok(Negotiated {
+        opus,
         media_index: i,
         codec,
         payload_type,
@@ -259,7 +266,7 @@ fn audio_section(
     caps: &LocalCapabilities<'_>,
     proto: &str,
     codecs: &[(Codec, u8)],
-    te: Option<(u8, u32)>,
+    te: &[(u8, u32)],
     ptime: u32,
     rtcp_mux: bool,
     direction: Direction,
@@ -271,11 +278,14 @@ fn audio_section(
         if *c == Codec::Opus {
             attributes.push(Attribute::new(
                 "fmtp",
-                format!("{pt} minptime=10;useinbandfec=1"),
+                format!(
+                    "{pt} {}",
+                    super::OpusFmtp::ours(caps.opus_rate).to_param_string()
+                ),
             ));
         }
     }
-    if let Some((pt, rate)) = te {
+    for &(pt, rate) in te {
         formats.push(pt.to_string());
         attributes.push(Attribute::new(
             "rtpmap",
@@ -334,12 +344,16 @@ pub fn answer(
     let mut sd = base(caps);
     for (i, m) in offer.media.iter().enumerate() {
         if i == neg.media_index {
-            let te = neg.telephone_event.map(|pt| (pt, neg.codec.clock_rate()));
+            let te: Vec<(u8, u32)> = neg
+                .telephone_event
+                .map(|pt| (pt, neg.codec.clock_rate()))
+                .into_iter()
+                .collect();
             sd.media.push(audio_section(
                 caps,
                 &m.proto,
                 &[(neg.codec, neg.payload_type)],
-                te,
+                &te,
                 neg.ptime,
                 neg.rtcp_mux,
                 neg.direction,
@@ -362,7 +376,8 @@ pub fn answer(
 
 /// An offer from us (initial or re-INVITE, e.g. `SendOnly` to hold before a transfer):
 /// our codecs in preference order (static PTs, Opus on 111 when allowed),
-/// telephone-event on 101 (8 kHz), RTP/SAVP when `caps.crypto` is set.
+/// telephone-event on 101 (8 kHz) and, with Opus, on 110 (48 kHz: RFC 4733 events use
+/// the audio codec's clock), RTP/SAVP when `caps.crypto` is set.
 pub fn offer(caps: &LocalCapabilities<'_>) -> SessionDescription {
     let codecs: Vec<(Codec, u8)> = caps
         .codecs
@@ -375,13 +390,21 @@ pub fn offer(caps: &LocalCapabilities<'_>) -> SessionDescription {
     } else {
         "RTP/AVP"
     };
-    let te = caps.telephone_event.then_some((101, 8000));
+    let mut te = Vec::new();
+    if caps.telephone_event {
+        if codecs.iter().any(|(c, _)| c.clock_rate() == 8000) {
+            te.push((101, 8000));
+        }
+        if codecs.iter().any(|(c, _)| *c == Codec::Opus) {
+            te.push((110, 48000));
+        }
+    }
     let mut sd = base(caps);
     sd.media.push(audio_section(
         caps,
         proto,
         &codecs,
-        te,
+        &te,
         caps.ptime,
         true,
         caps.direction,

@@ -24,6 +24,7 @@ fn caps() -> LocalCapabilities<'static> {
         codecs: &[Codec::Pcmu, Codec::Pcma, Codec::Opus],
         telephone_event: true,
         allow_opus: false,
+        opus_rate: 8000,
         address: "127.0.0.1".parse().unwrap(),
         port: 30000,
         require_srtp: false,
@@ -170,9 +171,24 @@ fn opus_only_when_allowed() {
         n.telephone_event, None,
         "telephone-event/8000 does not pair with 48 kHz"
     );
-    assert!(ans
-        .to_string()
-        .contains("a=fmtp:111 minptime=10;useinbandfec=1"));
+    // We answer what we do: 8 kHz speech side, mono, FEC decoded.
+    assert!(ans.to_string().contains(
+        "a=fmtp:111 maxplaybackrate=8000;sprop-maxcapturerate=8000;stereo=0;sprop-stereo=0;useinbandfec=1;usedtx=0;minptime=10"
+    ));
+    // No fmtp in the offer: RFC 7587 defaults (no FEC, no DTX asked for).
+    assert_eq!(n.opus, Some(crate::sip::sdp::OpusFmtp::default()));
+    // The offer's fmtp is what we encode for.
+    let o2 = o.replace(
+        "a=rtpmap:111 opus/48000/2",
+        "a=rtpmap:111 opus/48000/2\r\na=fmtp:111 useinbandfec=1;usedtx=1;maxaveragebitrate=16000",
+    );
+    let (_, n) = answer(&sdp(&o2), &c).unwrap();
+    let f = n.opus.unwrap();
+    assert!(f.use_inband_fec && f.use_dtx);
+    assert_eq!(f.max_average_bitrate, Some(16000));
+    // G.711 chosen: no Opus parameters.
+    c.codecs = &[Codec::Pcmu, Codec::Opus];
+    assert_eq!(answer(&sdp(&o2), &c).unwrap().1.opus, None);
 }
 
 #[test]

@@ -63,6 +63,8 @@ pub struct CoreConfig {
     pub transfer_timeout: Duration,
     /// Offer the MD5 digest challenge before the SHA-256 one.
     pub digest_md5_first: bool,
+    /// Whether Opus is accepted or preferred in answers.
+    pub opus: super::sdp_glue::OpusPolicy,
 }
 
 impl CoreConfig {
@@ -77,6 +79,7 @@ impl CoreConfig {
             nonce_lifetime: Duration::from_secs(300),
             transfer_timeout: Duration::from_secs(60),
             digest_md5_first: false,
+            opus: super::sdp_glue::OpusPolicy::default(),
         }
     }
 }

@@ -194,7 +194,14 @@ impl SipCore {
             ),
             None => return,
         };
-        match sdp_glue::answer(&req.body, local_rtp, session, None, keep.as_ref()) {
+        match sdp_glue::answer(
+            &req.body,
+            local_rtp,
+            session,
+            None,
+            keep.as_ref(),
+            self.cfg.opus,
+        ) {
             Ok(answer) => {
                 if let Some(c) = self.calls.get_mut(&call) {
                     c.media = Some(answer.media.clone());

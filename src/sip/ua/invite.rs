@@ -175,8 +175,15 @@ impl SipCore {
     pub fn preview_answer(&mut self, call: CallRef) -> Result<NegotiatedMedia, CallError> {
         let c = self.calls.get_mut(&call).ok_or(CallError::NoSuchCall)?;
         let probe = SocketAddr::new(self.cfg.local.udp.ip(), 9);
-        let media =
-            sdp_glue::answer(&c.invite.body, probe, c.dialog.sdp_session, None, None)?.media;
+        let media = sdp_glue::answer(
+            &c.invite.body,
+            probe,
+            c.dialog.sdp_session,
+            None,
+            None,
+            self.cfg.opus,
+        )?
+        .media;
         c.srtp_key = media.srtp.clone();
         Ok(media)
     }
@@ -195,8 +202,14 @@ impl SipCore {
         let version = c.dialog.next_sdp_version();
         let session = (c.dialog.sdp_session.0, version);
         let keep = c.srtp_key.clone();
-        let answer = match sdp_glue::answer(&c.invite.body, local_rtp, session, None, keep.as_ref())
-        {
+        let answer = match sdp_glue::answer(
+            &c.invite.body,
+            local_rtp,
+            session,
+            None,
+            keep.as_ref(),
+            self.cfg.opus,
+        ) {
             Ok(a) => a,
             Err(e) => {
                 let status = e.status();

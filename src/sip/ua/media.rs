@@ -28,6 +28,8 @@ pub struct NegotiatedMedia {
     pub rtcp_mux: bool,
     /// SDES keying: (crypto suite, our key base64, the trunk's key base64).
     pub srtp: Option<SrtpKeys>,
+    /// The trunk's Opus fmtp parameters, when Opus was agreed.
+    pub opus: Option<crate::sip::sdp::OpusFmtp>,
 }
 
 /// SDES (RFC 4568) keys for one call.

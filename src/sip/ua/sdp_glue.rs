@@ -13,8 +13,38 @@ use crate::sip::sdp::{self, Codec, LocalCapabilities, SessionDescription};
 
 /// SDES suites we key (RFC 4568).
 const SUITES: [&str; 2] = ["AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32"];
-/// Our codecs in preference order.
-const CODECS: [Codec; 2] = [Codec::Pcmu, Codec::Pcma];
+/// Our codecs in preference order, Opus last (accepted when nothing else is common).
+const CODECS: [Codec; 3] = [Codec::Pcmu, Codec::Pcma, Codec::Opus];
+/// Our codecs in preference order when Opus is preferred.
+const CODECS_OPUS_FIRST: [Codec; 3] = [Codec::Opus, Codec::Pcmu, Codec::Pcma];
+/// PCM rate of the speech side (and of our Opus `maxplaybackrate`).
+pub const SPEECH_PCM_RATE: u32 = 8000;
+
+/// Whether and how we take Opus (configuration: `[sip] opus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum OpusPolicy {
+    /// Never: G.711 only.
+    Off,
+    /// Accepted when the offer has no G.711 (G.711 preferred: no transcoding cost).
+    #[default]
+    Accept,
+    /// Chosen over G.711 whenever offered (wideband trunks, lossy access networks).
+    Prefer,
+}
+
+impl OpusPolicy {
+    /// Parses `off` / `accept` / `prefer`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "off" | "no" | "false" => Some(Self::Off),
+            "accept" | "on" | "yes" | "true" => Some(Self::Accept),
+            "prefer" => Some(Self::Prefer),
+            _ => None,
+        }
+    }
+}
 
 /// What an offer proposes, enough for admission.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,13 +134,19 @@ pub fn answer(
     session: (u64, u64),
     direction: Option<Direction>,
     keep: Option<&SrtpKeys>,
+    opus: OpusPolicy,
 ) -> Result<Answer, SdpReject> {
     let sd = parse(offer)?;
     let crypto = pick_crypto(&sd, keep);
     let caps = LocalCapabilities {
-        codecs: &CODECS,
+        codecs: if opus == OpusPolicy::Prefer {
+            &CODECS_OPUS_FIRST
+        } else {
+            &CODECS
+        },
         telephone_event: true,
-        allow_opus: false,
+        allow_opus: opus != OpusPolicy::Off,
+        opus_rate: SPEECH_PCM_RATE,
         address: local_rtp.ip(),
         port: local_rtp.port(),
         require_srtp: false,
@@ -136,6 +172,7 @@ pub fn answer(
         } else {
             None
         },
+        opus: neg.opus,
     };
     Ok(Answer {
         body: Bytes::from(asd.to_string()),
@@ -152,6 +189,8 @@ pub fn offer(
 ) -> Bytes {
     let first = if media.codec.eq_ignore_ascii_case("PCMA") {
         Codec::Pcma
+    } else if media.codec.eq_ignore_ascii_case("opus") {
+        Codec::Opus
     } else {
         Codec::Pcmu
     };
@@ -163,7 +202,8 @@ pub fn offer(
     let caps = LocalCapabilities {
         codecs: &codecs,
         telephone_event: media.telephone_event.is_some(),
-        allow_opus: false,
+        allow_opus: first == Codec::Opus,
+        opus_rate: SPEECH_PCM_RATE,
         address: local_rtp.ip(),
         port: local_rtp.port(),
         require_srtp: false,
@@ -174,4 +214,47 @@ pub fn offer(
         session_version: session.1,
     };
     Bytes::from(sdp::offer(&caps).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+m=audio 4000 RTP/AVP 0 111\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:111 opus/48000/2\r\n\
+a=fmtp:111 useinbandfec=1;usedtx=1\r\na=ptime:20\r\n";
+
+    fn codec(offer: &str, p: OpusPolicy) -> Result<NegotiatedMedia, SdpReject> {
+        let local = SocketAddr::from(([127, 0, 0, 1], 30000));
+        answer(offer.as_bytes(), local, (1, 1), None, None, p).map(|a| a.media)
+    }
+
+    #[test]
+    fn opus_policy_decides() {
+        assert_eq!(codec(OFFER, OpusPolicy::Accept).unwrap().codec, "PCMU");
+        let m = codec(OFFER, OpusPolicy::Prefer).unwrap();
+        assert_eq!((m.codec.as_str(), m.payload_type), ("opus", 111));
+        let f = m.opus.unwrap();
+        assert!(f.use_inband_fec && f.use_dtx);
+        assert_eq!(m.clock_rate, 48000);
+        assert_eq!(codec(OFFER, OpusPolicy::Off).unwrap().codec, "PCMU");
+        let opus_only = OFFER.replace("RTP/AVP 0 111", "RTP/AVP 111");
+        assert_eq!(codec(&opus_only, OpusPolicy::Accept).unwrap().codec, "opus");
+        assert!(codec(&opus_only, OpusPolicy::Off).is_err());
+        assert_eq!(OpusPolicy::parse("Prefer"), Some(OpusPolicy::Prefer));
+        assert_eq!(OpusPolicy::parse("maybe"), None);
+        // A hold re-offer keeps Opus.
+        let m = codec(&opus_only, OpusPolicy::Accept).unwrap();
+        let o = offer(
+            SocketAddr::from(([127, 0, 0, 1], 30000)),
+            (1, 2),
+            Direction::SendOnly,
+            &m,
+        );
+        let o = std::str::from_utf8(&o).unwrap();
+        assert!(
+            o.contains("opus/48000/2") && o.contains("useinbandfec=1"),
+            "{o}"
+        );
+    }
 }
