@@ -330,8 +330,14 @@ impl MediaSession {
                 .insert(now, ext, pkt.timestamp(), pkt.marker(), payload);
         }
         if self.next_playout.is_none() {
-            self.next_playout = Some(now);
-            self.lock_echo_send(now);
+            // The playout clock runs half a packet time behind arrivals: a packet on
+            // schedule then always lands mid-period, never on a tick, so whether the
+            // buffer is deep enough to start does not hinge on which of a packet and a
+            // tick due at the same instant the worker serves first (a coin flip that
+            // left some sessions one packet time deeper for the whole call).
+            let first = now + self.ptime() / 2;
+            self.next_playout = Some(first);
+            self.lock_echo_send(first);
         }
     }
 

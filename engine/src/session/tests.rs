@@ -451,3 +451,66 @@ fn echo_queue_does_not_grow_after_a_long_stall() {
     );
     assert!(s.stats().echo_dropped_samples > 0);
 }
+
+/// Packets that arrive exactly on the session's own 20 ms grid (no jitter) give the same
+/// echo delay whether the worker serves a packet before or after a timer due at the same
+/// instant: the playout clock starts half a packet time after the first arrival, so no
+/// playout tick coincides with an arrival and the start depth is never a coin flip.
+#[test]
+fn start_depth_does_not_depend_on_service_order() {
+    let delay_us = |packet_first: bool| -> Vec<u64> {
+        let t0 = Instant::now();
+        let mut c = SessionConfig::new(5, CodecKind::Pcmu, 0);
+        c.echo = true;
+        c.remote_rtp = Some(addr(7000));
+        let mut s = MediaSession::new(c, t0).unwrap();
+        let mut delays = Vec::new();
+        let serve_timers = |s: &mut MediaSession, now: Instant, delays: &mut Vec<u64>| {
+            let mut buf = [0u8; 1500];
+            if s.poll_timeout() <= now {
+                s.handle_timeout(now);
+            }
+            while let Some(t) = s.poll_transmit(now, &mut buf) {
+                if t.kind != PacketKind::Rtp {
+                    continue;
+                }
+                let p = RtpPacket::parse(&buf[..t.len]).unwrap();
+                let first = p.payload()[0];
+                if (0x80..0xff).contains(&first) {
+                    let k = u64::from(first & 0x7f);
+                    let sent = now.duration_since(t0).as_micros() as u64;
+                    delays.push(sent.saturating_sub(k * 20_000));
+                }
+            }
+        };
+        for ms in 0..2_000u64 {
+            let now = t0 + Duration::from_millis(ms);
+            let arrival = ms % 20 == 0 && ms / 20 < 90;
+            if !packet_first {
+                serve_timers(&mut s, now, &mut delays);
+            }
+            if arrival {
+                let n = (ms / 20) as u16;
+                let mut payload = [0x10u8; 160];
+                payload[0] = 0x80 | (n % 127) as u8;
+                let mut pkt = rtp(n, u32::from(n) * 160, 0, &payload);
+                s.handle_rtp(now, addr(7000), &mut pkt);
+            }
+            serve_timers(&mut s, now, &mut delays);
+        }
+        delays
+    };
+    let (a, b) = (delay_us(true), delay_us(false));
+    assert!(
+        a.len() >= 80 && b.len() >= 80,
+        "echoes: {} {}",
+        a.len(),
+        b.len()
+    );
+    let steady = |d: &[u64]| d[10..70].iter().copied().max().unwrap_or(0);
+    assert_eq!(
+        steady(&a),
+        steady(&b),
+        "echo delay with the packet served first {a:?} vs the timer first {b:?}"
+    );
+}
