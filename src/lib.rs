@@ -10,6 +10,7 @@ pub mod call;
 pub mod caller;
 pub mod cdr;
 pub mod config;
+pub mod credentials;
 pub mod demo;
 pub mod gateway;
 pub mod lifecycle;

@@ -13,13 +13,12 @@ use std::time::Duration;
 use voxgate_engine::worker::{Backend, EngineConfig};
 
 use crate::app::{App, AppOptions, Providers};
-use crate::assistant::client::{Auth, ClientConfig, WatsonClient, IBM_IAM_URL};
+use crate::assistant::client::{ClientConfig, WatsonClient};
 use crate::assistant::DialogSkill;
 use crate::config::{Config, IoBackend, ProviderConfig, ProviderKind};
 use crate::gateway::GatewayConfig;
 use crate::speech::{
-    Credentials, EspeakTts, Grammar, PocketSphinxStt, Timeouts, WatsonStt, WatsonSttConfig,
-    WatsonTts, WatsonTtsConfig, DEFAULT_IAM_URL,
+    EspeakTts, Grammar, PocketSphinxStt, WatsonStt, WatsonSttConfig, WatsonTts, WatsonTtsConfig,
 };
 
 /// A start-up fault of `voxgate run`, naming what failed.
@@ -68,20 +67,13 @@ pub fn providers(cfg: &Config) -> Result<Providers, RunError> {
         Grammar::from_phrases(&skill.vocabulary().phrases)
             .map_err(|e| provider_err("stt")(e.to_string()))?,
     );
-    let speech_credentials = |p: &ProviderConfig| match &p.apikey {
-        Some(k) => Credentials::IamApiKey {
-            api_key: k.0.clone(),
-            iam_url: DEFAULT_IAM_URL.to_owned(),
-        },
-        None => Credentials::None,
-    };
     let stt: Arc<dyn crate::speech::SpeechToText> = match cfg.providers.stt.kind {
         ProviderKind::Embedded => Arc::new(PocketSphinxStt::new(grammar.clone())),
         ProviderKind::Watson => Arc::new(
             WatsonStt::new(WatsonSttConfig {
                 url: require_url(&cfg.providers.stt, "stt")?,
-                credentials: speech_credentials(&cfg.providers.stt),
-                timeouts: Timeouts::default(),
+                credentials: cfg.providers.stt.credentials(),
+                timeouts: cfg.providers.stt.timeouts(),
             })
             .map_err(|e| provider_err("stt")(e.to_string()))?,
         ),
@@ -91,8 +83,8 @@ pub fn providers(cfg: &Config) -> Result<Providers, RunError> {
         ProviderKind::Watson => Arc::new(
             WatsonTts::new(WatsonTtsConfig {
                 url: require_url(&cfg.providers.tts, "tts")?,
-                credentials: speech_credentials(&cfg.providers.tts),
-                timeouts: Timeouts::default(),
+                credentials: cfg.providers.tts.credentials(),
+                timeouts: cfg.providers.tts.timeouts(),
             })
             .map_err(|e| provider_err("tts")(e.to_string()))?,
         ),
@@ -101,20 +93,28 @@ pub fn providers(cfg: &Config) -> Result<Providers, RunError> {
         ProviderKind::Embedded => Arc::new(skill),
         ProviderKind::Watson => {
             let p = &cfg.providers.assistant;
-            let auth = match &p.apikey {
-                Some(k) => Auth::IamApiKey {
-                    api_key: k.0.clone(),
-                    token_url: IBM_IAM_URL.to_owned(),
-                },
-                None => Auth::None,
-            };
-            let id = p.assistant_id.clone().ok_or_else(|| RunError::Provider {
-                which: "assistant",
-                reason: "kind = \"watson\" needs assistant_id".into(),
-            })?;
+            // The environment ID (new experience) addresses the assistant where given.
+            let id = p
+                .environment_id
+                .clone()
+                .or_else(|| p.assistant_id.clone())
+                .ok_or_else(|| RunError::Provider {
+                    which: "assistant",
+                    reason: "kind = \"watson\" needs environment_id or assistant_id".into(),
+                })?;
+            let mut client = ClientConfig::new(require_url(p, "assistant")?, id, p.credentials());
+            let t = p.timeouts();
+            if p.connect_timeout_ms.is_some() {
+                client.connect_timeout = t.connect;
+            }
+            if p.first_byte_timeout_ms.is_some() || p.idle_timeout_ms.is_some() {
+                client.timeout = t.first_byte + t.idle;
+            }
+            if let Some(v) = &p.version {
+                client.version = v.clone();
+            }
             Arc::new(
-                WatsonClient::new(ClientConfig::new(require_url(p, "assistant")?, id, auth))
-                    .map_err(|e| provider_err("assistant")(e.to_string()))?,
+                WatsonClient::new(client).map_err(|e| provider_err("assistant")(e.to_string()))?,
             )
         }
     };

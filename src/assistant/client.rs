@@ -4,58 +4,23 @@
 //! [`AssistantError`].
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
-use tokio::sync::Mutex;
 
 use super::actions;
 use super::context::Context;
 use super::error::AssistantError;
 use super::input::TurnInput;
 use super::{Assistant, AssistantSession, Reply};
+use crate::credentials::{Authorizer, CredentialError};
 
 /// API version date sent as `?version=` unless configured otherwise.
 pub const DEFAULT_VERSION: &str = "2021-11-27";
 
-/// IBM Cloud IAM token endpoint.
-pub const IBM_IAM_URL: &str = "https://iam.cloud.ibm.com/identity/token";
-
-/// How the client authenticates.
-#[derive(Clone)]
-pub enum Auth {
-    /// No credentials (a local `voxgate assistant-server` without a key).
-    None,
-    /// A fixed bearer token.
-    Bearer(String),
-    /// HTTP basic credentials.
-    Basic {
-        /// User name (`apikey` for IBM Cloud API keys).
-        username: String,
-        /// Password or API key.
-        password: String,
-    },
-    /// An IBM Cloud API key exchanged for IAM tokens at `token_url`.
-    IamApiKey {
-        /// The API key.
-        api_key: String,
-        /// Token endpoint ([`IBM_IAM_URL`] for IBM Cloud).
-        token_url: String,
-    },
-}
-
-impl std::fmt::Debug for Auth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Secrets are never printed.
-        match self {
-            Auth::None => f.write_str("None"),
-            Auth::Bearer(_) => f.write_str("Bearer(..)"),
-            Auth::Basic { username, .. } => write!(f, "Basic({username}, ..)"),
-            Auth::IamApiKey { token_url, .. } => write!(f, "IamApiKey({token_url})"),
-        }
-    }
-}
+/// How the client authenticates: the credentials the speech clients use too.
+pub use crate::credentials::{Credentials as Auth, IBM_IAM_URL};
 
 /// Where and how to reach the assistant.
 #[derive(Debug, Clone)]
@@ -93,18 +58,12 @@ impl ClientConfig {
     }
 }
 
-#[derive(Debug)]
-struct CachedToken {
-    token: String,
-    refresh_at: Instant,
-}
-
 /// A Watson Assistant v2 client; cheap to clone (shares the connection pool and token).
 #[derive(Debug, Clone)]
 pub struct WatsonClient {
     http: reqwest::Client,
     cfg: Arc<ClientConfig>,
-    token: Arc<Mutex<Option<CachedToken>>>,
+    auth: Arc<Authorizer>,
 }
 
 fn transport_error(e: reqwest::Error, timeout: Duration) -> AssistantError {
@@ -141,10 +100,11 @@ impl WatsonClient {
             .connect_timeout(cfg.connect_timeout)
             .build()
             .map_err(|e| AssistantError::InvalidRequest(e.to_string()))?;
+        let auth = Arc::new(Authorizer::new(cfg.auth.clone(), http.clone(), cfg.timeout));
         Ok(WatsonClient {
             http,
             cfg: Arc::new(cfg),
-            token: Arc::new(Mutex::new(None)),
+            auth,
         })
     }
 
@@ -158,61 +118,18 @@ impl WatsonClient {
         )
     }
 
-    async fn iam_token(&self, api_key: &str, token_url: &str) -> Result<String, AssistantError> {
-        let mut cached = self.token.lock().await;
-        if let Some(t) = cached.as_ref() {
-            if Instant::now() < t.refresh_at {
-                return Ok(t.token.clone());
-            }
-        }
-        let resp = self
-            .http
-            .post(token_url)
-            .header("Accept", "application/json")
-            .form(&[
-                ("grant_type", "urn:ibm:params:oauth:grant-type:apikey"),
-                ("apikey", api_key),
-            ])
-            .send()
-            .await
-            .map_err(|e| transport_error(e, self.cfg.timeout))?;
-        if !resp.status().is_success() {
-            let status = resp.status().as_u16();
-            return Err(AssistantError::Auth(format!(
-                "IAM token exchange failed: HTTP {status}"
-            )));
-        }
-        let body: Value = resp
-            .json()
-            .await
-            .map_err(|e| AssistantError::Auth(format!("IAM answer: {e}")))?;
-        let token = body
-            .get("access_token")
-            .and_then(Value::as_str)
-            .ok_or_else(|| AssistantError::Auth("IAM answer without access_token".into()))?
-            .to_string();
-        let lifetime = body.get("expires_in").and_then(Value::as_u64).unwrap_or(0);
-        // Refresh a minute early, or at 90% of a short lifetime.
-        let early = (lifetime / 10).min(60);
-        let refresh_at = Instant::now() + Duration::from_secs(lifetime.saturating_sub(early));
-        *cached = Some(CachedToken {
-            token: token.clone(),
-            refresh_at,
-        });
-        Ok(token)
-    }
-
     async fn authed(
         &self,
         rb: reqwest::RequestBuilder,
     ) -> Result<reqwest::RequestBuilder, AssistantError> {
-        Ok(match &self.cfg.auth {
-            Auth::None => rb,
-            Auth::Bearer(t) => rb.bearer_auth(t),
-            Auth::Basic { username, password } => rb.basic_auth(username, Some(password)),
-            Auth::IamApiKey { api_key, token_url } => {
-                rb.bearer_auth(self.iam_token(api_key, token_url).await?)
-            }
+        let header = self.auth.header().await.map_err(|e| match e {
+            CredentialError::Unreachable(m) => AssistantError::Unreachable(m),
+            CredentialError::Timeout => AssistantError::Timeout(self.cfg.timeout),
+            other => AssistantError::Auth(other.to_string()),
+        })?;
+        Ok(match header {
+            Some(h) => rb.header(reqwest::header::AUTHORIZATION, h),
+            None => rb,
         })
     }
 
@@ -229,9 +146,8 @@ impl WatsonClient {
                 .send()
                 .await
                 .map_err(|e| transport_error(e, self.cfg.timeout))?;
-            let iam = matches!(self.cfg.auth, Auth::IamApiKey { .. });
-            if resp.status().as_u16() == 401 && iam && attempt == 0 {
-                *self.token.lock().await = None;
+            if resp.status().as_u16() == 401 && self.auth.refreshable() && attempt == 0 {
+                self.auth.invalidate().await;
                 continue;
             }
             if !resp.status().is_success() {

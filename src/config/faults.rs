@@ -192,6 +192,45 @@ fn check_provider(role: &str, p: &ProviderConfig, faults: &mut Vec<(String, Stri
             )),
             Some(_) => {}
         }
+        let schemes = [
+            p.apikey.is_some(),
+            p.bearer_token.is_some(),
+            p.username.is_some() || p.password.is_some(),
+        ];
+        if schemes.iter().filter(|s| **s).count() > 1 {
+            faults.push((
+                format!("providers.{role}.apikey"),
+                "give one of apikey, bearer_token, or username + password".to_owned(),
+            ));
+        }
+        if p.username.is_some() != p.password.is_some() {
+            faults.push((
+                format!("providers.{role}.username"),
+                "username and password go together".to_owned(),
+            ));
+        }
+        if let Some(u) = &p.iam_url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                faults.push((
+                    format!("providers.{role}.iam_url"),
+                    format!("{u:?} is not an http(s) URL"),
+                ));
+            }
+        }
+        for (key, v) in [
+            ("connect_timeout_ms", p.connect_timeout_ms),
+            ("first_byte_timeout_ms", p.first_byte_timeout_ms),
+            ("idle_timeout_ms", p.idle_timeout_ms),
+        ] {
+            if let Some(ms) = v {
+                if !(1..=600_000).contains(&ms) {
+                    faults.push((
+                        format!("providers.{role}.{key}"),
+                        format!("{ms}: must be 1..=600000 ms"),
+                    ));
+                }
+            }
+        }
         if role == "assistant" && p.assistant_id.is_none() && p.environment_id.is_none() {
             faults.push((
                 "providers.assistant.environment_id".to_owned(),

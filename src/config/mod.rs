@@ -4,8 +4,8 @@
 //! `./data`, the demo number +19585550123.
 //!
 //! Secrets may come from the environment instead of the file (the environment wins):
-//! `VOXGATE_ADMIN_TOKEN`, `VOXGATE_DATA_DIR`, `VOXGATE_DATABASE_URL`, `VOXGATE_STT_APIKEY`, `VOXGATE_TTS_APIKEY`,
-//! `VOXGATE_ASSISTANT_APIKEY`, `VOXGATE_SIP_AUTH_PASSWORD`.
+//! `VOXGATE_ADMIN_TOKEN`, `VOXGATE_DATA_DIR`, `VOXGATE_DATABASE_URL`,
+//! `VOXGATE_{STT,TTS,ASSISTANT}_{APIKEY,BEARER_TOKEN,PASSWORD}`, `VOXGATE_SIP_AUTH_PASSWORD`.
 //!
 //! ```toml
 //! instance_id = "node-1"
@@ -39,6 +39,7 @@ mod faults;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -201,14 +202,68 @@ pub struct ProviderConfig {
     pub kind: ProviderKind,
     /// Service URL (`http(s)://…`), required for `watson`.
     pub url: Option<String>,
-    /// IAM API key (or `VOXGATE_<ROLE>_APIKEY`).
+    /// IBM Cloud API key (or `VOXGATE_<ROLE>_APIKEY`), exchanged for IAM tokens.
     pub apikey: Option<Secret>,
+    /// IAM token endpoint for `apikey` (absent = IBM Cloud's).
+    pub iam_url: Option<String>,
+    /// A fixed bearer token instead (or `VOXGATE_<ROLE>_BEARER_TOKEN`).
+    pub bearer_token: Option<Secret>,
+    /// HTTP basic user name instead (`apikey` for a Watson API key used directly).
+    pub username: Option<String>,
+    /// HTTP basic password (or `VOXGATE_<ROLE>_PASSWORD`).
+    pub password: Option<Secret>,
+    /// Connection (TCP, TLS, WebSocket) timeout, ms (default 3000; assistant 2000).
+    pub connect_timeout_ms: Option<u64>,
+    /// Request sent → first byte of the answer, ms (default 5000).
+    pub first_byte_timeout_ms: Option<u64>,
+    /// Between two pieces of an answer, and for results after the end of audio, ms
+    /// (default 5000). The assistant's whole-request bound is first byte + idle.
+    pub idle_timeout_ms: Option<u64>,
+    /// Assistant API version date (`?version=`; absent = the client's default).
+    pub version: Option<String>,
     /// Assistant id (assistant only).
     pub assistant_id: Option<String>,
     /// Assistant environment id (assistant only).
     pub environment_id: Option<String>,
     /// Dialog-skill JSON export for the embedded assistant (absent = the demo skill).
     pub skill: Option<PathBuf>,
+}
+
+impl ProviderConfig {
+    /// The credentials the keys give: an API key (IAM), a bearer token, basic, or none.
+    /// `check-config` refuses more than one.
+    pub fn credentials(&self) -> crate::credentials::Credentials {
+        use crate::credentials::{Credentials, IBM_IAM_URL};
+        if let Some(k) = &self.apikey {
+            Credentials::IamApiKey {
+                api_key: k.0.clone(),
+                iam_url: self
+                    .iam_url
+                    .clone()
+                    .unwrap_or_else(|| IBM_IAM_URL.to_owned()),
+            }
+        } else if let Some(t) = &self.bearer_token {
+            Credentials::Bearer(t.0.clone())
+        } else if let (Some(u), Some(p)) = (&self.username, &self.password) {
+            Credentials::Basic {
+                username: u.clone(),
+                password: p.0.clone(),
+            }
+        } else {
+            Credentials::None
+        }
+    }
+
+    /// The network timeouts, defaults where a key is absent.
+    pub fn timeouts(&self) -> crate::speech::Timeouts {
+        let d = crate::speech::Timeouts::default();
+        let ms = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_millis);
+        crate::speech::Timeouts {
+            connect: ms(self.connect_timeout_ms, d.connect),
+            first_byte: ms(self.first_byte_timeout_ms, d.first_byte),
+            idle: ms(self.idle_timeout_ms, d.idle),
+        }
+    }
 }
 
 /// Speech and assistant providers.
@@ -387,14 +442,20 @@ impl Config {
         if let Some(u) = get("VOXGATE_DATABASE_URL") {
             self.data.database_url = Some(Secret(u));
         }
-        if let Some(k) = get("VOXGATE_STT_APIKEY") {
-            self.providers.stt.apikey = Some(Secret(k));
-        }
-        if let Some(k) = get("VOXGATE_TTS_APIKEY") {
-            self.providers.tts.apikey = Some(Secret(k));
-        }
-        if let Some(k) = get("VOXGATE_ASSISTANT_APIKEY") {
-            self.providers.assistant.apikey = Some(Secret(k));
+        for (role, p) in [
+            ("STT", &mut self.providers.stt),
+            ("TTS", &mut self.providers.tts),
+            ("ASSISTANT", &mut self.providers.assistant),
+        ] {
+            if let Some(k) = get(&format!("VOXGATE_{role}_APIKEY")) {
+                p.apikey = Some(Secret(k));
+            }
+            if let Some(t) = get(&format!("VOXGATE_{role}_BEARER_TOKEN")) {
+                p.bearer_token = Some(Secret(t));
+            }
+            if let Some(pw) = get(&format!("VOXGATE_{role}_PASSWORD")) {
+                p.password = Some(Secret(pw));
+            }
         }
         if let Some(p) = get("VOXGATE_SIP_AUTH_PASSWORD") {
             if let Some(auth) = self.integration.sip_auth.as_mut() {

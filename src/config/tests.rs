@@ -144,3 +144,126 @@ fn opus_keys() {
     );
     assert!(Config::from_toml("[media]\nopus = \"maybe\"\n", None).is_err());
 }
+
+#[test]
+fn provider_credentials_and_timeouts() {
+    use crate::credentials::{Credentials, IBM_IAM_URL};
+    let c = Config::from_toml(
+        r#"
+[providers.stt]
+kind = "watson"
+url = "https://stt.example"
+apikey = "k1"
+iam_url = "https://iam.example/identity/token"
+connect_timeout_ms = 1500
+first_byte_timeout_ms = 2500
+idle_timeout_ms = 3500
+[providers.tts]
+kind = "watson"
+url = "http://127.0.0.1:9001"
+username = "apikey"
+password = "pw"
+[providers.assistant]
+kind = "watson"
+url = "http://127.0.0.1:9002"
+bearer_token = "tok"
+environment_id = "env-1"
+version = "2024-08-25"
+"#,
+        None,
+    )
+    .unwrap_or_else(|f| panic!("{f:#?}"));
+    assert_eq!(
+        c.providers.stt.credentials(),
+        Credentials::IamApiKey {
+            api_key: "k1".into(),
+            iam_url: "https://iam.example/identity/token".into()
+        }
+    );
+    let t = c.providers.stt.timeouts();
+    assert_eq!(
+        (t.connect, t.first_byte, t.idle),
+        (
+            Duration::from_millis(1500),
+            Duration::from_millis(2500),
+            Duration::from_millis(3500)
+        )
+    );
+    assert_eq!(
+        c.providers.tts.credentials(),
+        Credentials::Basic {
+            username: "apikey".into(),
+            password: "pw".into()
+        }
+    );
+    assert_eq!(
+        c.providers.tts.timeouts(),
+        crate::speech::Timeouts::default()
+    );
+    assert_eq!(
+        c.providers.assistant.credentials(),
+        Credentials::Bearer("tok".into())
+    );
+    // An API key alone goes to IBM Cloud's token endpoint; nothing at all is no auth.
+    let mut p = ProviderConfig {
+        apikey: Some(Secret("k".into())),
+        ..ProviderConfig::default()
+    };
+    assert!(
+        matches!(p.credentials(), Credentials::IamApiKey { iam_url, .. } if iam_url == IBM_IAM_URL)
+    );
+    p.apikey = None;
+    assert_eq!(p.credentials(), Credentials::None);
+}
+
+#[test]
+fn provider_credential_faults_name_the_key() {
+    let faults = Config::from_toml(
+        r#"
+[providers.stt]
+kind = "watson"
+url = "https://stt.example"
+apikey = "k1"
+bearer_token = "t"
+idle_timeout_ms = 0
+[providers.tts]
+kind = "watson"
+url = "https://tts.example"
+username = "apikey"
+iam_url = "iam.example"
+"#,
+        None,
+    )
+    .unwrap_err();
+    let keys: Vec<&str> = faults.iter().map(|f| f.key.as_str()).collect();
+    for k in [
+        "providers.stt.apikey",
+        "providers.stt.idle_timeout_ms",
+        "providers.tts.username",
+        "providers.tts.iam_url",
+    ] {
+        assert!(keys.contains(&k), "{k} not in {faults:#?}");
+    }
+}
+
+#[test]
+fn provider_secrets_come_from_the_environment() {
+    let mut c = Config::default();
+    c.apply_env(|k| match k {
+        "VOXGATE_TTS_BEARER_TOKEN" => Some("from-env".into()),
+        "VOXGATE_ASSISTANT_PASSWORD" => Some("pw-env".into()),
+        _ => None,
+    });
+    assert_eq!(
+        c.providers.tts.credentials(),
+        crate::credentials::Credentials::Bearer("from-env".into())
+    );
+    assert_eq!(
+        c.providers
+            .assistant
+            .password
+            .as_ref()
+            .map(|s| s.0.as_str()),
+        Some("pw-env")
+    );
+}

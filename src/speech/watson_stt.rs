@@ -10,12 +10,13 @@ use serde::Deserialize;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use super::auth::{classify, http_client, status_error, Authorizer};
+use super::auth::{classify, http_client, status_error};
 use super::{
     pcm_to_le_bytes, AudioInput, Credentials, RecognitionEvent, RecognitionStream,
     RecognitionWorker, RecognizeOptions, SampleRate, SpeechError, SpeechToText, Timeouts,
     Transcript,
 };
+use crate::credentials::Authorizer;
 
 /// Where and how to reach Watson STT.
 #[derive(Debug, Clone)]
@@ -123,7 +124,7 @@ impl WatsonStt {
         let auth = Arc::new(Authorizer::new(
             cfg.credentials.clone(),
             http.clone(),
-            cfg.timeouts,
+            cfg.timeouts.token_exchange(),
         ));
         Ok(WatsonStt { cfg, http, auth })
     }

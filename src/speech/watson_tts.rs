@@ -9,11 +9,12 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::auth::{classify, http_client, status_error, Authorizer};
+use super::auth::{classify, http_client, status_error};
 use super::{
     AudioChunk, Credentials, SpeechError, SynthesisEncoding, SynthesisRequest, SynthesisStream,
     TextToSpeech, Timeouts, Voice,
 };
+use crate::credentials::Authorizer;
 
 /// Where and how to reach Watson TTS.
 #[derive(Debug, Clone)]
@@ -46,7 +47,7 @@ impl WatsonTts {
         let auth = Arc::new(Authorizer::new(
             cfg.credentials.clone(),
             http.clone(),
-            cfg.timeouts,
+            cfg.timeouts.token_exchange(),
         ));
         Ok(WatsonTts { cfg, http, auth })
     }

@@ -127,7 +127,7 @@ async fn bad_credentials_are_auth_errors() {
         },
         Auth::IamApiKey {
             api_key: "wrong".into(),
-            token_url: format!("{base}/identity/token"),
+            iam_url: format!("{base}/identity/token"),
         },
     ] {
         let err = client(&base, auth.clone())
@@ -156,7 +156,7 @@ async fn iam_token_is_cached_and_refreshed_after_revocation() {
         &base,
         Auth::IamApiKey {
             api_key: "s3cret".into(),
-            token_url: format!("{base}/identity/token"),
+            iam_url: format!("{base}/identity/token"),
         },
     );
     let sid = c.create_session().await.expect("session");
@@ -185,7 +185,7 @@ async fn iam_token_with_zero_lifetime_is_exchanged_each_time() {
         &base,
         Auth::IamApiKey {
             api_key: "k".into(),
-            token_url: format!("{base}/identity/token"),
+            iam_url: format!("{base}/identity/token"),
         },
     );
     c.create_session().await.expect("1");
