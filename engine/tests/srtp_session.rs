@@ -178,3 +178,42 @@ fn mismatched_or_garbage_keys_are_a_config_error() {
     };
     assert!(!format!("{keys:?}").contains("secret"));
 }
+
+/// A re-offer with a new `a=crypto` (an SBC re-anchoring the call) re-keys what the
+/// session receives: before the retarget the new key fails authentication, after it the
+/// audio flows again, from the new address.
+#[test]
+fn retarget_with_a_new_key_rekeys_the_receiver() {
+    let suite = SrtpSuite::AesCm128HmacSha1_80;
+    let ours = CryptoAttribute::generate(1, suite).unwrap().to_sdp_value();
+    let peer_old = CryptoAttribute::generate(1, suite).unwrap().to_sdp_value();
+    let peer_new = CryptoAttribute::generate(1, suite).unwrap();
+    let old_addr: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+    let new_addr: SocketAddr = "127.0.0.1:4100".parse().unwrap();
+    let gw_addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+    let now = Instant::now();
+    let keys = |local: &str, remote: &str| {
+        Some(SrtpKeys {
+            local: local.to_owned(),
+            remote: remote.to_owned(),
+        })
+    };
+    let mut gw = MediaSession::new(cfg(2, old_addr, keys(&ours, &peer_old)), now).unwrap();
+    // The trunk after the move: new key, new address.
+    let mut moved =
+        MediaSession::new(cfg(1, gw_addr, keys(&peer_new.to_sdp_value(), &ours)), now).unwrap();
+    let (heard, _) = run(&mut moved, &mut gw, new_addr);
+    assert_eq!(heard, 0, "the old key cannot authenticate the new stream");
+    assert!(gw.stats().srtp_auth_failed > 0);
+    gw.retarget(new_addr, None, Some(peer_new.context().unwrap()));
+    assert_eq!(gw.remote_rtp(), Some(new_addr));
+    let mut moved =
+        MediaSession::new(cfg(3, gw_addr, keys(&peer_new.to_sdp_value(), &ours)), now).unwrap();
+    let failed_before = gw.stats().srtp_auth_failed;
+    let (heard, _) = run(&mut moved, &mut gw, new_addr);
+    assert!(
+        heard > 20,
+        "after the re-key the gateway hears {heard} frames"
+    );
+    assert_eq!(gw.stats().srtp_auth_failed, failed_before);
+}

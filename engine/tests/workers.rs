@@ -319,3 +319,77 @@ fn uring_full_queues_are_counted() {
 fn mmsg_full_queues_are_counted() {
     full_queues_are_counted(Backend::Mmsg, 41400..=41403);
 }
+
+/// A trunk that moves (re-INVITE with a new address) is followed at once: after
+/// `Command::Retarget` the session sends to the new address and takes the new source's
+/// audio without waiting for the old one to fall silent.
+fn retarget_follows_the_peer(backend: Backend, ports: std::ops::RangeInclusive<u16>) {
+    let engine = engine(backend, ports, 1024);
+    let old = UdpSocket::bind("127.0.0.1:0").expect("old peer");
+    let new = UdpSocket::bind("127.0.0.1:0").expect("new peer");
+    for s in [&old, &new] {
+        s.set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("timeout");
+    }
+    let h = engine
+        .open_session(config(0x300, old.local_addr().expect("addr")))
+        .expect("open");
+    // The old peer talks (and is latched); the session sends to it.
+    for seq in 0..5u16 {
+        old.send_to(&rtp_packet(seq, 0xAAA), h.local_rtp)
+            .expect("send");
+    }
+    let mut buf = [0u8; 1500];
+    let heard_old =
+        (0..100).any(|_| matches!(old.recv_from(&mut buf), Ok((_, from)) if from == h.local_rtp));
+    assert!(heard_old, "the session sends to the first peer");
+    engine
+        .command(Command::Retarget {
+            id: h.id,
+            remote_rtp: new.local_addr().expect("addr"),
+            remote_rtcp: None,
+            inbound: None,
+        })
+        .expect("queued");
+    // At once (well inside RELATCH_AFTER), the new peer's audio is decoded ...
+    let mut loud = 0;
+    for seq in 5..40u16 {
+        new.send_to(&rtp_packet(seq, 0xBBB), h.local_rtp)
+            .expect("send");
+        while let Some(ev) = engine.poll_event() {
+            if let Event::Audio { frame, .. } = ev {
+                if frame.pcm().iter().any(|s| s.unsigned_abs() > 4000) {
+                    loud += 1;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20)); // RTP pacing, not synchronisation
+    }
+    let got_new = events_until(&engine, Duration::from_secs(2), |ev| {
+        if let Event::Audio { frame, .. } = ev {
+            if frame.pcm().iter().any(|s| s.unsigned_abs() > 4000) {
+                loud += 1;
+            }
+        }
+        loud >= 10
+    });
+    assert!(
+        got_new,
+        "the new peer's audio is heard ({loud} loud frames)"
+    );
+    // ... and the session's RTP goes to the new peer.
+    let heard_new =
+        (0..100).any(|_| matches!(new.recv_from(&mut buf), Ok((_, from)) if from == h.local_rtp));
+    assert!(heard_new, "the session sends to the new peer");
+    engine.shutdown();
+}
+
+#[test]
+fn uring_retarget_follows_the_peer() {
+    retarget_follows_the_peer(Backend::Uring, 41700..=41703);
+}
+
+#[test]
+fn mmsg_retarget_follows_the_peer() {
+    retarget_follows_the_peer(Backend::Mmsg, 41800..=41803);
+}

@@ -28,8 +28,64 @@ use crate::sip::ua::NegotiatedMedia;
 struct Routes {
     by_session: HashMap<SessionId, mpsc::UnboundedSender<Event>>,
     by_call: HashMap<CallRef, (SessionId, Option<mpsc::UnboundedReceiver<Event>>)>,
+    /// Per call: where the trunk last asked for RTP and its SRTP key (to notice a move).
+    peers: HashMap<CallRef, Peer>,
     /// Packets (out, in) of closed sessions.
     closed_totals: (u64, u64),
+}
+
+/// The trunk's side of a call's media as last negotiated.
+#[derive(Debug, Clone, PartialEq)]
+struct Peer {
+    remote_rtp: Option<SocketAddr>,
+    /// `(suite, key||salt)` of the trunk's `a=crypto`.
+    key: Option<(String, String)>,
+}
+
+impl Peer {
+    fn of(media: &NegotiatedMedia) -> Peer {
+        Peer {
+            remote_rtp: media.remote_rtp,
+            key: media
+                .srtp
+                .as_ref()
+                .map(|k| (k.suite.clone(), k.remote_key.clone())),
+        }
+    }
+}
+
+/// The command that moves a session to the trunk's renegotiated media, if it moved: a
+/// new address (not a hold to 0.0.0.0) or a new SRTP key. The new key's context is
+/// built here, on the control side, never on a media core.
+fn retarget(id: SessionId, old: &Peer, new: &Peer) -> Result<Option<Command>, MediaError> {
+    let moved = new.remote_rtp.filter(|a| Some(*a) != old.remote_rtp);
+    let rekeyed = new.key.as_ref().filter(|k| Some(*k) != old.key.as_ref());
+    let Some(remote_rtp) = moved.or(if rekeyed.is_some() {
+        old.remote_rtp
+    } else {
+        None
+    }) else {
+        return Ok(None);
+    };
+    let inbound = match rekeyed {
+        Some((suite, key)) => {
+            let attr = voxgate_engine::srtp::sdes::CryptoAttribute::parse(&format!(
+                "1 {suite} inline:{key}"
+            ))
+            .map_err(|e| MediaError::Engine(format!("the trunk's new crypto: {e}")))?;
+            let ctx = attr
+                .context()
+                .map_err(|e| MediaError::Engine(format!("the trunk's new crypto: {e}")))?;
+            Some(Box::new(ctx))
+        }
+        None => None,
+    };
+    Ok(Some(Command::Retarget {
+        id,
+        remote_rtp,
+        remote_rtcp: None,
+        inbound,
+    }))
 }
 
 /// The engine, shared by the SIP core's media port and the call tasks.
@@ -171,6 +227,7 @@ impl MediaPort for MediaHub {
         let mut routes = self.routes();
         routes.by_session.insert(handle.id, tx);
         routes.by_call.insert(call, (handle.id, Some(rx)));
+        routes.peers.insert(call, Peer::of(media));
         Ok(handle.local_rtp)
     }
 
@@ -179,12 +236,36 @@ impl MediaPort for MediaHub {
     }
 
     fn update(&mut self, call: CallRef, media: &NegotiatedMedia) {
-        // Symmetric RTP follows a new remote address from the packets themselves.
         tracing::debug!(call = call.0, direction = ?media.direction, remote = ?media.remote_rtp, "media changed");
+        let new = Peer::of(media);
+        let command = {
+            let mut routes = self.routes();
+            let Some(id) = routes.by_call.get(&call).map(|(id, _)| *id) else {
+                return;
+            };
+            let Some(old) = routes.peers.insert(call, new.clone()) else {
+                return;
+            };
+            retarget(id, &old, &new)
+        };
+        match command {
+            Ok(Some(c)) => {
+                tracing::info!(call = call.0, remote = ?new.remote_rtp, "trunk media moved: session retargeted");
+                if let Err(e) = self.engine.command(c) {
+                    tracing::warn!(call = call.0, "retarget not queued: {e}");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(call = call.0, "re-offer not applied: {e}"),
+        }
     }
 
     fn close(&mut self, call: CallRef) {
-        let id = self.routes().by_call.remove(&call).map(|(id, _)| id);
+        let id = {
+            let mut routes = self.routes();
+            routes.peers.remove(&call);
+            routes.by_call.remove(&call).map(|(id, _)| id)
+        };
         if let Some(id) = id {
             if let Err(e) = self.engine.command(Command::Close { id }) {
                 tracing::warn!(%id, "close not queued: {e}");
@@ -240,5 +321,44 @@ pub fn closed_stats(ev: &Event) -> Option<SessionStats> {
     match ev {
         Event::Closed { stats, .. } => Some(*stats),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(addr: Option<&str>, key: Option<&str>) -> Peer {
+        Peer {
+            remote_rtp: addr.map(|a| a.parse().unwrap()),
+            key: key.map(|k| ("AES_CM_128_HMAC_SHA1_80".to_owned(), k.to_owned())),
+        }
+    }
+
+    #[test]
+    fn only_a_move_or_a_new_key_retargets() {
+        let id = SessionId(7);
+        let key = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+        let other = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR";
+        let a = peer(Some("192.0.2.1:4000"), Some(key));
+        // Same media, or a hold to 0.0.0.0 (no address): nothing to do.
+        assert!(retarget(id, &a, &a).unwrap().is_none());
+        assert!(retarget(id, &a, &peer(None, Some(key))).unwrap().is_none());
+        // A new address.
+        let moved = retarget(id, &a, &peer(Some("192.0.2.9:5000"), Some(key))).unwrap();
+        assert!(matches!(
+            moved,
+            Some(Command::Retarget { remote_rtp, inbound: None, .. })
+                if remote_rtp == "192.0.2.9:5000".parse().unwrap()
+        ));
+        // A new key at the same address: re-keyed there.
+        let rekeyed = retarget(id, &a, &peer(Some("192.0.2.1:4000"), Some(other))).unwrap();
+        assert!(matches!(
+            rekeyed,
+            Some(Command::Retarget { remote_rtp, inbound: Some(_), .. })
+                if remote_rtp == "192.0.2.1:4000".parse().unwrap()
+        ));
+        // A key that is not one is an error, not a panic.
+        assert!(retarget(id, &a, &peer(Some("192.0.2.1:4000"), Some("!!"))).is_err());
     }
 }

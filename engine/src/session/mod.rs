@@ -236,6 +236,30 @@ impl MediaSession {
         self.remote
     }
 
+    /// The peer moved (a re-INVITE with a new connection address or port, e.g. after
+    /// an SBC failover): RTP and RTCP go to `remote_rtp` from now on, and its packets are
+    /// accepted at once instead of after the old source has been silent for
+    /// [`RELATCH_AFTER`]. `remote_rtcp` as in [`SessionConfig::remote_rtcp`]. With
+    /// `inbound`, the peer's new SRTP key (a re-offer with a new `a=crypto`) replaces the
+    /// old one for what we receive; it is built by the caller, off the packet path.
+    pub fn retarget(
+        &mut self,
+        remote_rtp: SocketAddr,
+        remote_rtcp: Option<SocketAddr>,
+        inbound: Option<crate::srtp::SrtpContext>,
+    ) {
+        self.cfg.remote_rtcp = remote_rtcp;
+        self.rtcp.forget_source();
+        self.latched = true;
+        if self.remote != Some(remote_rtp) {
+            self.remote = Some(remote_rtp);
+            self.push_event(SessionEvent::RemoteAddressLearned(remote_rtp));
+        }
+        if let (Some(s), Some(ctx)) = (self.srtp.as_mut(), inbound) {
+            s.inbound = ctx;
+        }
+    }
+
     fn push_event(&mut self, ev: SessionEvent) {
         if self.events.len() >= EVENT_QUEUE_LEN {
             self.events.pop_front();

@@ -67,6 +67,11 @@ impl RtcpState {
         self.learned
     }
 
+    /// The peer moved: reports go to its new address until RTCP arrives from there.
+    pub(super) fn forget_source(&mut self) {
+        self.learned = None;
+    }
+
     pub(super) fn on_sent(&mut self, payload_len: usize) {
         self.packets_sent = self.packets_sent.wrapping_add(1);
         self.octets_sent = self.octets_sent.wrapping_add(payload_len as u32);

@@ -386,6 +386,14 @@ impl<I: PacketIo> MediaCore<I> {
                     tracing::warn!(core = self.index, session = %id, error = %e, "media core: DTMF not sent");
                 }
             }
+            Command::Retarget {
+                remote_rtp,
+                remote_rtcp,
+                inbound,
+                ..
+            } => s
+                .session
+                .retarget(remote_rtp, remote_rtcp, inbound.map(|b| *b)),
             Command::Close { .. } => {}
         }
         self.mark_dirty(slot);

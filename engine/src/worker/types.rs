@@ -112,6 +112,18 @@ pub enum Command {
         /// Tone length.
         duration: Duration,
     },
+    /// The peer moved (re-INVITE with a new address): see
+    /// [`crate::session::MediaSession::retarget`].
+    Retarget {
+        /// Session.
+        id: SessionId,
+        /// The peer's new RTP address.
+        remote_rtp: SocketAddr,
+        /// Its RTCP address when not RTP port + 1 (or rtcp-mux).
+        remote_rtcp: Option<SocketAddr>,
+        /// The peer's new SRTP key, when it changed (built on the control thread).
+        inbound: Option<Box<crate::srtp::SrtpContext>>,
+    },
     /// Close the session. Its ports are released once the core reports
     /// [`Event::Closed`] (seen through `Engine::poll_event`).
     Close {
@@ -127,6 +139,7 @@ impl Command {
             Command::Play { id, .. }
             | Command::StopPlayback { id }
             | Command::SendDtmf { id, .. }
+            | Command::Retarget { id, .. }
             | Command::Close { id } => *id,
         }
     }
