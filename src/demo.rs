@@ -19,7 +19,7 @@ use crate::assistant::DialogSkill;
 use crate::call::task::CallNotice;
 use crate::call::CallOutcome;
 use crate::caller::leg::TransferBehaviour;
-use crate::caller::run::{run_call, CallReport, CallerLine, CallerOptions, Step};
+use crate::caller::run::{in_dictionary, run_call, CallReport, CallerLine, CallerOptions, Step};
 use crate::gateway::GatewayConfig;
 use crate::settings::IntegrationSettings;
 use crate::sip::sdp::answer::Codec;
@@ -260,6 +260,15 @@ pub fn judge(report: &CallReport, notices: &[CallNotice]) -> Vec<(bool, String)>
         CallNotice::Ended { outcome, .. } => Some(outcome.clone()),
         _ => None,
     });
+    // A prompt counts only when recognised as one of the skill's texts (a garbled one
+    // comes out as some other path of the grammar, e.g. a digit string).
+    let phrases = in_dictionary(&skill_prompts(crate::assistant::engine::DEMO_SKILL_JSON));
+    let prompts = report.prompts();
+    let is_phrase = |t: &Option<String>| t.as_ref().is_some_and(|t| phrases.contains(t));
+    let recognised = prompts.iter().filter(|t| is_phrase(t)).count();
+    let welcome_recognised = prompts
+        .first()
+        .is_some_and(|t| is_phrase(t) && t.as_deref().is_some_and(|t| t.starts_with("hello")));
     vec![
         (
             report.lines.contains(&CallerLine::Status(200)),
@@ -291,8 +300,8 @@ pub fn judge(report: &CallReport, notices: &[CallNotice]) -> Vec<(bool, String)>
             "the gateway ended its leg after the transfer succeeded".into(),
         ),
         (
-            report.prompts().iter().flatten().count() >= 2,
-            "the caller recognised the gateway's prompts".into(),
+            recognised >= 2 && welcome_recognised,
+            "the caller recognised the gateway's prompts (the welcome and at least one more) as the skill's texts".into(),
         ),
     ]
 }

@@ -2,6 +2,7 @@
 //! to finish, recognise it, and say or key the next input; follow the hold re-INVITE,
 //! REFER and BYE as a trunk would. Everything it sees is reported as a [`CallerLine`].
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,49 @@ use crate::speech::{
     AudioChunk, EspeakTts, Grammar, PocketSphinxStt, RecognitionEvent, RecognizeOptions,
     SpeechError, SynthesisRequest,
 };
+
+/// Audio kept from before the speech detector reports a prompt's start (400 ms at
+/// 8 kHz) and prepended to it. The detector fires after 60 ms of speech, so without it
+/// a prompt would reach the recogniser cut into its first syllable, with no silence
+/// before it; PocketSphinx's fresh decoder then reads a welcome coded with Opus as a
+/// digit string (see tests/opus_call.rs).
+const LEAD_IN_SAMPLES: usize = 8 * 400;
+
+/// The audio of the prompt being heard, with a lead-in of what came just before its
+/// detected start.
+#[derive(Debug, Default)]
+struct PromptCapture {
+    prompt: Vec<i16>,
+    lead_in: VecDeque<i16>,
+}
+
+impl PromptCapture {
+    /// Heard audio: part of the prompt while `in_prompt`, else kept as a lead-in.
+    fn heard(&mut self, pcm: &[i16], in_prompt: bool) {
+        if in_prompt {
+            self.prompt.extend_from_slice(pcm);
+        } else {
+            self.lead_in.extend(pcm);
+            let over = self.lead_in.len().saturating_sub(LEAD_IN_SAMPLES);
+            self.lead_in.drain(..over);
+        }
+    }
+
+    /// A prompt started: it begins with the lead-in.
+    fn start(&mut self) {
+        self.prompt.extend(self.lead_in.drain(..));
+    }
+
+    /// Whether a prompt is being captured.
+    fn in_prompt(&self) -> bool {
+        !self.prompt.is_empty()
+    }
+
+    /// The prompt's audio; the capture starts afresh.
+    fn take(&mut self) -> Vec<i16> {
+        std::mem::take(&mut self.prompt)
+    }
+}
 
 /// One thing the caller does after the gateway's prompt has finished.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -253,7 +297,7 @@ pub async fn run_call(
     });
 
     let mut steps = script.into_iter();
-    let mut capture: Vec<i16> = Vec::new();
+    let mut capture = PromptCapture::default();
     let mut talking = false;
     let mut last_speech_end: Option<Instant> = None;
     let mut input_done_at: Option<Instant> = None;
@@ -264,9 +308,12 @@ pub async fn run_call(
         let wake = quiet_deadline.unwrap_or(deadline).min(deadline);
         tokio::select! {
             r = media.reports.recv() => match r {
-                Some(MediaReport::Heard(pcm)) => if talking || last_speech_end.is_some() { capture.extend_from_slice(&pcm) },
+                Some(MediaReport::Heard(pcm)) => capture.heard(&pcm, talking || last_speech_end.is_some()),
                 Some(MediaReport::SpeechStart) => {
-                    if !talking && last_speech_end.is_none() { prompt_started_at = Some(Instant::now()); }
+                    if !talking && last_speech_end.is_none() {
+                        prompt_started_at = Some(Instant::now());
+                        capture.start();
+                    }
                     talking = true; last_speech_end = None;
                 }
                 Some(MediaReport::SpeechEnd) => { talking = false; last_speech_end = Some(Instant::now()); }
@@ -277,8 +324,8 @@ pub async fn run_call(
                 Some(LegEvent::Bye) | None => {
                     // A prompt that ran up to the BYE (a goodbye or a failure message)
                     // is still reported.
-                    if !capture.is_empty() {
-                        let audio = std::mem::take(&mut capture);
+                    if capture.in_prompt() {
+                        let audio = capture.take();
                         let duration = Duration::from_millis(audio.len() as u64 / 8);
                         let text = recognise(&ear, grammar.clone(), audio).await?;
                         emit(&mut report, CallerLine::Heard { text, duration, response_delay: None });
@@ -297,7 +344,7 @@ pub async fn run_call(
                     return Err(CallerError::Timeout(opts.call_timeout));
                 }
                 // A prompt ended: recognise it, then take the next step.
-                let audio = std::mem::take(&mut capture);
+                let audio = capture.take();
                 last_speech_end = None;
                 let duration = Duration::from_millis(audio.len() as u64 / 8);
                 let text = recognise(&ear, grammar.clone(), audio).await?;
@@ -338,8 +385,8 @@ pub async fn run_call(
 }
 
 /// Keeps only words the recogniser's dictionary knows, so a prompt with a brand name
-/// still matches by its other words.
-fn in_dictionary(prompts: &[String]) -> Vec<String> {
+/// still matches by its other words (the text the caller reports for that prompt).
+pub fn in_dictionary(prompts: &[String]) -> Vec<String> {
     prompts
         .iter()
         .map(|p| {
@@ -430,5 +477,41 @@ async fn wait_sent(media: &mut CallerMedia, pcm: Vec<i16>) -> bool {
             Ok(None) => return false,
             Err(_) => return true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prompt_starts_with_the_audio_heard_before_its_detected_start() {
+        let mut c = PromptCapture::default();
+        // 600 ms of quiet, then the onset the detector has not yet called speech.
+        for _ in 0..30 {
+            c.heard(&[0; 160], false);
+        }
+        c.heard(&[100; 160], false);
+        c.heard(&[700; 160], false);
+        assert!(!c.in_prompt());
+        c.start();
+        c.heard(&[2500; 160], true);
+        let audio = c.take();
+        assert_eq!(
+            audio.len(),
+            LEAD_IN_SAMPLES + 160,
+            "400 ms lead-in, then the prompt"
+        );
+        assert_eq!(
+            &audio[LEAD_IN_SAMPLES - 320..LEAD_IN_SAMPLES - 160],
+            &[100; 160]
+        );
+        assert_eq!(&audio[LEAD_IN_SAMPLES - 160..LEAD_IN_SAMPLES], &[700; 160]);
+        assert_eq!(&audio[LEAD_IN_SAMPLES..], &[2500; 160]);
+        assert!(audio[..LEAD_IN_SAMPLES - 320].iter().all(|&s| s == 0));
+        // The next prompt's lead-in is only what was heard after this one.
+        c.heard(&[5; 160], false);
+        c.start();
+        assert_eq!(c.take(), vec![5; 160]);
     }
 }
