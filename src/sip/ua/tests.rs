@@ -644,3 +644,105 @@ fn draining_answers_options_and_new_invites_503_but_keeps_calls() {
     c.handle_request(opt, flow(), t0);
     assert_eq!(codes(&sent(&mut c)), ["200"]);
 }
+
+/// RFC 4028 with us as the refresher (`refresher=uas`): an UPDATE with Session-Expires
+/// goes out at half the interval, again half an interval later, and a 481 to a refresh
+/// ends the session.
+#[test]
+fn session_timer_we_refresh_with_update_and_a_481_ends_it() {
+    // The trunk's answer to one of our requests, from the request's own headers.
+    fn answer(c: &mut SipCore, request: &str, status: &str, now: Instant) {
+        let header = |name: &str| {
+            request
+                .lines()
+                .find(|l| l.starts_with(name))
+                .unwrap_or("")
+                .to_owned()
+        };
+        let text = format!(
+            "SIP/2.0 {status}\r\n{}\r\n{}\r\n{}\r\n{}\r\n{}\r\nContent-Length: 0\r\n\r\n",
+            header("Via:"),
+            header("From:"),
+            header("To:"),
+            header("Call-ID:"),
+            header("CSeq:")
+        );
+        let Ok(SipMessage::Response(r)) = crate::sip::parse(Bytes::from(text)) else {
+            panic!("response parses")
+        };
+        c.handle_response(ResponseView::from_response(&r).expect("view"), now);
+    }
+    let t0 = Instant::now();
+    let mut c = core(IntegrationSettings::default());
+    let (call, tag) = answered(
+        &mut c,
+        t0,
+        "Supported: timer\r\nSession-Expires: 90;refresher=uas\r\n",
+    );
+    c.handle_request(
+        request("ACK", "z9hG4bK2", 1, Some(&tag), "", ""),
+        flow(),
+        t0,
+    );
+    let _ = events(&mut c);
+    advance(&mut c, t0 + Duration::from_secs(44));
+    assert!(
+        sent(&mut c).is_empty(),
+        "no refresh before half the interval"
+    );
+    advance(&mut c, t0 + Duration::from_secs(45));
+    let s = sent(&mut c);
+    assert_eq!(codes(&s), ["UPDATE"], "refresh at 45 s");
+    assert!(
+        s[0].1.contains("Session-Expires: 90;refresher=uas"),
+        "{}",
+        s[0].1
+    );
+    answer(&mut c, &s[0].1, "200 OK", t0 + Duration::from_secs(45));
+    advance(&mut c, t0 + Duration::from_secs(89));
+    assert!(
+        sent(&mut c).is_empty(),
+        "answered: no retransmission, no refresh yet"
+    );
+    advance(&mut c, t0 + Duration::from_secs(90));
+    let s = sent(&mut c);
+    assert_eq!(codes(&s), ["UPDATE"], "the next refresh at 90 s");
+    // The trunk lost the dialog: 481 to the refresh ends the session.
+    answer(
+        &mut c,
+        &s[0].1,
+        "481 Call/Transaction Does Not Exist",
+        t0 + Duration::from_secs(90),
+    );
+    assert!(
+        events(&mut c).iter().any(|e| matches!(e, CallEvent::Ended { call: x, reason: EndReason::SessionExpired } if *x == call)),
+        "a 481 to the refresh ends the call"
+    );
+}
+
+/// rtcp-mux (RFC 5761) offered is accepted and said in the answer; not offered, not said.
+#[test]
+fn rtcp_mux_is_echoed_only_when_offered() {
+    for (offer_mux, expect) in [(true, true), (false, false)] {
+        let t0 = Instant::now();
+        let mut c = core(IntegrationSettings::default());
+        let sdp = if offer_mux {
+            SDP.replace("a=sendrecv\r\n", "a=sendrecv\r\na=rtcp-mux\r\n")
+        } else {
+            SDP.to_owned()
+        };
+        c.handle_request(request("INVITE", "z9hG4bK1", 1, None, "", &sdp), flow(), t0);
+        let _ = sent(&mut c);
+        let call = match events(&mut c).as_slice() {
+            [CallEvent::Incoming(i)] => i.call,
+            e => panic!("{e:?}"),
+        };
+        let media = c.preview_answer(call).expect("preview");
+        assert_eq!(media.rtcp_mux, expect);
+        c.answer(call, "127.0.0.1:20000".parse().unwrap(), t0)
+            .expect("answer");
+        let s = sent(&mut c);
+        assert_eq!(codes(&s), ["200"]);
+        assert_eq!(s[0].1.contains("a=rtcp-mux"), expect, "{}", s[0].1);
+    }
+}
