@@ -47,6 +47,8 @@ pub struct CallServices {
     pub stt: Arc<dyn SpeechToText>,
     /// Text to speech.
     pub tts: Arc<dyn TextToSpeech>,
+    /// The embedded synthesiser, for the call-failure message when `tts` is what failed.
+    pub tts_fallback: Arc<dyn TextToSpeech>,
     /// The assistant.
     pub assistant: Arc<dyn Assistant>,
     /// The embedded recogniser's grammar (the assistant's vocabulary).
@@ -237,22 +239,31 @@ pub async fn run_call(
     let mut barge_in_stop: Option<Duration> = None;
     let mut outcome = CallOutcome::Completed;
 
+    // Both the assistant session and the recognition stream must open before the
+    // welcome turn; if either fails the conversation takes the call-failure path.
+    let mut rec: Option<RecognitionStream> = None;
     match svc.assistant.open_session().await {
         Ok(s) => session = Some(s),
-        Err(e) => conv.handle_event(Instant::now(), CallEventIn::AssistantFailed(e.to_string())),
+        Err(e) => {
+            metrics().provider_error(Provider::Assistant);
+            conv.handle_event(Instant::now(), CallEventIn::AssistantFailed(e.to_string()));
+        }
     }
     if session.is_some() {
-        conv.handle_event(Instant::now(), CallEventIn::Answered);
+        match start_recognition(&svc).await {
+            Ok(r) => {
+                rec = Some(r);
+                conv.handle_event(Instant::now(), CallEventIn::Answered);
+            }
+            Err(e) => speech_failed(&mut conv, e),
+        }
     }
-    let mut rec: Option<RecognitionStream> = start_recognition(&svc)
-        .await
-        .map_err(|e| tracing::warn!("recognition: {e}"))
-        .ok();
 
     loop {
         // Execute what the conversation asked for.
         while let Some(cmd) = conv.poll_command() {
             let now = Instant::now();
+            let embedded = matches!(cmd, CallCommand::SpeakEmbedded { .. });
             match cmd {
                 CallCommand::MessageAssistant(input) => {
                     let is_hangup = matches!(
@@ -272,6 +283,7 @@ pub async fn run_call(
                             ..TurnTiming::default()
                         };
                         sent_at = Some(now);
+                        reply_at = None;
                         let ctx = context.clone();
                         if is_hangup {
                             // Fire and forget: the call is over either way.
@@ -290,19 +302,26 @@ pub async fn run_call(
                         }
                     }
                 }
-                CallCommand::Speak { text } => {
+                CallCommand::Speak { text } | CallCommand::SpeakEmbedded { text } => {
                     if timing.response.is_empty() {
                         timing.response = text.clone();
                     }
                     let mut req = SynthesisRequest::text(text);
-                    req.voice = svc.settings.tts_voice.clone();
-                    match svc.tts.synthesize(req).await {
+                    let tts = if embedded {
+                        // The configured voice belongs to the service that failed.
+                        &svc.tts_fallback
+                    } else {
+                        req.voice = svc.settings.tts_voice.clone();
+                        &svc.tts
+                    };
+                    match tts.synthesize(req).await {
                         Ok(s) => {
                             synth = Some(s);
                             synth_done = false;
                             playing = true;
                         }
                         Err(e) => {
+                            metrics().provider_error(Provider::TextToSpeech);
                             conv.handle_event(now, CallEventIn::PlaybackFailed(e.to_string()))
                         }
                     }
@@ -334,7 +353,10 @@ pub async fn run_call(
                     if paused {
                         rec = None;
                     } else if rec.is_none() {
-                        rec = start_recognition(&svc).await.ok();
+                        match start_recognition(&svc).await {
+                            Ok(r) => rec = Some(r),
+                            Err(e) => speech_failed(&mut conv, e),
+                        }
                     }
                 }
                 CallCommand::SendDtmf {
@@ -499,13 +521,19 @@ pub async fn run_call(
                         conv.handle_event(now, CallEventIn::SpeechStarted);
                     }
                     Some(Ok(_)) => {}
-                    Some(Err(SpeechError::Timeout(_))) | None => {
-                        // Inactivity or the stream ended: start a fresh one.
-                        rec = start_recognition(&svc).await.ok();
+                    Some(Err(SpeechError::Timeout("inactivity"))) | None => {
+                        // The recogniser's inactivity limit or a clean end of the stream:
+                        // start a fresh one. A service that refuses it fails the call.
+                        rec = None;
+                        match start_recognition(&svc).await {
+                            Ok(r) => rec = Some(r),
+                            Err(e) => speech_failed(&mut conv, e),
+                        }
                     }
                     Some(Err(e)) => {
-                        metrics().provider_error(Provider::SpeechToText);
-                        conv.handle_event(now, CallEventIn::SpeechFailed(e.to_string()))
+                        // Any other error, a provider's connect/idle timeout included.
+                        rec = None;
+                        speech_failed(&mut conv, e);
                     }
                 }
             }
@@ -521,8 +549,10 @@ pub async fn run_call(
                             AudioChunk::Mulaw(b) => b.iter().map(|&x| voxgate_engine::codec::g711::ulaw_decode(x)).collect(),
                         };
                         let _ = media.play(&pcm);
-                        if timing.reply_to_audio.is_none() {
-                            timing.reply_to_audio = reply_at.map(|r| Instant::now() - r);
+                        // Once per turn; audio with no assistant reply before it (a
+                        // failure message) is not a turn.
+                        if let (None, Some(r)) = (timing.reply_to_audio, reply_at) {
+                            timing.reply_to_audio = Some(Instant::now() - r);
                             log_turn(&timing);
                             latencies.push(turn_latency(&timing));
                             notify(CallNotice::Turn { call_id: call_id.clone(), timing: timing.clone() });
@@ -720,6 +750,13 @@ fn log_turn(t: &TurnTiming) {
         gateway_ms = ?ms(t.gateway_share()),
         "turn"
     );
+}
+
+/// Speech to text could not be started or failed: the call takes the failure path.
+fn speech_failed(conv: &mut Conversation, e: SpeechError) {
+    tracing::warn!("speech to text failed: {e}");
+    metrics().provider_error(Provider::SpeechToText);
+    conv.handle_event(Instant::now(), CallEventIn::SpeechFailed(e.to_string()));
 }
 
 async fn start_recognition(svc: &CallServices) -> Result<RecognitionStream, SpeechError> {
