@@ -19,7 +19,8 @@ use voxgate_engine::worker::Event as MediaEvent;
 use super::conversation::{
     CallCommand, CallEventIn, CallOutcome, Conversation, ConversationConfig, TransferResult,
 };
-use super::media::MediaHub;
+use super::dtmf_sequence::DtmfSequence;
+use super::media::{CallMedia, MediaHub};
 use crate::assistant::{
     Assistant, AssistantError, AssistantSession, Context, Reply, TransferHeaderMethod,
     VoiceTelephony,
@@ -238,6 +239,8 @@ pub async fn run_call(
     let mut heard_at: Option<Instant> = None;
     let mut barge_in_stop: Option<Duration> = None;
     let mut outcome = CallOutcome::Completed;
+    // Keys to send, one at a time (the media core refuses a key while one is going out).
+    let mut dtmf_out = DtmfSequence::new();
 
     // Both the assistant session and the recognition stream must open before the
     // welcome turn; if either fails the conversation takes the call-failure path.
@@ -360,11 +363,12 @@ pub async fn run_call(
                     }
                 }
                 CallCommand::SendDtmf {
-                    digits, duration, ..
+                    digits,
+                    duration,
+                    interval,
                 } => {
-                    for d in digits {
-                        let _ = media.send_dtmf(d, duration);
-                    }
+                    dtmf_out.push(&digits, duration, interval);
+                    send_due_keys(&mut dtmf_out, &media, now);
                 }
                 CallCommand::SendSipInfo { body, headers } => {
                     let gw = svc.gateway.clone();
@@ -463,13 +467,8 @@ pub async fn run_call(
             break;
         }
 
-        let timer = conv.poll_timeout();
-        let sleep = async {
-            match timer {
-                Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
-                None => std::future::pending().await,
-            }
-        };
+        let sleep = sleep_until(conv.poll_timeout());
+        let next_key = sleep_until(dtmf_out.poll_timeout());
         tokio::select! {
             ev = media.events.recv() => {
                 let now = Instant::now();
@@ -613,6 +612,7 @@ pub async fn run_call(
                 }
             }
             _ = sleep => conv.handle_timeout(Instant::now()),
+            _ = next_key => send_due_keys(&mut dtmf_out, &media, Instant::now()),
         }
     }
     if let Some(mut s) = synth.take() {
@@ -757,6 +757,23 @@ fn speech_failed(conv: &mut Conversation, e: SpeechError) {
     tracing::warn!("speech to text failed: {e}");
     metrics().provider_error(Provider::SpeechToText);
     conv.handle_event(Instant::now(), CallEventIn::SpeechFailed(e.to_string()));
+}
+
+/// Sends the keys of `keys` that are due at `now` (at most one while tones go out).
+fn send_due_keys(keys: &mut DtmfSequence, media: &CallMedia, now: Instant) {
+    while let Some(k) = keys.poll_key(now) {
+        if let Err(e) = media.send_dtmf(k.digit, k.duration) {
+            tracing::warn!(digit = %k.digit, "DTMF key not sent: {e}");
+        }
+    }
+}
+
+/// Sleeps until `t`; forever when `None`.
+async fn sleep_until(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn start_recognition(svc: &CallServices) -> Result<RecognitionStream, SpeechError> {
