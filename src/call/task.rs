@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
 use voxgate_engine::worker::Event as MediaEvent;
 
 use super::conversation::{
@@ -138,16 +139,35 @@ type AssistantFuture =
     BoxFuture<'static, (Box<dyn AssistantSession>, Result<Reply, AssistantError>)>;
 type SipFuture = BoxFuture<'static, CallEventIn>;
 
-/// Runs one call from its INVITE to its end.
+/// Runs one call from its INVITE to its end, in the call's span
+/// ([`crate::logs::call_span`]: Call-ID, instance ID, redacted caller number).
 pub async fn run_call(
+    svc: CallServices,
+    incoming: IncomingCall,
+    sip_events: mpsc::UnboundedReceiver<SipEvent>,
+) -> CallOutcome {
+    let instance_id = svc
+        .recorder
+        .as_ref()
+        .map(|r| r.instance_id().to_owned())
+        .unwrap_or_default();
+    let span = crate::logs::call_span(
+        &incoming.call_id,
+        &instance_id,
+        incoming.caller_number.as_deref().unwrap_or_default(),
+    );
+    // Instrumented, not entered: the span is current only while this call's task is
+    // polled, so other tasks on the same thread never log under it.
+    call_task(svc, incoming, sip_events).instrument(span).await
+}
+
+async fn call_task(
     svc: CallServices,
     incoming: IncomingCall,
     mut sip_events: mpsc::UnboundedReceiver<SipEvent>,
 ) -> CallOutcome {
     let call = incoming.call;
     let call_id = incoming.call_id.clone();
-    let span = tracing::info_span!("call", call_id = %call_id);
-    let _enter = span.enter();
     let notify = |n: CallNotice| {
         if let Some(o) = &svc.observer {
             let _ = o.send(n);
@@ -290,10 +310,13 @@ pub async fn run_call(
                         let ctx = context.clone();
                         if is_hangup {
                             // Fire and forget: the call is over either way.
-                            tokio::spawn(async move {
-                                let _ = s.message(input, ctx).await;
-                                let _ = s.close().await;
-                            });
+                            tokio::spawn(
+                                async move {
+                                    let _ = s.message(input, ctx).await;
+                                    let _ = s.close().await;
+                                }
+                                .in_current_span(),
+                            );
                         } else {
                             assistant_call = Some(
                                 async move {
@@ -377,11 +400,14 @@ pub async fn run_call(
                         .find(|h| h.name.eq_ignore_ascii_case("content-type"))
                         .map(|h| h.value.clone())
                         .unwrap_or_else(|| "text/plain".into());
-                    tokio::spawn(async move {
-                        let _ = gw
-                            .send_info(call, &ct, body.unwrap_or_default().into_bytes())
-                            .await;
-                    });
+                    tokio::spawn(
+                        async move {
+                            let _ = gw
+                                .send_info(call, &ct, body.unwrap_or_default().into_bytes())
+                                .await;
+                        }
+                        .in_current_span(),
+                    );
                 }
                 CallCommand::ConfigureStt(cfg) => {
                     tracing::info!(?cfg, "speech-to-text reconfigured")
@@ -409,7 +435,7 @@ pub async fn run_call(
                     if hold {
                         sip_call = Some(fut.boxed());
                     } else {
-                        tokio::spawn(fut);
+                        tokio::spawn(fut.in_current_span());
                     }
                 }
                 CallCommand::Refer(t) => {
