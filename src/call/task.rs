@@ -228,20 +228,7 @@ async fn call_task(
     let mut last_stats: Option<voxgate_engine::session::SessionStats> = None;
     let codec = crate::store::emodel::MediaCodec::Pcmu;
 
-    let mut context = Context::new();
-    let mut vt = VoiceTelephony::new()
-        .sip_call_id(&incoming.call_id)
-        .sip_from_uri(&incoming.from)
-        .sip_to_uri(&incoming.to)
-        .sip_request_uri(&incoming.request_uri)
-        .assistant_phone_number(&incoming.called_number);
-    if let Some(n) = &incoming.caller_number {
-        vt = vt.user_phone_number(n);
-    }
-    for (n, v) in &incoming.custom_headers {
-        vt = vt.custom_invite_header(n, v);
-    }
-    vt.apply(&mut context);
+    let mut context = initial_context(&incoming);
 
     let mut conv = Conversation::new(ConversationConfig::from_settings(&svc.settings));
     let mut session: Option<Box<dyn AssistantSession>> = None;
@@ -680,6 +667,42 @@ async fn call_task(
     outcome
 }
 
+/// The assistant context a call starts with: the SIP details of its INVITE and its
+/// global session ID.
+fn initial_context(incoming: &IncomingCall) -> Context {
+    let mut vt = VoiceTelephony::new()
+        .sip_call_id(&incoming.call_id)
+        .sip_from_uri(&incoming.from)
+        .sip_to_uri(&incoming.to)
+        .sip_request_uri(&incoming.request_uri)
+        .assistant_phone_number(&incoming.called_number)
+        .session_id(global_session_id(incoming));
+    if let Some(n) = &incoming.caller_number {
+        vt = vt.user_phone_number(n);
+    }
+    for (n, v) in &incoming.custom_headers {
+        vt = vt.custom_invite_header(n, v);
+    }
+    let mut context = Context::new();
+    vt.apply(&mut context);
+    context
+}
+
+/// The call's global session ID (`vgwSessionID`): the session UUID of the INVITE's
+/// `Session-ID` header (RFC 7989) when the integration copies that header, else the
+/// SIP Call-ID.
+fn global_session_id(incoming: &IncomingCall) -> String {
+    incoming
+        .custom_headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("Session-ID"))
+        .and_then(|(_, v)| v.split(';').next())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .unwrap_or(&incoming.call_id)
+        .to_owned()
+}
+
 fn turn_latency(t: &TurnTiming) -> TurnLatency {
     let ms = |d: Option<Duration>| d.map(|d| d.as_millis().min(u128::from(u32::MAX)) as u32);
     if let Some(d) = t.recognition {
@@ -876,4 +899,49 @@ pub fn sip_event_call(ev: &SipEvent) -> Option<CallRef> {
         #[allow(unreachable_patterns)]
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn incoming(custom_headers: Vec<(String, String)>) -> IncomingCall {
+        IncomingCall {
+            call: CallRef(1),
+            call_id: "a84b4c76e66710@pc33".into(),
+            from: "<sip:+15550100999@trunk>;tag=1".into(),
+            to: "<sip:+19585550123@gw>".into(),
+            request_uri: "sip:+19585550123@gw".into(),
+            caller_number: Some("+15550100999".into()),
+            called_number: "+19585550123".into(),
+            custom_headers,
+            transport: crate::sip::ua::Transport::Udp,
+            remote: "127.0.0.1:5060".parse().expect("addr"),
+            offer_srtp: false,
+        }
+    }
+
+    fn session_id(ctx: &Context) -> Option<&str> {
+        ctx.user_defined()?.get("vgwSessionID")?.as_str()
+    }
+
+    #[test]
+    fn session_id_is_the_call_id_without_a_session_header() {
+        let ctx = initial_context(&incoming(Vec::new()));
+        assert_eq!(session_id(&ctx), Some("a84b4c76e66710@pc33"));
+        let ud = ctx.user_defined().expect("user defined");
+        assert_eq!(ud["vgwSIPCallID"], "a84b4c76e66710@pc33");
+    }
+
+    #[test]
+    fn session_id_comes_from_a_copied_session_id_header() {
+        let ctx = initial_context(&incoming(vec![(
+            "Session-ID".into(),
+            "ab30317f1a784dc48ff824d0d3715d86;remote=47755a9de7794ba387653f2099600ef2".into(),
+        )]));
+        assert_eq!(session_id(&ctx), Some("ab30317f1a784dc48ff824d0d3715d86"));
+        // An empty one is no ID.
+        let ctx = initial_context(&incoming(vec![("session-id".into(), " ".into())]));
+        assert_eq!(session_id(&ctx), Some("a84b4c76e66710@pc33"));
+    }
 }
