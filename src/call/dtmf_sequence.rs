@@ -9,9 +9,10 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// Time the core keeps sending a key's end packets after its tone (the two repeats of
-/// the end packet, one per packet time, for packet times up to 50 ms), plus margin for
-/// the core's packet clock.
+/// Time the core may still be busy with a key after its nominal tone: the wait for the
+/// first packet tick, the tone rounded up to whole packets, and the two repeats of the
+/// end packet — within 120 ms for packet times up to 30 ms. A longer packet time needs
+/// the assistant's interval to cover the rest.
 pub const END_TAIL: Duration = Duration::from_millis(120);
 
 /// One key to send now.
