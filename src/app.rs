@@ -154,6 +154,7 @@ impl App {
             media: media.clone(),
             stt: providers.stt,
             tts: providers.tts,
+            tts_fallback: Arc::new(EspeakTts::default()),
             assistant: providers.assistant,
             grammar: providers.grammar,
             settings: Arc::new(settings),

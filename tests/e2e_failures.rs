@@ -14,7 +14,9 @@ use voxgate::call::CallOutcome;
 use voxgate::caller::leg::TransferBehaviour;
 use voxgate::caller::run::{CallerLine, Step};
 use voxgate::settings::IntegrationSettings;
-use voxgate::speech::{Credentials, Timeouts, WatsonStt, WatsonSttConfig};
+use voxgate::speech::{
+    Credentials, Timeouts, WatsonStt, WatsonSttConfig, WatsonTts, WatsonTtsConfig,
+};
 
 const FAILURE_TARGET: &str = "sip:failover@127.0.0.1:5090";
 const T: Duration = Duration::from_secs(30);
@@ -104,6 +106,146 @@ async fn speech_service_stopped_mid_call_speaks_failure_message_and_hangs_up() {
         "{outcome:?}"
     );
     assert_eq!(report.transfer_target(), None, "{:?}", report.lines);
+    assert_eq!(report.lines.last(), Some(&CallerLine::GatewayHungUp));
+    assert!(heard_failure_message(&report.lines), "{:?}", report.lines);
+    gw.app.shutdown().await;
+}
+
+/// A loopback service that is down: it takes each connection and drops it at once, so
+/// a client fails fast (a port freed for "connection refused" could be taken by the
+/// gateway's own listeners before the call).
+async fn down_service() -> std::net::SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = l.accept().await {
+            drop(conn);
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assistant_down_at_call_start_speaks_failure_message_and_transfers_to_failure_target() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let sk = skill(|s| s);
+    let mut cfg = ClientConfig::new(
+        format!("http://{}", down_service().await),
+        "demo",
+        Auth::None,
+    );
+    cfg.timeout = Duration::from_secs(3);
+    cfg.connect_timeout = Duration::from_secs(1);
+    let mut providers = Providers::embedded(sk).expect("providers");
+    providers.assistant = Arc::new(WatsonClient::new(cfg).expect("client"));
+    let settings = IntegrationSettings {
+        call_failure_sip_target: Some(FAILURE_TARGET.into()),
+        ..IntegrationSettings::default()
+    };
+    let mut gw = start_with(providers, settings).await;
+    let mut opts = caller(&gw.app, TransferBehaviour::Accept, false);
+    opts.call_timeout = Duration::from_secs(25);
+    let caller = tokio::spawn(call(opts, Vec::new()));
+    let (turns, outcome) = notices_until_end(&mut gw.notices, T).await;
+    let report = caller.await.expect("join");
+    assert!(
+        matches!(&outcome, Some(CallOutcome::CallFailed(r)) if r.starts_with("assistant")),
+        "{outcome:?}"
+    );
+    assert!(turns.is_empty(), "no assistant turn: {turns:?}");
+    assert_eq!(
+        report.transfer_target(),
+        Some(FAILURE_TARGET),
+        "{:?}",
+        report.lines
+    );
+    assert!(heard_failure_message(&report.lines), "{:?}", report.lines);
+    gw.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assistant_down_at_call_start_without_failure_target_ends_with_bye() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let sk = skill(|s| s);
+    let mut cfg = ClientConfig::new(
+        format!("http://{}", down_service().await),
+        "demo",
+        Auth::None,
+    );
+    cfg.connect_timeout = Duration::from_secs(1);
+    let mut providers = Providers::embedded(sk).expect("providers");
+    providers.assistant = Arc::new(WatsonClient::new(cfg).expect("client"));
+    let mut gw = start_with(providers, IntegrationSettings::default()).await;
+    let mut opts = caller(&gw.app, TransferBehaviour::Accept, false);
+    opts.call_timeout = Duration::from_secs(25);
+    let caller = tokio::spawn(call(opts, Vec::new()));
+    let (_turns, outcome) = notices_until_end(&mut gw.notices, T).await;
+    let report = caller.await.expect("join");
+    assert!(
+        matches!(&outcome, Some(CallOutcome::CallFailed(_))),
+        "{outcome:?} {:?}",
+        report.lines
+    );
+    assert_eq!(report.transfer_target(), None, "{:?}", report.lines);
+    assert_eq!(report.lines.last(), Some(&CallerLine::GatewayHungUp));
+    assert!(heard_failure_message(&report.lines), "{:?}", report.lines);
+    gw.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn speech_service_down_at_call_start_speaks_failure_message_and_hangs_up() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let sk = skill(|s| s);
+    let mut providers = Providers::embedded(sk).expect("providers");
+    providers.stt = Arc::new(
+        WatsonStt::new(WatsonSttConfig {
+            url: format!("http://{}", down_service().await),
+            credentials: Credentials::None,
+            timeouts: short_timeouts(),
+        })
+        .expect("stt"),
+    );
+    let mut gw = start_with(providers, IntegrationSettings::default()).await;
+    let mut opts = caller(&gw.app, TransferBehaviour::Accept, false);
+    opts.call_timeout = Duration::from_secs(25);
+    let caller = tokio::spawn(call(opts, Vec::new()));
+    let (turns, outcome) = notices_until_end(&mut gw.notices, T).await;
+    let report = caller.await.expect("join");
+    assert!(
+        matches!(&outcome, Some(CallOutcome::CallFailed(r)) if r.starts_with("speech to text")),
+        "{outcome:?}"
+    );
+    assert!(turns.is_empty(), "a deaf call has no turns: {turns:?}");
+    assert_eq!(report.lines.last(), Some(&CallerLine::GatewayHungUp));
+    assert!(heard_failure_message(&report.lines), "{:?}", report.lines);
+    gw.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tts_service_down_failure_message_is_spoken_by_the_embedded_synthesizer() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let sk = skill(|s| s);
+    let mut providers = Providers::embedded(sk).expect("providers");
+    providers.tts = Arc::new(
+        WatsonTts::new(WatsonTtsConfig {
+            url: format!("http://{}", down_service().await),
+            credentials: Credentials::None,
+            timeouts: short_timeouts(),
+        })
+        .expect("tts"),
+    );
+    let mut gw = start_with(providers, IntegrationSettings::default()).await;
+    let mut opts = caller(&gw.app, TransferBehaviour::Accept, false);
+    opts.call_timeout = Duration::from_secs(25);
+    let caller = tokio::spawn(call(opts, Vec::new()));
+    let (_turns, outcome) = notices_until_end(&mut gw.notices, T).await;
+    let report = caller.await.expect("join");
+    assert!(
+        matches!(&outcome, Some(CallOutcome::CallFailed(r)) if r.starts_with("text to speech")),
+        "{outcome:?}"
+    );
     assert_eq!(report.lines.last(), Some(&CallerLine::GatewayHungUp));
     assert!(heard_failure_message(&report.lines), "{:?}", report.lines);
     gw.app.shutdown().await;

@@ -130,6 +130,12 @@ pub enum CallCommand {
         /// The text.
         text: String,
     },
+    /// Synthesise and play text with the embedded synthesiser: the TTS service is what
+    /// failed, and the caller must still hear the closing message.
+    SpeakEmbedded {
+        /// The text.
+        text: String,
+    },
     /// Play a WAV from a URL or file.
     PlayAudio {
         /// Source.
@@ -247,6 +253,12 @@ pub struct Conversation {
     turns: u32,
     failing: bool,
     failure_reason: Option<String>,
+    /// The TTS service failed in this call: what is still said goes to the embedded
+    /// synthesiser.
+    tts_down: bool,
+    /// The message said in [`Phase::Closing`], to say again with the embedded
+    /// synthesiser when the TTS service fails on it.
+    closing_message: Option<String>,
 }
 
 impl Conversation {
@@ -271,6 +283,8 @@ impl Conversation {
             turns: 0,
             failing: false,
             failure_reason: None,
+            tts_down: false,
+            closing_message: None,
         }
     }
 
@@ -329,7 +343,8 @@ impl Conversation {
             }
             CallEventIn::AssistantReplied(reply) => self.on_reply(now, reply),
             CallEventIn::AssistantFailed(reason) => {
-                if matches!(self.phase, Phase::AwaitingAssistant { .. }) {
+                // Idle: the session could not be opened, so the welcome never went out.
+                if matches!(self.phase, Phase::Idle | Phase::AwaitingAssistant { .. }) {
                     self.fail_call(now, format!("assistant: {reason}"));
                 }
             }
@@ -341,9 +356,20 @@ impl Conversation {
             CallEventIn::Dtmf(key) => self.on_dtmf(now, key),
             CallEventIn::PlaybackFinished => self.on_playback_done(now),
             CallEventIn::PlaybackFailed(reason) => {
+                let first_tts_failure = !self.tts_down;
+                self.tts_down = true;
                 if matches!(self.phase, Phase::Closing { .. }) {
-                    // The last message could not be said; carry on with what follows it.
-                    self.on_playback_done(now);
+                    match self.closing_message.clone() {
+                        // The TTS service failed on the last message: say it again with
+                        // the embedded synthesiser.
+                        Some(text) if first_tts_failure => {
+                            tracing::warn!(%reason, "text to speech failed on the closing message; using the embedded synthesiser");
+                            self.out.push_back(CallCommand::StopPlayback);
+                            self.out.push_back(CallCommand::SpeakEmbedded { text });
+                        }
+                        // It could not be said at all; carry on with what follows it.
+                        _ => self.on_playback_done(now),
+                    }
                 } else {
                     self.fail_call(now, format!("text to speech: {reason}"));
                 }
@@ -822,11 +848,17 @@ impl Conversation {
     fn say_then(&mut self, now: Instant, text: String, then: Closing) {
         self.actions.clear();
         if text.trim().is_empty() {
+            self.closing_message = None;
             self.phase = Phase::Closing { then };
             self.on_playback_done(now);
             return;
         }
-        self.out.push_back(CallCommand::Speak { text });
+        self.closing_message = Some(text.clone());
+        if self.tts_down {
+            self.out.push_back(CallCommand::SpeakEmbedded { text });
+        } else {
+            self.out.push_back(CallCommand::Speak { text });
+        }
         self.phase = Phase::Closing { then };
     }
 
@@ -1192,12 +1224,142 @@ mod tests {
         let cmds = drain(&mut c);
         assert!(cmds.iter().any(|c| matches!(c, CallCommand::Speak { .. })));
         c.handle_event(due2, CallEventIn::PlaybackFailed("tts down".into()));
+        // The TTS service failed on the failure message: the embedded synthesiser says it.
+        let cmds = drain(&mut c);
+        assert!(
+            cmds.iter()
+                .any(|c| matches!(c, CallCommand::SpeakEmbedded { .. })),
+            "{cmds:?}"
+        );
+        c.handle_event(due2, CallEventIn::PlaybackFailed("espeak down".into()));
         let cmds = drain(&mut c);
         assert!(matches!(
             cmds.last(),
             Some(CallCommand::Finished(CallOutcome::CallFailed(_)))
         ));
         let _ = t0;
+    }
+
+    fn failure_message() -> String {
+        ConversationConfig::default().call_failure_message
+    }
+
+    #[test]
+    fn assistant_failing_before_the_answer_says_the_message_and_hangs_up() {
+        // The session could not be opened: the call never left Idle.
+        let t0 = Instant::now();
+        let mut c = Conversation::new(ConversationConfig::default());
+        c.handle_event(
+            t0,
+            CallEventIn::AssistantFailed("connection refused".into()),
+        );
+        let cmds = drain(&mut c);
+        assert!(
+            cmds.contains(&CallCommand::Speak {
+                text: failure_message()
+            }),
+            "{cmds:?}"
+        );
+        assert!(sent_input(&cmds).is_none(), "no turn without a session");
+        c.handle_event(t0, CallEventIn::PlaybackFinished);
+        let cmds = drain(&mut c);
+        assert_eq!(cmds[0], CallCommand::HangUp { headers: vec![] });
+        assert!(
+            matches!(&cmds[1], CallCommand::Finished(CallOutcome::CallFailed(r)) if r.contains("connection refused")),
+            "{cmds:?}"
+        );
+        assert!(c.is_ended());
+    }
+
+    #[test]
+    fn assistant_failing_before_the_answer_transfers_to_the_failure_target() {
+        let cfg = ConversationConfig {
+            call_failure_target: Some("sip:fallback@pbx".into()),
+            ..Default::default()
+        };
+        let t0 = Instant::now();
+        let mut c = Conversation::new(cfg);
+        c.handle_event(t0, CallEventIn::AssistantFailed("503".into()));
+        assert!(drain(&mut c)
+            .iter()
+            .any(|c| matches!(c, CallCommand::Speak { .. })));
+        c.handle_event(t0, CallEventIn::PlaybackFinished);
+        assert!(
+            matches!(&drain(&mut c)[..], [CallCommand::Refer(t)] if t.target.as_deref() == Some("sip:fallback@pbx"))
+        );
+        c.handle_event(t0, CallEventIn::TransferResult(TransferResult::Succeeded));
+        assert!(matches!(
+            drain(&mut c).last(),
+            Some(CallCommand::Finished(CallOutcome::CallFailed(r))) if r.contains("503")
+        ));
+    }
+
+    #[test]
+    fn speech_failing_before_the_answer_fails_the_call() {
+        let t0 = Instant::now();
+        let mut c = Conversation::new(ConversationConfig::default());
+        c.handle_event(t0, CallEventIn::SpeechFailed("unreachable".into()));
+        assert!(drain(&mut c).contains(&CallCommand::Speak {
+            text: failure_message()
+        }));
+        // A late Answered does not start the welcome turn.
+        c.handle_event(t0, CallEventIn::Answered);
+        assert!(sent_input(&drain(&mut c)).is_none());
+        c.handle_event(t0, CallEventIn::PlaybackFinished);
+        assert!(matches!(
+            drain(&mut c).last(),
+            Some(CallCommand::Finished(CallOutcome::CallFailed(r))) if r.starts_with("speech to text")
+        ));
+    }
+
+    #[test]
+    fn tts_failure_says_the_failure_message_with_the_embedded_synthesiser() {
+        let (mut c, t0) = answered(ConversationConfig::default());
+        c.handle_event(t0, reply(vec![speak("Hello")]));
+        drain(&mut c);
+        c.handle_event(t0, CallEventIn::PlaybackFailed("503".into()));
+        let cmds = drain(&mut c);
+        assert!(
+            cmds.contains(&CallCommand::SpeakEmbedded {
+                text: failure_message()
+            }),
+            "{cmds:?}"
+        );
+        assert!(
+            !cmds.iter().any(|c| matches!(c, CallCommand::Speak { .. })),
+            "not through the TTS service that just failed: {cmds:?}"
+        );
+        c.handle_event(t0, CallEventIn::PlaybackFinished);
+        let cmds = drain(&mut c);
+        assert_eq!(cmds[0], CallCommand::HangUp { headers: vec![] });
+        assert!(matches!(
+            &cmds[1],
+            CallCommand::Finished(CallOutcome::CallFailed(r)) if r.starts_with("text to speech")
+        ));
+    }
+
+    #[test]
+    fn tts_failing_on_the_failure_message_retries_it_embedded() {
+        let (mut c, t0) = answered(ConversationConfig::default());
+        c.handle_event(t0, CallEventIn::AssistantFailed("500".into()));
+        assert!(drain(&mut c).contains(&CallCommand::Speak {
+            text: failure_message()
+        }));
+        c.handle_event(t0, CallEventIn::PlaybackFailed("connection reset".into()));
+        assert_eq!(
+            drain(&mut c),
+            vec![
+                CallCommand::StopPlayback,
+                CallCommand::SpeakEmbedded {
+                    text: failure_message()
+                }
+            ]
+        );
+        c.handle_event(t0, CallEventIn::PlaybackFinished);
+        assert!(matches!(
+            drain(&mut c).last(),
+            Some(CallCommand::Finished(CallOutcome::CallFailed(r))) if r.contains("500")
+        ));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! driver executes its commands.
 
 pub mod conversation;
+pub mod dtmf_sequence;
 pub mod media;
 pub mod service;
 pub mod task;

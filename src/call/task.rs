@@ -14,12 +14,14 @@ use std::time::{Duration, Instant};
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
 use voxgate_engine::worker::Event as MediaEvent;
 
 use super::conversation::{
     CallCommand, CallEventIn, CallOutcome, Conversation, ConversationConfig, TransferResult,
 };
-use super::media::MediaHub;
+use super::dtmf_sequence::DtmfSequence;
+use super::media::{CallMedia, MediaHub};
 use crate::assistant::{
     Assistant, AssistantError, AssistantSession, Context, Reply, TransferHeaderMethod,
     VoiceTelephony,
@@ -47,6 +49,8 @@ pub struct CallServices {
     pub stt: Arc<dyn SpeechToText>,
     /// Text to speech.
     pub tts: Arc<dyn TextToSpeech>,
+    /// The embedded synthesiser, for the call-failure message when `tts` is what failed.
+    pub tts_fallback: Arc<dyn TextToSpeech>,
     /// The assistant.
     pub assistant: Arc<dyn Assistant>,
     /// The embedded recogniser's grammar (the assistant's vocabulary).
@@ -135,16 +139,35 @@ type AssistantFuture =
     BoxFuture<'static, (Box<dyn AssistantSession>, Result<Reply, AssistantError>)>;
 type SipFuture = BoxFuture<'static, CallEventIn>;
 
-/// Runs one call from its INVITE to its end.
+/// Runs one call from its INVITE to its end, in the call's span
+/// ([`crate::logs::call_span`]: Call-ID, instance ID, redacted caller number).
 pub async fn run_call(
+    svc: CallServices,
+    incoming: IncomingCall,
+    sip_events: mpsc::UnboundedReceiver<SipEvent>,
+) -> CallOutcome {
+    let instance_id = svc
+        .recorder
+        .as_ref()
+        .map(|r| r.instance_id().to_owned())
+        .unwrap_or_default();
+    let span = crate::logs::call_span(
+        &incoming.call_id,
+        &instance_id,
+        incoming.caller_number.as_deref().unwrap_or_default(),
+    );
+    // Instrumented, not entered: the span is current only while this call's task is
+    // polled, so other tasks on the same thread never log under it.
+    call_task(svc, incoming, sip_events).instrument(span).await
+}
+
+async fn call_task(
     svc: CallServices,
     incoming: IncomingCall,
     mut sip_events: mpsc::UnboundedReceiver<SipEvent>,
 ) -> CallOutcome {
     let call = incoming.call;
     let call_id = incoming.call_id.clone();
-    let span = tracing::info_span!("call", call_id = %call_id);
-    let _enter = span.enter();
     let notify = |n: CallNotice| {
         if let Some(o) = &svc.observer {
             let _ = o.send(n);
@@ -205,20 +228,7 @@ pub async fn run_call(
     let mut last_stats: Option<voxgate_engine::session::SessionStats> = None;
     let codec = crate::store::emodel::MediaCodec::Pcmu;
 
-    let mut context = Context::new();
-    let mut vt = VoiceTelephony::new()
-        .sip_call_id(&incoming.call_id)
-        .sip_from_uri(&incoming.from)
-        .sip_to_uri(&incoming.to)
-        .sip_request_uri(&incoming.request_uri)
-        .assistant_phone_number(&incoming.called_number);
-    if let Some(n) = &incoming.caller_number {
-        vt = vt.user_phone_number(n);
-    }
-    for (n, v) in &incoming.custom_headers {
-        vt = vt.custom_invite_header(n, v);
-    }
-    vt.apply(&mut context);
+    let mut context = initial_context(&incoming);
 
     let mut conv = Conversation::new(ConversationConfig::from_settings(&svc.settings));
     let mut session: Option<Box<dyn AssistantSession>> = None;
@@ -236,23 +246,34 @@ pub async fn run_call(
     let mut heard_at: Option<Instant> = None;
     let mut barge_in_stop: Option<Duration> = None;
     let mut outcome = CallOutcome::Completed;
+    // Keys to send, one at a time (the media core refuses a key while one is going out).
+    let mut dtmf_out = DtmfSequence::new();
 
+    // Both the assistant session and the recognition stream must open before the
+    // welcome turn; if either fails the conversation takes the call-failure path.
+    let mut rec: Option<RecognitionStream> = None;
     match svc.assistant.open_session().await {
         Ok(s) => session = Some(s),
-        Err(e) => conv.handle_event(Instant::now(), CallEventIn::AssistantFailed(e.to_string())),
+        Err(e) => {
+            metrics().provider_error(Provider::Assistant);
+            conv.handle_event(Instant::now(), CallEventIn::AssistantFailed(e.to_string()));
+        }
     }
     if session.is_some() {
-        conv.handle_event(Instant::now(), CallEventIn::Answered);
+        match start_recognition(&svc).await {
+            Ok(r) => {
+                rec = Some(r);
+                conv.handle_event(Instant::now(), CallEventIn::Answered);
+            }
+            Err(e) => speech_failed(&mut conv, e),
+        }
     }
-    let mut rec: Option<RecognitionStream> = start_recognition(&svc)
-        .await
-        .map_err(|e| tracing::warn!("recognition: {e}"))
-        .ok();
 
     loop {
         // Execute what the conversation asked for.
         while let Some(cmd) = conv.poll_command() {
             let now = Instant::now();
+            let embedded = matches!(cmd, CallCommand::SpeakEmbedded { .. });
             match cmd {
                 CallCommand::MessageAssistant(input) => {
                     let is_hangup = matches!(
@@ -272,13 +293,17 @@ pub async fn run_call(
                             ..TurnTiming::default()
                         };
                         sent_at = Some(now);
+                        reply_at = None;
                         let ctx = context.clone();
                         if is_hangup {
                             // Fire and forget: the call is over either way.
-                            tokio::spawn(async move {
-                                let _ = s.message(input, ctx).await;
-                                let _ = s.close().await;
-                            });
+                            tokio::spawn(
+                                async move {
+                                    let _ = s.message(input, ctx).await;
+                                    let _ = s.close().await;
+                                }
+                                .in_current_span(),
+                            );
                         } else {
                             assistant_call = Some(
                                 async move {
@@ -290,19 +315,26 @@ pub async fn run_call(
                         }
                     }
                 }
-                CallCommand::Speak { text } => {
+                CallCommand::Speak { text } | CallCommand::SpeakEmbedded { text } => {
                     if timing.response.is_empty() {
                         timing.response = text.clone();
                     }
                     let mut req = SynthesisRequest::text(text);
-                    req.voice = svc.settings.tts_voice.clone();
-                    match svc.tts.synthesize(req).await {
+                    let tts = if embedded {
+                        // The configured voice belongs to the service that failed.
+                        &svc.tts_fallback
+                    } else {
+                        req.voice = svc.settings.tts_voice.clone();
+                        &svc.tts
+                    };
+                    match tts.synthesize(req).await {
                         Ok(s) => {
                             synth = Some(s);
                             synth_done = false;
                             playing = true;
                         }
                         Err(e) => {
+                            metrics().provider_error(Provider::TextToSpeech);
                             conv.handle_event(now, CallEventIn::PlaybackFailed(e.to_string()))
                         }
                     }
@@ -334,15 +366,19 @@ pub async fn run_call(
                     if paused {
                         rec = None;
                     } else if rec.is_none() {
-                        rec = start_recognition(&svc).await.ok();
+                        match start_recognition(&svc).await {
+                            Ok(r) => rec = Some(r),
+                            Err(e) => speech_failed(&mut conv, e),
+                        }
                     }
                 }
                 CallCommand::SendDtmf {
-                    digits, duration, ..
+                    digits,
+                    duration,
+                    interval,
                 } => {
-                    for d in digits {
-                        let _ = media.send_dtmf(d, duration);
-                    }
+                    dtmf_out.push(&digits, duration, interval);
+                    send_due_keys(&mut dtmf_out, &media, now);
                 }
                 CallCommand::SendSipInfo { body, headers } => {
                     let gw = svc.gateway.clone();
@@ -351,11 +387,14 @@ pub async fn run_call(
                         .find(|h| h.name.eq_ignore_ascii_case("content-type"))
                         .map(|h| h.value.clone())
                         .unwrap_or_else(|| "text/plain".into());
-                    tokio::spawn(async move {
-                        let _ = gw
-                            .send_info(call, &ct, body.unwrap_or_default().into_bytes())
-                            .await;
-                    });
+                    tokio::spawn(
+                        async move {
+                            let _ = gw
+                                .send_info(call, &ct, body.unwrap_or_default().into_bytes())
+                                .await;
+                        }
+                        .in_current_span(),
+                    );
                 }
                 CallCommand::ConfigureStt(cfg) => {
                     tracing::info!(?cfg, "speech-to-text reconfigured")
@@ -383,7 +422,7 @@ pub async fn run_call(
                     if hold {
                         sip_call = Some(fut.boxed());
                     } else {
-                        tokio::spawn(fut);
+                        tokio::spawn(fut.in_current_span());
                     }
                 }
                 CallCommand::Refer(t) => {
@@ -441,13 +480,8 @@ pub async fn run_call(
             break;
         }
 
-        let timer = conv.poll_timeout();
-        let sleep = async {
-            match timer {
-                Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
-                None => std::future::pending().await,
-            }
-        };
+        let sleep = sleep_until(conv.poll_timeout());
+        let next_key = sleep_until(dtmf_out.poll_timeout());
         tokio::select! {
             ev = media.events.recv() => {
                 let now = Instant::now();
@@ -499,13 +533,19 @@ pub async fn run_call(
                         conv.handle_event(now, CallEventIn::SpeechStarted);
                     }
                     Some(Ok(_)) => {}
-                    Some(Err(SpeechError::Timeout(_))) | None => {
-                        // Inactivity or the stream ended: start a fresh one.
-                        rec = start_recognition(&svc).await.ok();
+                    Some(Err(SpeechError::Timeout("inactivity"))) | None => {
+                        // The recogniser's inactivity limit or a clean end of the stream:
+                        // start a fresh one. A service that refuses it fails the call.
+                        rec = None;
+                        match start_recognition(&svc).await {
+                            Ok(r) => rec = Some(r),
+                            Err(e) => speech_failed(&mut conv, e),
+                        }
                     }
                     Some(Err(e)) => {
-                        metrics().provider_error(Provider::SpeechToText);
-                        conv.handle_event(now, CallEventIn::SpeechFailed(e.to_string()))
+                        // Any other error, a provider's connect/idle timeout included.
+                        rec = None;
+                        speech_failed(&mut conv, e);
                     }
                 }
             }
@@ -521,8 +561,10 @@ pub async fn run_call(
                             AudioChunk::Mulaw(b) => b.iter().map(|&x| voxgate_engine::codec::g711::ulaw_decode(x)).collect(),
                         };
                         let _ = media.play(&pcm);
-                        if timing.reply_to_audio.is_none() {
-                            timing.reply_to_audio = reply_at.map(|r| Instant::now() - r);
+                        // Once per turn; audio with no assistant reply before it (a
+                        // failure message) is not a turn.
+                        if let (None, Some(r)) = (timing.reply_to_audio, reply_at) {
+                            timing.reply_to_audio = Some(Instant::now() - r);
                             log_turn(&timing);
                             latencies.push(turn_latency(&timing));
                             notify(CallNotice::Turn { call_id: call_id.clone(), timing: timing.clone() });
@@ -583,6 +625,7 @@ pub async fn run_call(
                 }
             }
             _ = sleep => conv.handle_timeout(Instant::now()),
+            _ = next_key => send_due_keys(&mut dtmf_out, &media, Instant::now()),
         }
     }
     if let Some(mut s) = synth.take() {
@@ -622,6 +665,42 @@ pub async fn run_call(
         turns: conv.turns(),
     });
     outcome
+}
+
+/// The assistant context a call starts with: the SIP details of its INVITE and its
+/// global session ID.
+fn initial_context(incoming: &IncomingCall) -> Context {
+    let mut vt = VoiceTelephony::new()
+        .sip_call_id(&incoming.call_id)
+        .sip_from_uri(&incoming.from)
+        .sip_to_uri(&incoming.to)
+        .sip_request_uri(&incoming.request_uri)
+        .assistant_phone_number(&incoming.called_number)
+        .session_id(global_session_id(incoming));
+    if let Some(n) = &incoming.caller_number {
+        vt = vt.user_phone_number(n);
+    }
+    for (n, v) in &incoming.custom_headers {
+        vt = vt.custom_invite_header(n, v);
+    }
+    let mut context = Context::new();
+    vt.apply(&mut context);
+    context
+}
+
+/// The call's global session ID (`vgwSessionID`): the session UUID of the INVITE's
+/// `Session-ID` header (RFC 7989) when the integration copies that header, else the
+/// SIP Call-ID.
+fn global_session_id(incoming: &IncomingCall) -> String {
+    incoming
+        .custom_headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("Session-ID"))
+        .and_then(|(_, v)| v.split(';').next())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .unwrap_or(&incoming.call_id)
+        .to_owned()
 }
 
 fn turn_latency(t: &TurnTiming) -> TurnLatency {
@@ -722,6 +801,30 @@ fn log_turn(t: &TurnTiming) {
     );
 }
 
+/// Speech to text could not be started or failed: the call takes the failure path.
+fn speech_failed(conv: &mut Conversation, e: SpeechError) {
+    tracing::warn!("speech to text failed: {e}");
+    metrics().provider_error(Provider::SpeechToText);
+    conv.handle_event(Instant::now(), CallEventIn::SpeechFailed(e.to_string()));
+}
+
+/// Sends the keys of `keys` that are due at `now` (at most one while tones go out).
+fn send_due_keys(keys: &mut DtmfSequence, media: &CallMedia, now: Instant) {
+    while let Some(k) = keys.poll_key(now) {
+        if let Err(e) = media.send_dtmf(k.digit, k.duration) {
+            tracing::warn!(digit = %k.digit, "DTMF key not sent: {e}");
+        }
+    }
+}
+
+/// Sleeps until `t`; forever when `None`.
+async fn sleep_until(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn start_recognition(svc: &CallServices) -> Result<RecognitionStream, SpeechError> {
     let opts = RecognizeOptions {
         grammar: svc.grammar.clone(),
@@ -796,4 +899,49 @@ pub fn sip_event_call(ev: &SipEvent) -> Option<CallRef> {
         #[allow(unreachable_patterns)]
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn incoming(custom_headers: Vec<(String, String)>) -> IncomingCall {
+        IncomingCall {
+            call: CallRef(1),
+            call_id: "a84b4c76e66710@pc33".into(),
+            from: "<sip:+15550100999@trunk>;tag=1".into(),
+            to: "<sip:+19585550123@gw>".into(),
+            request_uri: "sip:+19585550123@gw".into(),
+            caller_number: Some("+15550100999".into()),
+            called_number: "+19585550123".into(),
+            custom_headers,
+            transport: crate::sip::ua::Transport::Udp,
+            remote: "127.0.0.1:5060".parse().expect("addr"),
+            offer_srtp: false,
+        }
+    }
+
+    fn session_id(ctx: &Context) -> Option<&str> {
+        ctx.user_defined()?.get("vgwSessionID")?.as_str()
+    }
+
+    #[test]
+    fn session_id_is_the_call_id_without_a_session_header() {
+        let ctx = initial_context(&incoming(Vec::new()));
+        assert_eq!(session_id(&ctx), Some("a84b4c76e66710@pc33"));
+        let ud = ctx.user_defined().expect("user defined");
+        assert_eq!(ud["vgwSIPCallID"], "a84b4c76e66710@pc33");
+    }
+
+    #[test]
+    fn session_id_comes_from_a_copied_session_id_header() {
+        let ctx = initial_context(&incoming(vec![(
+            "Session-ID".into(),
+            "ab30317f1a784dc48ff824d0d3715d86;remote=47755a9de7794ba387653f2099600ef2".into(),
+        )]));
+        assert_eq!(session_id(&ctx), Some("ab30317f1a784dc48ff824d0d3715d86"));
+        // An empty one is no ID.
+        let ctx = initial_context(&incoming(vec![("session-id".into(), " ".into())]));
+        assert_eq!(session_id(&ctx), Some("a84b4c76e66710@pc33"));
+    }
 }
