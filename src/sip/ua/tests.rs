@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::*;
 use crate::settings::IntegrationSettings;
 use crate::sip::dialog::{CallRef, ReferRequest, TransferOutcome};
-use crate::sip::SipMessage;
+use crate::sip::{HeaderName, SipMessage};
 
 const SDP: &str = "v=0\r\no=t 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";
 
@@ -643,4 +643,84 @@ fn draining_answers_options_and_new_invites_503_but_keeps_calls() {
     opt.call_id = "probe-2".into();
     c.handle_request(opt, flow(), t0);
     assert_eq!(codes(&sent(&mut c)), ["200"]);
+}
+
+/// The REFER the core sends, parsed back with the crate's own parser.
+fn sent_refer(c: &mut SipCore) -> crate::sip::Request {
+    let s = sent(c);
+    assert_eq!(codes(&s), ["REFER"]);
+    match crate::sip::parse(Bytes::from(s[0].1.clone())) {
+        Ok(SipMessage::Request(r)) => r,
+        other => panic!("REFER does not parse: {other:?}\n{}", s[0].1),
+    }
+}
+
+#[test]
+fn referred_by_is_a_single_name_addr_on_the_wire() {
+    let t0 = Instant::now();
+    // The call layer passes a name-addr (`<sip:…>`); a bare URI and a name-addr with a
+    // display name must come out as one well-formed name-addr too.
+    for (given, uri) in [
+        ("<sip:+19585550123@voxgate>", "sip:+19585550123@voxgate"),
+        ("sip:+19585550123@voxgate", "sip:+19585550123@voxgate"),
+        (
+            "\"Voxgate\" <sip:+19585550123@voxgate>",
+            "sip:+19585550123@voxgate",
+        ),
+    ] {
+        let mut c = core(IntegrationSettings::default());
+        let (call, tag) = answered(&mut c, t0, "");
+        c.handle_request(
+            request("ACK", "z9hG4bK2", 1, Some(&tag), "", ""),
+            flow(),
+            t0,
+        );
+        let req = ReferRequest {
+            target: "sip:agent@pbx".into(),
+            referred_by: Some(given.into()),
+            headers: vec![],
+        };
+        c.refer(call, &req, t0).expect("refer");
+        let r = sent_refer(&mut c);
+        let raw: Vec<&str> = r.headers.get_all(HeaderName::ReferredBy).collect();
+        assert_eq!(raw.len(), 1, "one Referred-By for {given:?}: {raw:?}");
+        assert!(!raw[0].contains("<<"), "doubly wrapped: {:?}", raw[0]);
+        let rb = r
+            .headers
+            .referred_by()
+            .unwrap_or_else(|e| panic!("Referred-By {:?} malformed: {e:?}", raw[0]))
+            .expect("Referred-By present");
+        assert_eq!(rb.uri.raw, uri, "for {given:?}");
+        assert!(rb.uri.is_sip());
+        assert_eq!(
+            r.headers.refer_to().expect("Refer-To").uri.raw,
+            "sip:agent@pbx"
+        );
+    }
+}
+
+#[test]
+fn referred_by_with_a_line_break_is_refused() {
+    let t0 = Instant::now();
+    let mut c = core(IntegrationSettings::default());
+    let (call, tag) = answered(&mut c, t0, "");
+    c.handle_request(
+        request("ACK", "z9hG4bK2", 1, Some(&tag), "", ""),
+        flow(),
+        t0,
+    );
+    for bad in [
+        "<sip:a@b>\r\nBYE sip:x SIP/2.0",
+        "<<sip:a@b>>",
+        "",
+        "not a uri",
+    ] {
+        let req = ReferRequest {
+            target: "sip:agent@pbx".into(),
+            referred_by: Some(bad.into()),
+            headers: vec![],
+        };
+        assert!(c.refer(call, &req, t0).is_err(), "{bad:?} accepted");
+        assert!(sent(&mut c).is_empty(), "nothing sent for {bad:?}");
+    }
 }
