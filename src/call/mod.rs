@@ -4,6 +4,7 @@
 
 pub mod conversation;
 pub mod media;
+pub mod media_metrics;
 pub mod service;
 pub mod task;
 pub mod wav;
