@@ -166,3 +166,63 @@ async fn a_real_call_moves_rtp_and_sip_response_counters() {
     }
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_to_an_unknown_number_is_recorded_as_rejected_403() {
+    let h = common::Harness::start().await;
+    let app = start_app(&h, 43_100..=43_199).await;
+    let gw = app.gateway.local.udp;
+
+    // The leg does not expose the Call-ID of a refused INVITE: the record is found by
+    // the called number.
+    match CallLeg::invite(&leg(gw, "+14155550142"), 40_002, |_| {}).await {
+        Err(LegError::Refused(403, _)) => {}
+        other => panic!("INVITE to an unknown number: {other:?}"),
+    }
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let record = loop {
+        let calls = h.json("/v1/calls?outcome=rejected").await;
+        let found = calls["calls"].as_array().and_then(|c| {
+            c.iter()
+                .find(|c| c["called_number"] == "+14155550142")
+                .cloned()
+        });
+        if let Some(r) = found {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no record of the refused INVITE: {calls}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await; // polling interval, not a sync
+    };
+    assert_eq!(
+        record["outcome"],
+        serde_json::json!({"kind": "rejected", "status": 403}),
+        "{record}"
+    );
+    assert!(
+        record["ended_at"].is_number(),
+        "a finished record: {record}"
+    );
+    assert!(
+        record["sip_call_id"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty()),
+        "{record}"
+    );
+    assert_eq!(record["caller_number"], "+15550107070", "{record}");
+    assert!(record["answered_at"].is_null(), "never answered: {record}");
+    // Not a served caller: no monthly active user.
+    let month = voxgate::store::records::month_of(voxgate::store::records::now_millis());
+    let mau = h.json(&format!("/v1/usage/mau?month={month}")).await;
+    assert_eq!(mau["monthly_active_users"], 0, "{mau}");
+
+    let text = scrape(&h).await;
+    assert!(
+        sample(&text, "voxgate_calls_total{outcome=\"rejected\"}") >= 1.0,
+        "{text}"
+    );
+    app.shutdown().await;
+}

@@ -724,3 +724,24 @@ fn referred_by_with_a_line_break_is_refused() {
         assert!(sent(&mut c).is_empty(), "nothing sent for {bad:?}");
     }
 }
+
+#[test]
+fn refused_invites_are_reported_once_with_their_status() {
+    let t0 = Instant::now();
+    let mut c = core(IntegrationSettings::default());
+    c.set_numbers(HashSet::new());
+    let invite = || request("INVITE", "z9hG4bK9", 1, None, "", SDP);
+    c.handle_request(invite(), flow(), t0);
+    assert_eq!(codes(&sent(&mut c)), ["100", "403"]);
+    // The retransmitted INVITE is absorbed by its transaction: no second report.
+    c.handle_request(invite(), flow(), t0 + Duration::from_millis(500));
+    let ev = events(&mut c);
+    let [CallEvent::Refused(r)] = ev.as_slice() else {
+        panic!("one Refused event expected: {ev:?}")
+    };
+    assert_eq!(r.status, 403);
+    assert_eq!(r.call_id, "call-1");
+    assert_eq!(r.called_number.as_deref(), Some("+19585550123"));
+    assert_eq!(r.caller_number.as_deref(), Some("+15550001"));
+    assert_eq!(c.stats().calls_refused, 1);
+}
