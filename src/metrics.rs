@@ -336,7 +336,7 @@ impl Metrics {
             &mut o,
             "voxgate_sip_responses_total",
             "counter",
-            "SIP responses sent by status code.",
+            "SIP responses sent by status code (retransmissions included).",
         );
         for (i, c) in self.sip_responses.iter().enumerate() {
             let v = c.get();

@@ -157,6 +157,14 @@ impl IntegrationSettings {
                 reason: "a cap of 0 concurrent calls refuses every call".to_owned(),
             });
         }
+        if let Some(t) = &self.call_failure_sip_target {
+            if let Err(reason) = check_transfer_target(t) {
+                errors.push(SettingsError {
+                    field: "call_failure_sip_target",
+                    reason,
+                });
+            }
+        }
         for h in &self.invite_headers_to_extract {
             if h.is_empty()
                 || !h
@@ -177,9 +185,55 @@ impl IntegrationSettings {
     }
 }
 
+/// A transfer target must be a SIP, SIPS or tel URI (the seed: "a SIP or telephone
+/// URI") that the project's own parser reads whole, since it is sent as Refer-To.
+fn check_transfer_target(t: &str) -> Result<(), String> {
+    let uri = crate::sip::Uri::parse(t).map_err(|e| format!("{t:?} is not a URI: {e}"))?;
+    match uri.scheme {
+        crate::sip::Scheme::Sip | crate::sip::Scheme::Sips | crate::sip::Scheme::Tel => Ok(()),
+        crate::sip::Scheme::Other(s) => Err(format!(
+            "{t:?} is a {s}: URI; a sip:, sips: or tel: URI is required"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn call_failure_target_must_be_a_sip_or_tel_uri() {
+        for good in [
+            "sip:queue@10.0.0.5",
+            "sips:agent@pbx.example.com:5061;transport=tls",
+            "sip:+15551230000@[2001:db8::1]",
+            "tel:+1-555-123-0000",
+        ] {
+            let s = IntegrationSettings {
+                call_failure_sip_target: Some(good.into()),
+                ..Default::default()
+            };
+            assert_eq!(s.validate(), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            "queue@10.0.0.5",
+            "http://pbx.example.com/queue",
+            "<sip:queue@10.0.0.5>",
+            "sip:queue@10.0.0.5 extra",
+            "sip:queue@10.0.0.5\r\nBYE sip:x SIP/2.0",
+            "sip:",
+            "sip:queue@",
+        ] {
+            let s = IntegrationSettings {
+                call_failure_sip_target: Some(bad.into()),
+                ..Default::default()
+            };
+            let errs = s.validate().expect_err(bad);
+            assert_eq!(errs.len(), 1, "{bad:?}: {errs:?}");
+            assert_eq!(errs[0].field, "call_failure_sip_target", "{bad:?}");
+        }
+    }
 
     #[test]
     fn plan_caps_match_the_seed() {

@@ -200,6 +200,38 @@ async fn settings_validation_errors_name_each_field_and_change_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_failure_target_must_be_a_sip_or_tel_uri() {
+    let h = Harness::start().await;
+    let mut s = h.json("/v1/integration").await;
+    s["call_failure_sip_target"] = json!("sip:queue@10.0.0.5");
+    let r = h.put("/v1/integration").json(&s).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    for bad in [
+        "queue@10.0.0.5",
+        "https://pbx.example.com/queue",
+        "<sip:queue@10.0.0.5>",
+        "sip:queue@10.0.0.5\r\nX-Injected: 1",
+    ] {
+        s["call_failure_sip_target"] = json!(bad);
+        let r = h.put("/v1/integration").json(&s).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad:?} accepted");
+        let body: Value = r.json().await.unwrap();
+        let fields: Vec<&str> = body["fields"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no field list for {bad:?}: {body}"))
+            .iter()
+            .filter_map(|f| f["field"].as_str())
+            .collect();
+        assert_eq!(fields, ["call_failure_sip_target"], "{bad:?}: {body}");
+    }
+    assert_eq!(
+        h.ops.live.settings().call_failure_sip_target.as_deref(),
+        Some("sip:queue@10.0.0.5"),
+        "refused PUTs changed nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn numbers_add_list_delete() {
     let h = Harness::start().await;
     let list = h.json("/v1/numbers").await;

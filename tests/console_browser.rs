@@ -442,9 +442,10 @@ async fn console_drives_the_gateway_in_a_real_browser() {
         long,
     )
     .await;
-    // The records table refreshes by itself when the live list changes (no reload).
+    // The records table refreshes by itself when the live list changes (no reload). The
+    // newest row is this call's (the 488 above is recorded too, as rejected).
     b.wait_for(
-        "[...document.querySelectorAll('tr.call-record')].some(r => r.textContent.includes('+14155550100') && !r.textContent.includes('in progress'))",
+        "[document.querySelector('tr.call-record')].some(r => r && r.textContent.includes('+14155550100') && !r.textContent.includes('in progress'))",
         long,
     )
     .await;

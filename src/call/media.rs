@@ -7,7 +7,8 @@
 //! straight to the engine's per-core command queue through [`CallMedia`].
 //!
 //! The route table is touched only when a call starts or ends and by the relay thread,
-//! never by the media cores: the packet path stays lock-free.
+//! never by the media cores: the packet path stays lock-free. The relay thread also
+//! copies the engine's counters to `/metrics` ([`crate::call::media_metrics`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -20,6 +21,7 @@ use voxgate_engine::codec::CodecKind;
 use voxgate_engine::session::{SessionConfig, SessionStats};
 use voxgate_engine::worker::{Command, Engine, EngineError, Event, SessionId};
 
+use crate::call::media_metrics::MediaMetrics;
 use crate::gateway::media::{MediaError, MediaPort};
 use crate::sip::dialog::CallRef;
 use crate::sip::ua::NegotiatedMedia;
@@ -32,6 +34,8 @@ struct Routes {
     peers: HashMap<CallRef, Peer>,
     /// Packets (out, in) of closed sessions.
     closed_totals: (u64, u64),
+    /// What has been copied to the Prometheus registry.
+    metrics: MediaMetrics,
 }
 
 /// The trunk's side of a call's media as last negotiated.
@@ -130,6 +134,7 @@ impl MediaHub {
                 };
                 let id = ev.id();
                 let mut routes = self.routes();
+                routes.metrics.observe(&ev);
                 if let Event::Closed { stats, .. } = &ev {
                     routes.closed_totals.0 += stats.packets_out;
                     routes.closed_totals.1 += stats.packets_in;
@@ -142,6 +147,9 @@ impl MediaHub {
                     let _ = tx.send(ev);
                 }
             }
+            self.routes()
+                .metrics
+                .copy_engine(&self.engine, std::time::Instant::now());
         }
     }
 
@@ -226,6 +234,7 @@ impl MediaPort for MediaHub {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut routes = self.routes();
         routes.by_session.insert(handle.id, tx);
+        routes.metrics.opened(handle.id, handle.core);
         routes.by_call.insert(call, (handle.id, Some(rx)));
         routes.peers.insert(call, Peer::of(media));
         Ok(handle.local_rtp)

@@ -5,6 +5,7 @@
 pub mod conversation;
 pub mod dtmf_sequence;
 pub mod media;
+pub mod media_metrics;
 pub mod service;
 pub mod task;
 pub mod wav;

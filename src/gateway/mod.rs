@@ -544,6 +544,9 @@ impl CoreTask {
     }
 
     fn send(&mut self, t: crate::sip::ua::Transmit) {
+        if let Some(status) = response_status(&t.bytes) {
+            crate::metrics::metrics().sip_response(status);
+        }
         match (t.flow.transport, t.flow.conn) {
             (Transport::Udp, _) => udp::send(
                 &self.udp,
@@ -801,6 +804,17 @@ impl CoreTask {
             },
         }
     }
+}
+
+/// The status code of an outgoing response (`SIP/2.0 NNN …`), `None` for a request.
+/// Every response leaves through `CoreTask::send`, so counting there covers the UA core,
+/// stateless answers and the parser's refusals (retransmissions included).
+fn response_status(bytes: &[u8]) -> Option<u16> {
+    let code = bytes.strip_prefix(b"SIP/2.0 ")?.get(..3)?;
+    if !code.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(code).ok()?.parse().ok()
 }
 
 /// The header section of a stream buffer with Content-Length rewritten to 0, so a

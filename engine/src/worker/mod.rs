@@ -421,7 +421,7 @@ impl Engine {
         c
     }
 
-    /// Per-core media counters (SRTP drops), one entry per core in core order. The
+    /// Per-core media counters (SRTP drops, queue-full counts), one entry per core in core order. The
     /// counters are kept by each core as packets are handled (no reporting interval).
     pub fn core_stats(&self) -> Vec<CoreStats> {
         self.cores
@@ -432,6 +432,8 @@ impl Engine {
                 srtp_auth_failed: h.mailbox.srtp_auth_failed.load(Ordering::Relaxed),
                 srtp_replayed: h.mailbox.srtp_replayed.load(Ordering::Relaxed),
                 srtp_protect_failed: h.mailbox.srtp_protect_failed.load(Ordering::Relaxed),
+                commands_rejected: h.mailbox.commands_rejected.load(Ordering::Relaxed),
+                events_dropped: h.mailbox.events_dropped.load(Ordering::Relaxed),
             })
             .collect()
     }

@@ -288,6 +288,10 @@ pub struct CoreStats {
     pub srtp_replayed: u64,
     /// Outgoing packets not sent because SRTP could not protect them.
     pub srtp_protect_failed: u64,
+    /// Commands (including opens) refused because this core's command queue was full.
+    pub commands_rejected: u64,
+    /// Events this core could not queue because its event queue was full.
+    pub events_dropped: u64,
 }
 
 /// Queue-full counters (cumulative, all cores).

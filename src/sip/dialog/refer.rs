@@ -46,6 +46,9 @@ pub enum ReferError {
     /// break the header.
     #[error("Refer-To {0:?} is not a SIP or tel URI")]
     BadTarget(String),
+    /// The Referred-By value is neither a URI nor a single name-addr.
+    #[error("Referred-By {0:?} is not a URI or name-addr")]
+    BadReferredBy(String),
 }
 
 impl ReferRequest {

@@ -45,6 +45,32 @@ pub struct IncomingCall {
     pub offer_srtp: bool,
 }
 
+/// An INVITE refused before any call existed: by admission (403 unknown number, 488
+/// secure trunking, 486/503 over the cap), for its offer (415, 488) or while draining
+/// (503). Reported once per INVITE transaction (retransmissions are absorbed); nothing
+/// more follows for it.
+#[derive(Debug, Clone)]
+pub struct RefusedInvite {
+    /// Call-ID.
+    pub call_id: String,
+    /// From value.
+    pub from: String,
+    /// To value.
+    pub to: String,
+    /// Caller's number (From), E.164 when it is one.
+    pub caller_number: Option<String>,
+    /// The called number (Request-URI user, else To), E.164 when it is one.
+    pub called_number: Option<String>,
+    /// The final status sent.
+    pub status: u16,
+    /// Why, for logs and records.
+    pub reason: String,
+    /// The transport the INVITE came on.
+    pub transport: Transport,
+    /// The trunk's address.
+    pub remote: SocketAddr,
+}
+
 /// Why a call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndReason {
@@ -67,6 +93,8 @@ pub enum EndReason {
 pub enum CallEvent {
     /// A new call passed admission; answer or reject it.
     Incoming(IncomingCall),
+    /// An INVITE was refused with a final response before a call existed.
+    Refused(RefusedInvite),
     /// The 200 OK was sent with this media agreement (RTP may flow now).
     Answered {
         /// The call.

@@ -11,8 +11,9 @@ use super::view::{RequestView, ResponseView};
 use crate::sip::dialog::refer::{outcome_of, sipfrag_status};
 use crate::sip::dialog::session_timer::{read_session_expires, SessionExpires};
 use crate::sip::dialog::{
-    CallRef, DialogState, Direction, ReferRequest, SessionTimer, TransferOutcome,
+    CallRef, DialogState, Direction, ReferError, ReferRequest, SessionTimer, TransferOutcome,
 };
+use crate::sip::{HeaderName, NameAddr, Scheme};
 
 /// Which request a client transaction carried (kept with it in the core).
 pub(super) use super::core::ClientKindPub as ClientKind;
@@ -304,6 +305,11 @@ impl SipCore {
         now: Instant,
     ) -> Result<(), CallError> {
         req.validate()?;
+        let referred_by = req
+            .referred_by
+            .as_deref()
+            .map(referred_by_value)
+            .transpose()?;
         let c = self.calls.get_mut(&call).ok_or(CallError::NoSuchCall)?;
         if c.dialog.state != DialogState::Confirmed {
             return Err(CallError::WrongState("not confirmed"));
@@ -313,7 +319,6 @@ impl SipCore {
         }
         c.transfer = Some((now + self.cfg.transfer_timeout, TransferOutcome::Trying));
         let refer_to = format!("<{}>", req.target);
-        let referred_by = req.referred_by.as_ref().map(|r| format!("<{r}>"));
         let mut extra: Vec<(&str, &str)> = vec![("Refer-To", &refer_to)];
         if let Some(rb) = &referred_by {
             extra.push(("Referred-By", rb));
@@ -477,6 +482,27 @@ pub fn read_dtmf(content_type: Option<&str>, body: &[u8]) -> Option<(char, Optio
             Some((c.to_ascii_uppercase(), None))
         }
         _ => None,
+    }
+}
+
+/// The Referred-By header value (RFC 3892) for what the call layer gave: a name-addr
+/// (`<sip:…>`, optionally with a display name) is sent as it is, a bare URI is put in
+/// angle brackets. Anything that does not then parse as one name-addr — nested
+/// brackets, line breaks, no URI — is refused rather than sent.
+fn referred_by_value(given: &str) -> Result<String, ReferError> {
+    let t = given.trim();
+    let value = if t.contains('<') {
+        t.to_owned()
+    } else {
+        format!("<{t}>")
+    };
+    let well_formed = !value.bytes().any(|b| b < 0x20 || b == 0x7f)
+        && NameAddr::parse(&value, HeaderName::ReferredBy)
+            .is_ok_and(|n| matches!(n.uri.scheme, Scheme::Sip | Scheme::Sips | Scheme::Tel));
+    if well_formed {
+        Ok(value)
+    } else {
+        Err(ReferError::BadReferredBy(given.to_owned()))
     }
 }
 

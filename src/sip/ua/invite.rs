@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::build::{self, ALLOW, SUPPORTED};
 use super::core::{Call, CallError, ServerTx, SipCore};
-use super::events::{CallEvent, EndReason, IncomingCall};
+use super::events::{CallEvent, EndReason, IncomingCall, RefusedInvite};
 use super::media::NegotiatedMedia;
 use super::sdp_glue;
 use super::view::{Flow, RequestView};
@@ -23,16 +23,18 @@ impl SipCore {
             || req.body.is_empty()
         {
             // Offerless INVITEs (late offer) are not supported by this gateway.
-            self.stats.calls_refused += 1;
-            let tag = build::token();
-            let status = if req.body.is_empty() { 488 } else { 415 };
-            self.respond(
+            let (status, why) = if req.body.is_empty() {
+                (488, "no SDP offer")
+            } else {
+                (415, "offer is not application/sdp")
+            };
+            self.refuse_invite(
                 id,
                 &req,
-                status,
-                Some(&tag),
+                flow,
+                called,
+                (status, why),
                 &[("Accept", "application/sdp")],
-                None,
                 now,
             );
             return;
@@ -40,32 +42,29 @@ impl SipCore {
         let offer_srtp = match sdp_glue::inspect(&req.body) {
             Ok(o) => o.srtp,
             Err(e) => {
-                self.stats.calls_refused += 1;
-                let tag = build::token();
                 let w = format!("399 voxgate \"{e}\"");
-                self.respond(
+                let why = e.to_string();
+                self.refuse_invite(
                     id,
                     &req,
-                    e.status(),
-                    Some(&tag),
+                    flow,
+                    called,
+                    (e.status(), &why),
                     &[("Warning", &w)],
-                    None,
                     now,
                 );
                 return;
             }
         };
         if self.draining {
-            self.stats.calls_refused += 1;
-            let tag = build::token();
             tracing::info!(call_id = %req.call_id, "INVITE refused: draining");
-            self.respond(
+            self.refuse_invite(
                 id,
                 &req,
-                503,
-                Some(&tag),
+                flow,
+                called,
+                (503, "draining"),
                 &[("Retry-After", "30")],
-                None,
                 now,
             );
             return;
@@ -77,12 +76,11 @@ impl SipCore {
             offer_srtp,
             self.calls.len(),
         ) {
-            self.stats.calls_refused += 1;
             let (status, extra) = refusal.response(settings);
-            let tag = build::token();
             let extra: Vec<(&str, &str)> = extra.iter().map(|(n, v)| (*n, v.as_str())).collect();
             tracing::info!(call_id = %req.call_id, status, "INVITE refused: {refusal}");
-            self.respond(id, &req, status, Some(&tag), &extra, None, now);
+            let why = refusal.to_string();
+            self.refuse_invite(id, &req, flow, called, (status, &why), &extra, now);
             return;
         }
         let se = crate::sip::dialog::session_timer::read_session_expires(
@@ -136,15 +134,7 @@ impl SipCore {
             from: req.from.clone(),
             to: req.to.clone(),
             request_uri: req.uri.clone(),
-            caller_number: admission::e164(
-                crate::sip::dialog::uri_of(&req.from)
-                    .trim_start_matches("sip:")
-                    .trim_start_matches("sips:")
-                    .trim_start_matches("tel:")
-                    .split(['@', ';'])
-                    .next()
-                    .unwrap_or(""),
-            ),
+            caller_number: caller_number(&req),
             called_number: called.unwrap_or_default(),
             custom_headers: admission::copy_headers(&self.cfg.settings, &req.headers),
             transport: flow.transport,
@@ -166,6 +156,35 @@ impl SipCore {
             },
         );
         self.emit(CallEvent::Incoming(info));
+    }
+
+    /// Answers an INVITE with a final refusal (`status`, `why`) and reports it as
+    /// [`CallEvent::Refused`] so the call layer can record it.
+    #[allow(clippy::too_many_arguments)]
+    fn refuse_invite(
+        &mut self,
+        id: u64,
+        req: &RequestView,
+        flow: Flow,
+        called: Option<String>,
+        (status, why): (u16, &str),
+        extra: &[(&str, &str)],
+        now: Instant,
+    ) {
+        self.stats.calls_refused += 1;
+        let tag = build::token();
+        self.respond(id, req, status, Some(&tag), extra, None, now);
+        self.emit(CallEvent::Refused(RefusedInvite {
+            call_id: req.call_id.clone(),
+            from: req.from.clone(),
+            to: req.to.clone(),
+            caller_number: caller_number(req),
+            called_number: called,
+            status,
+            reason: why.to_owned(),
+            transport: flow.transport,
+            remote: flow.remote,
+        }));
     }
 
     /// What the answer to an incoming call's offer will agree (codec, payload types,
@@ -266,4 +285,17 @@ impl SipCore {
 /// SDP session id for a call: unique per call within a run.
 fn now_session_id(call: CallRef) -> u64 {
     call.0.wrapping_mul(2_654_435_761) & 0x7fff_ffff_ffff
+}
+
+/// The caller's number from the From URI's user part, E.164 when it reads as one.
+fn caller_number(req: &RequestView) -> Option<String> {
+    admission::e164(
+        crate::sip::dialog::uri_of(&req.from)
+            .trim_start_matches("sip:")
+            .trim_start_matches("sips:")
+            .trim_start_matches("tel:")
+            .split(['@', ';'])
+            .next()
+            .unwrap_or(""),
+    )
 }

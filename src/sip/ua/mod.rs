@@ -18,7 +18,7 @@ pub mod sdp_glue;
 pub mod view;
 
 pub use self::core::{response_flow, CallError, CoreConfig, LocalAddrs, SipCore};
-pub use events::{CallEvent, CoreStats, EndReason, IncomingCall, Transmit};
+pub use events::{CallEvent, CoreStats, EndReason, IncomingCall, RefusedInvite, Transmit};
 pub use in_dialog::read_dtmf;
 pub use media::{NegotiatedMedia, SdpReject};
 pub use view::{ConnId, Flow, RequestView, ResponseView, TopVia, Transport};

@@ -746,3 +746,88 @@ fn rtcp_mux_is_echoed_only_when_offered() {
         assert_eq!(s[0].1.contains("a=rtcp-mux"), expect, "{}", s[0].1);
     }
 }
+    for (given, uri) in [
+        ("<sip:+19585550123@voxgate>", "sip:+19585550123@voxgate"),
+        ("sip:+19585550123@voxgate", "sip:+19585550123@voxgate"),
+        (
+            "\"Voxgate\" <sip:+19585550123@voxgate>",
+            "sip:+19585550123@voxgate",
+        ),
+    ] {
+        let mut c = core(IntegrationSettings::default());
+        let (call, tag) = answered(&mut c, t0, "");
+        c.handle_request(
+            request("ACK", "z9hG4bK2", 1, Some(&tag), "", ""),
+            flow(),
+            t0,
+        );
+        let req = ReferRequest {
+            target: "sip:agent@pbx".into(),
+            referred_by: Some(given.into()),
+            headers: vec![],
+        };
+        c.refer(call, &req, t0).expect("refer");
+        let r = sent_refer(&mut c);
+        let raw: Vec<&str> = r.headers.get_all(HeaderName::ReferredBy).collect();
+        assert_eq!(raw.len(), 1, "one Referred-By for {given:?}: {raw:?}");
+        assert!(!raw[0].contains("<<"), "doubly wrapped: {:?}", raw[0]);
+        let rb = r
+            .headers
+            .referred_by()
+            .unwrap_or_else(|e| panic!("Referred-By {:?} malformed: {e:?}", raw[0]))
+            .expect("Referred-By present");
+        assert_eq!(rb.uri.raw, uri, "for {given:?}");
+        assert!(rb.uri.is_sip());
+        assert_eq!(
+            r.headers.refer_to().expect("Refer-To").uri.raw,
+            "sip:agent@pbx"
+        );
+    }
+}
+
+#[test]
+fn referred_by_with_a_line_break_is_refused() {
+    let t0 = Instant::now();
+    let mut c = core(IntegrationSettings::default());
+    let (call, tag) = answered(&mut c, t0, "");
+    c.handle_request(
+        request("ACK", "z9hG4bK2", 1, Some(&tag), "", ""),
+        flow(),
+        t0,
+    );
+    for bad in [
+        "<sip:a@b>\r\nBYE sip:x SIP/2.0",
+        "<<sip:a@b>>",
+        "",
+        "not a uri",
+    ] {
+        let req = ReferRequest {
+            target: "sip:agent@pbx".into(),
+            referred_by: Some(bad.into()),
+            headers: vec![],
+        };
+        assert!(c.refer(call, &req, t0).is_err(), "{bad:?} accepted");
+        assert!(sent(&mut c).is_empty(), "nothing sent for {bad:?}");
+    }
+}
+
+#[test]
+fn refused_invites_are_reported_once_with_their_status() {
+    let t0 = Instant::now();
+    let mut c = core(IntegrationSettings::default());
+    c.set_numbers(HashSet::new());
+    let invite = || request("INVITE", "z9hG4bK9", 1, None, "", SDP);
+    c.handle_request(invite(), flow(), t0);
+    assert_eq!(codes(&sent(&mut c)), ["100", "403"]);
+    // The retransmitted INVITE is absorbed by its transaction: no second report.
+    c.handle_request(invite(), flow(), t0 + Duration::from_millis(500));
+    let ev = events(&mut c);
+    let [CallEvent::Refused(r)] = ev.as_slice() else {
+        panic!("one Refused event expected: {ev:?}")
+    };
+    assert_eq!(r.status, 403);
+    assert_eq!(r.call_id, "call-1");
+    assert_eq!(r.called_number.as_deref(), Some("+19585550123"));
+    assert_eq!(r.caller_number.as_deref(), Some("+15550001"));
+    assert_eq!(c.stats().calls_refused, 1);
+}

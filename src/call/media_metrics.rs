@@ -1,0 +1,96 @@
+//! Copies the media engine's cumulative counters into the Prometheus registry
+//! ([`crate::metrics`]) from the control side.
+//!
+//! Nothing here runs on a media core or per packet. The engine already keeps each
+//! session's counters ([`SessionStats`], reported every few seconds as `Event::Stats`
+//! and once more in `Event::Closed`) and each core's SRTP and queue-full counters
+//! ([`Engine::core_stats`]). The relay thread that drains the engine's events feeds
+//! them to [`MediaMetrics`], which adds what grew since the last report to the series of
+//! the core that owns the session. Adding deltas (rather than setting totals) keeps the
+//! process-wide series right when more than one engine runs in a process (tests).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use voxgate_engine::session::SessionStats;
+use voxgate_engine::worker::{CoreStats, Engine, Event, SessionId};
+
+use crate::metrics::{metrics, Direction, JitterEvent, Queue};
+
+/// How often the per-core engine counters are copied.
+pub const CORE_COPY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What has been copied so far.
+#[derive(Debug, Default)]
+pub struct MediaMetrics {
+    /// Open sessions: owning core and the counters last copied.
+    sessions: HashMap<SessionId, (usize, SessionStats)>,
+    /// Per-core engine counters last copied (index = core).
+    cores: Vec<CoreStats>,
+    last_core_copy: Option<Instant>,
+}
+
+impl MediaMetrics {
+    /// A session was opened on `core`.
+    pub fn opened(&mut self, id: SessionId, core: usize) {
+        self.sessions.insert(id, (core, SessionStats::default()));
+    }
+
+    /// An engine event: `Stats` and `Closed` carry the session's cumulative counters.
+    pub fn observe(&mut self, ev: &Event) {
+        let (id, stats, closed) = match ev {
+            Event::Stats { id, stats } => (id, stats, false),
+            Event::Closed { id, stats } => (id, stats, true),
+            _ => return,
+        };
+        let Some((core, last)) = self.sessions.get_mut(id) else {
+            return;
+        };
+        let m = metrics().core(*core);
+        m.packets(Direction::In)
+            .add(stats.packets_in.saturating_sub(last.packets_in));
+        m.packets(Direction::Out)
+            .add(stats.packets_out.saturating_sub(last.packets_out));
+        m.jitter(JitterEvent::Lost)
+            .add(stats.lost.saturating_sub(last.lost));
+        m.jitter(JitterEvent::Late)
+            .add(stats.late.saturating_sub(last.late));
+        m.jitter(JitterEvent::Concealed)
+            .add(stats.concealed.saturating_sub(last.concealed));
+        *last = *stats;
+        if closed {
+            self.sessions.remove(id);
+        }
+    }
+
+    /// Copies the engine's per-core counters (SRTP authentication failures, full
+    /// queues) when [`CORE_COPY_INTERVAL`] has passed since the last copy.
+    pub fn copy_engine(&mut self, engine: &Engine, now: Instant) {
+        if self
+            .last_core_copy
+            .is_some_and(|t| now.saturating_duration_since(t) < CORE_COPY_INTERVAL)
+        {
+            return;
+        }
+        self.last_core_copy = Some(now);
+        self.copy_cores(&engine.core_stats());
+    }
+
+    /// Adds what each core's counters grew by since the last copy.
+    pub fn copy_cores(&mut self, now: &[CoreStats]) {
+        for s in now {
+            if self.cores.len() <= s.core {
+                self.cores.resize(s.core + 1, CoreStats::default());
+            }
+            let last = &mut self.cores[s.core];
+            let m = metrics().core(s.core);
+            m.srtp_auth_failures()
+                .add(s.srtp_auth_failed.saturating_sub(last.srtp_auth_failed));
+            m.queue_full(Queue::Command)
+                .add(s.commands_rejected.saturating_sub(last.commands_rejected));
+            m.queue_full(Queue::Event)
+                .add(s.events_dropped.saturating_sub(last.events_dropped));
+            *last = *s;
+        }
+    }
+}
