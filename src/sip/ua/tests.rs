@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::*;
 use crate::settings::IntegrationSettings;
 use crate::sip::dialog::{CallRef, ReferRequest, TransferOutcome};
-use crate::sip::SipMessage;
+use crate::sip::{HeaderName, SipMessage};
 
 const SDP: &str = "v=0\r\no=t 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";
 
@@ -746,6 +746,22 @@ fn rtcp_mux_is_echoed_only_when_offered() {
         assert_eq!(s[0].1.contains("a=rtcp-mux"), expect, "{}", s[0].1);
     }
 }
+
+/// The REFER the core sends, parsed back with the crate's own parser.
+fn sent_refer(c: &mut SipCore) -> crate::sip::Request {
+    let s = sent(c);
+    assert_eq!(codes(&s), ["REFER"]);
+    match crate::sip::parse(Bytes::from(s[0].1.clone())) {
+        Ok(SipMessage::Request(r)) => r,
+        other => panic!("REFER does not parse: {other:?}\n{}", s[0].1),
+    }
+}
+
+#[test]
+fn referred_by_is_a_single_name_addr_on_the_wire() {
+    let t0 = Instant::now();
+    // The call layer passes a name-addr (`<sip:…>`); a bare URI and a name-addr with a
+    // display name must come out as one well-formed name-addr too.
     for (given, uri) in [
         ("<sip:+19585550123@voxgate>", "sip:+19585550123@voxgate"),
         ("sip:+19585550123@voxgate", "sip:+19585550123@voxgate"),
