@@ -64,7 +64,7 @@ impl SipCore {
                 &req,
                 503,
                 Some(&tag),
-                &[("Retry-After", "30")],
+                &[("Retry-After", "30"), ("Warning", build::DRAINING_WARNING)],
                 None,
                 now,
             );
