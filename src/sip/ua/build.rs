@@ -9,6 +9,12 @@ use super::view::{Flow, RequestView};
 
 /// Methods this UA accepts (the `Allow` header).
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REFER, NOTIFY";
+
+/// Warning on the 503 of a draining node (OPTIONS and new INVITEs). A proxy tells it
+/// from a capacity 503 by this text: deploy/kamailio/kamailio.cfg takes the node out of
+/// its set only for this one.
+pub const DRAINING_WARNING: &str = "399 voxgate \"draining\"";
+
 /// Extensions this UA supports.
 pub const SUPPORTED: &str = "timer, replaces, norefersub";
 /// Product token.

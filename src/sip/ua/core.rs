@@ -503,7 +503,11 @@ impl SipCore {
                     &req,
                     503,
                     Some(&tag),
-                    &[("Retry-After", "30"), ("Allow", ALLOW)],
+                    &[
+                        ("Retry-After", "30"),
+                        ("Warning", build::DRAINING_WARNING),
+                        ("Allow", ALLOW),
+                    ],
                     None,
                     now,
                 );

@@ -64,7 +64,7 @@ impl SipCore {
                 flow,
                 called,
                 (503, "draining"),
-                &[("Retry-After", "30")],
+                &[("Retry-After", "30"), ("Warning", build::DRAINING_WARNING)],
                 now,
             );
             return;

@@ -620,10 +620,21 @@ fn draining_answers_options_and_new_invites_503_but_keeps_calls() {
     let s = sent(&mut c);
     assert_eq!(codes(&s), ["503"]);
     assert!(s[0].1.contains("Retry-After: 30"), "{}", s[0].1);
+    assert!(
+        s[0].1.contains("Warning: 399 voxgate \"draining\""),
+        "{}",
+        s[0].1
+    );
     let mut inv = request("INVITE", "z9hG4bKn", 1, None, "", SDP);
     inv.call_id = "call-2".into();
     c.handle_request(inv, flow(), t0);
-    assert_eq!(codes(&sent(&mut c)).last(), Some(&"503"));
+    let s = sent(&mut c);
+    assert_eq!(codes(&s).last(), Some(&"503"));
+    let refusal = &s.last().unwrap().1;
+    assert!(
+        refusal.contains("Warning: 399 voxgate \"draining\"\r\n"),
+        "a proxy tells a draining 503 from a capacity 503: {refusal}"
+    );
     assert!(
         !events(&mut c)
             .iter()
