@@ -26,6 +26,7 @@ use crate::assistant::{
 };
 use crate::cdr::CallRecorder;
 use crate::gateway::GatewayHandle;
+use crate::live_calls::{LiveCallState, LiveUpdate};
 use crate::metrics::{metrics, Provider};
 use crate::settings::IntegrationSettings;
 use crate::sip::dialog::{CallRef, Direction, ReferRequest, TransferOutcome};
@@ -371,6 +372,7 @@ pub async fn run_call(
                     };
                     let gw = svc.gateway.clone();
                     let hold = matches!(cmd, CallCommand::Hold);
+                    live(&svc, record, LiveUpdate::Hold(hold));
                     let fut = async move {
                         let r = match gw.hold(call, dir).await {
                             Ok(Ok(s)) if (200..300).contains(&s) => Ok(()),
@@ -402,6 +404,7 @@ pub async fn run_call(
                         referred_by: Some(format!("<sip:{}@voxgate>", incoming.called_number)),
                         headers,
                     };
+                    live(&svc, record, LiveUpdate::State(LiveCallState::Transferring));
                     let gw = svc.gateway.clone();
                     let accept = t.accept_codes.clone();
                     sip_call = Some(
@@ -525,6 +528,7 @@ pub async fn run_call(
                             timing.reply_to_audio = reply_at.map(|r| Instant::now() - r);
                             log_turn(&timing);
                             latencies.push(turn_latency(&timing));
+                            live(&svc, record, LiveUpdate::Turn(timing.turn));
                             notify(CallNotice::Turn { call_id: call_id.clone(), timing: timing.clone() });
                         }
                     }
@@ -550,6 +554,7 @@ pub async fn run_call(
                         if !reply.actions.iter().any(|a| matches!(a, crate::assistant::VoiceAction::Speak { .. })) {
                             log_turn(&timing);
                             latencies.push(turn_latency(&timing));
+                            live(&svc, record, LiveUpdate::Turn(timing.turn));
                             notify(CallNotice::Turn { call_id: call_id.clone(), timing: timing.clone() });
                         }
                         conv.handle_event(now, CallEventIn::AssistantReplied(reply));
@@ -562,6 +567,9 @@ pub async fn run_call(
             }
             ev = poll_opt(&mut sip_call) => {
                 sip_call = None;
+                if matches!(ev, CallEventIn::TransferResult(TransferResult::Failed(_))) {
+                    live(&svc, record, LiveUpdate::State(LiveCallState::Answered));
+                }
                 conv.handle_event(Instant::now(), ev);
             }
             ev = sip_events.recv() => {
@@ -624,6 +632,13 @@ pub async fn run_call(
     outcome
 }
 
+/// Updates this node's live view of the call (the console's live table).
+fn live(svc: &CallServices, record: Option<crate::store::CallRecordId>, update: LiveUpdate) {
+    if let (Some(r), Some(id)) = (&svc.recorder, record) {
+        r.update_live(id, update);
+    }
+}
+
 fn turn_latency(t: &TurnTiming) -> TurnLatency {
     let ms = |d: Option<Duration>| d.map(|d| d.as_millis().min(u128::from(u32::MAX)) as u32);
     if let Some(d) = t.recognition {
@@ -639,7 +654,9 @@ fn turn_latency(t: &TurnTiming) -> TurnLatency {
         speech_to_text_ms: ms(t.recognition),
         assistant_ms: ms(t.assistant),
         text_to_speech_ms: ms(t.synthesis),
+        ..TurnLatency::default()
     }
+    .with_transcript(&t.input, &t.response, crate::pii::redaction())
 }
 
 fn svc_srtp(incoming: &IncomingCall) -> bool {
