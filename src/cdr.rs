@@ -22,6 +22,7 @@
 //! [`CallRecorder::rejected`]: one record with outcome `rejected {status}`. It does not
 //! count towards MAU (the caller was never served) and does not touch `active_calls`.
 
+use crate::live_calls::{LiveCallState, LiveCalls, LiveUpdate};
 use crate::metrics::metrics;
 use crate::store::{CallEnd, CallOutcome, CallRecordId, CallRecordWriter, CallStart, StoreError};
 
@@ -31,6 +32,7 @@ pub struct CallRecorder {
     writer: CallRecordWriter,
     store_caller_numbers: bool,
     instance_id: String,
+    live: LiveCalls,
 }
 
 impl CallRecorder {
@@ -40,7 +42,18 @@ impl CallRecorder {
             writer,
             store_caller_numbers,
             instance_id,
+            live: LiveCalls::default(),
         }
+    }
+
+    /// This node's calls while they are up (state and turns so far).
+    pub fn live_calls(&self) -> &LiveCalls {
+        &self.live
+    }
+
+    /// The call reached a turn or changed state (the console's live view; not stored).
+    pub fn update_live(&self, id: CallRecordId, update: LiveUpdate) {
+        self.live.update(id, update);
     }
 
     /// This node's instance id.
@@ -57,11 +70,14 @@ impl CallRecorder {
             .await
             .inspect_err(|_| metrics().store_errors.inc())?;
         metrics().active_calls.inc();
+        self.live.started(id);
         Ok(id)
     }
 
     /// The call was answered (200 OK sent).
     pub async fn answer(&self, id: CallRecordId, at: i64) -> Result<(), StoreError> {
+        self.live
+            .update(id, LiveUpdate::State(LiveCallState::Answered));
         self.writer
             .answer(id, at)
             .await
@@ -72,10 +88,14 @@ impl CallRecorder {
     pub async fn end(&self, id: CallRecordId, end: CallEnd) -> Result<(), StoreError> {
         metrics().active_calls.dec();
         metrics().call_ended(&end.outcome);
-        self.writer
+        let written = self
+            .writer
             .end(id, end)
             .await
-            .inspect_err(|_| metrics().store_errors.inc())
+            .inspect_err(|_| metrics().store_errors.inc());
+        // After the write: the store's row is closed before the live view lets go.
+        self.live.ended(id);
+        written
     }
 
     /// A call refused with `status` before admission: one complete record, no MAU.

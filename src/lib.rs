@@ -15,6 +15,7 @@ pub mod demo;
 pub mod gateway;
 pub mod lifecycle;
 pub mod live;
+pub mod live_calls;
 pub mod logs;
 pub mod metrics;
 pub mod numbers;

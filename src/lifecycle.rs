@@ -67,6 +67,12 @@ pub struct Operations {
     /// The SIP listeners, once the gateway has bound them (the console's overview shows
     /// the URIs to give the trunk provider); empty until then.
     pub sip_listeners: Arc<std::sync::OnceLock<crate::sip::ua::LocalAddrs>>,
+    /// The TLS listener's certificate (generated or configured), once the gateway has
+    /// loaded it (the console's overview shows it); empty until then.
+    pub tls_certificate: Arc<std::sync::OnceLock<crate::sip::transport::tls::CertificateInfo>>,
+    /// The configured speech-to-text provider, once `voxgate run` has built it (the
+    /// console lists its models); empty until then.
+    pub stt: Arc<std::sync::OnceLock<Arc<dyn crate::speech::SpeechToText>>>,
 }
 
 /// Opens the store and prepares the live state (see the module docs). Blocking.
@@ -122,6 +128,8 @@ pub fn bootstrap(config: &Config) -> Result<Operations, LifecycleError> {
         listener,
         tts: Arc::default(),
         sip_listeners: Arc::default(),
+        tls_certificate: Arc::default(),
+        stt: Arc::default(),
     })
 }
 
@@ -237,6 +245,9 @@ pub async fn start_admin(
         media_cores: config.media_cores(),
         tts: ops.tts.clone(),
         sip_listeners: ops.sip_listeners.clone(),
+        tls_certificate: ops.tls_certificate.clone(),
+        stt: ops.stt.clone(),
+        live_calls: ops.recorder.live_calls().clone(),
     };
     tracing::info!(%addr, "admin API listening");
     Ok((

@@ -176,6 +176,7 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<(), RunError> {
         .map_err(|e| RunError::Start(e.to_string()))?;
     let providers = providers(&cfg)?;
     let _ = ops.tts.set(providers.tts.clone());
+    let _ = ops.stt.set(providers.stt.clone());
     let (gateway, engine) = gateway_and_engine(&cfg)?;
     let app = App::start_with(AppOptions {
         gateway,
@@ -188,6 +189,7 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<(), RunError> {
     .await
     .map_err(|e| RunError::Start(e.to_string()))?;
     let _ = ops.sip_listeners.set(app.gateway.local);
+    let _ = ops.tls_certificate.set(app.gateway.tls_certificate.clone());
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let (admin_addr, admin_task) = crate::lifecycle::start_admin(&cfg, &ops, ring, async {
         let _ = shutdown_rx.await;

@@ -407,11 +407,19 @@ fn end(at: &str, outcome: CallOutcome) -> CallEnd {
         turns: 2,
         turn_latencies: vec![
             TurnLatency {
+                speech_to_text_ms: None,
+                assistant_ms: Some(95),
+                text_to_speech_ms: Some(140),
+                input: None,
+                response: Some("Welcome to the help line.".into()),
+            },
+            TurnLatency {
                 speech_to_text_ms: Some(180),
                 assistant_ms: Some(95),
                 text_to_speech_ms: Some(140),
-            };
-            2
+                input: Some("I lost my card".into()),
+                response: Some("I can block it for you.".into()),
+            },
         ],
         rtp: Some(RtpStats {
             codec: voxgate::store::emodel::MediaCodec::Pcmu,
@@ -521,6 +529,20 @@ async fn call_records_are_filtered_by_time_number_and_outcome() {
     assert_eq!(a_rec["milliseconds_elapsed"], 180_000);
     assert_eq!(a_rec["turns"], 2);
     assert_eq!(a_rec["turn_latencies"][1]["assistant_ms"], 95);
+    // The transcript is stored with the latencies (sqlite JSON column, no migration).
+    assert_eq!(a_rec["turn_latencies"][1]["input"], "I lost my card");
+    assert_eq!(
+        a_rec["turn_latencies"][1]["response"],
+        "I can block it for you."
+    );
+    assert!(
+        a_rec["turn_latencies"][0].get("input").is_none(),
+        "no caller input on the welcome turn: {a_rec}"
+    );
+    assert_eq!(
+        a_rec["turn_latencies"][0]["response"],
+        "Welcome to the help line."
+    );
     assert_eq!(a_rec["cdr_custom_data"]["account"], "12345");
     assert_eq!(a_rec["caller_hash"].as_str().unwrap().len(), 32);
     assert_eq!(a_rec["sip"]["trunk_call_id"], "CAcall-a");
@@ -752,4 +774,184 @@ async fn drain_ends_at_the_deadline_even_with_calls_up() {
         t.elapsed() >= Duration::from_millis(300),
         "not before the deadline"
     );
+}
+
+/// A call start stamped now (the live list only looks at the last 24 hours).
+fn start_now(caller: &str, call_id: &str, instance: &str) -> CallStart {
+    let mut s = start(caller, call_id, "2026-11-02T10:00:00Z");
+    s.started_at = voxgate::store::records::now_millis();
+    s.instance_id = instance.into();
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_calls_show_this_nodes_state_and_turn_and_other_nodes_as_stored() {
+    use voxgate::live_calls::{LiveCallState, LiveUpdate};
+    let h = Harness::start().await;
+    let rec = &h.ops.recorder;
+    let live = || async {
+        let v = h.json("/v1/calls/live").await;
+        v["calls"].as_array().unwrap().clone()
+    };
+    let find = |calls: &[Value], id: &str| -> Value {
+        calls
+            .iter()
+            .find(|c| c["sip_call_id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} not live: {calls:?}"))
+    };
+
+    let id = rec
+        .start(start_now("+15551230001", "here", "node-test"))
+        .await
+        .unwrap();
+    // Another node's call, answered there: only the store knows it.
+    let other = start_now("+15551230002", "there", "node-other");
+    let other_id = h
+        .ops
+        .store
+        .run(move |s| s.record_call_start(&other, true, true))
+        .await
+        .unwrap();
+    let at = voxgate::store::records::now_millis();
+    h.ops
+        .store
+        .run(move |s| s.record_call_answer(other_id, at))
+        .await
+        .unwrap();
+
+    let c = find(&live().await, "here");
+    assert_eq!(
+        (c["state"].as_str(), c["turns"].as_u64()),
+        (Some("ringing"), Some(0))
+    );
+    assert_eq!(c["live_on_this_node"], true);
+
+    rec.answer(id, voxgate::store::records::now_millis())
+        .await
+        .unwrap();
+    rec.update_live(id, LiveUpdate::Turn(1));
+    rec.update_live(id, LiveUpdate::Turn(2));
+    let c = find(&live().await, "here");
+    assert_eq!(c["state"], "answered");
+    assert_eq!(
+        c["turns"], 2,
+        "turns so far, before the record is written at the end"
+    );
+    let stored = h.json("/v1/calls").await;
+    let row = stored["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["sip_call_id"] == "here")
+        .unwrap()
+        .clone();
+    assert_eq!(row["turns"], 0, "the store has no turns until the end");
+
+    rec.update_live(id, LiveUpdate::State(LiveCallState::OnHold));
+    assert_eq!(find(&live().await, "here")["state"], "on_hold");
+    rec.update_live(id, LiveUpdate::State(LiveCallState::Transferring));
+    assert_eq!(find(&live().await, "here")["state"], "transferring");
+
+    let o = find(&live().await, "there");
+    assert_eq!(
+        o["state"], "answered",
+        "another node's call keeps the stored state"
+    );
+    assert_eq!(o["live_on_this_node"], false);
+    assert_eq!(o["instance_id"], "node-other");
+
+    rec.end(id, end("2026-11-02T10:03:00Z", CallOutcome::Transferred))
+        .await
+        .unwrap();
+    let calls = live().await;
+    assert!(
+        calls.iter().all(|c| c["sip_call_id"] != "here"),
+        "ended calls leave the live list: {calls:?}"
+    );
+    assert!(rec.live_calls().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn speech_models_come_from_the_configured_recogniser() {
+    use std::sync::Arc;
+    use voxgate::speech::server::{ServerConfig, ServerState};
+    use voxgate::speech::{
+        Credentials, EspeakTts, Grammar, PocketSphinxStt, SpeechToText, Timeouts, WatsonStt,
+        WatsonSttConfig,
+    };
+    let h = Harness::start().await;
+    // Before a provider is built: 503 with a reason, not an empty list.
+    let r = h.get("/v1/speech/models").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    // Watson STT (here the Watson-compatible speech server, with an API key): the list is
+    // the service's `GET /v1/models`.
+    let grammar = Arc::new(Grammar::from_phrases(&["yes".to_owned(), "no".to_owned()]).unwrap());
+    let state = ServerState::new(ServerConfig {
+        stt: PocketSphinxStt::new(grammar),
+        tts: EspeakTts::default(),
+        api_key: Some("secret-key".into()),
+        token_ttl: Duration::from_secs(60),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(voxgate::speech::server::serve(listener, state));
+    let watson = |password: &str| -> Arc<dyn SpeechToText> {
+        Arc::new(
+            WatsonStt::new(WatsonSttConfig {
+                url: url.clone(),
+                credentials: Credentials::Basic {
+                    username: "apikey".into(),
+                    password: password.into(),
+                },
+                timeouts: Timeouts::default(),
+            })
+            .unwrap(),
+        )
+    };
+    // A refused key is reported as the provider's failure.
+    let bad = watson("wrong").models().await;
+    assert!(bad.is_err(), "{bad:?}");
+
+    let _ = h.ops.stt.set(watson("secret-key"));
+    let v = h.json("/v1/speech/models").await;
+    let names: Vec<&str> = v["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"en-US_Telephony"), "{v}");
+    let first = &v["models"][0];
+    assert_eq!(first["rate"], 8000);
+    assert!(first["language"].as_str().unwrap().starts_with("en-"));
+    // Every model listed is one the embedded recogniser accepts.
+    assert_eq!(
+        names.len(),
+        PocketSphinxStt::model_list().len(),
+        "the service's whole list: {v}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overview_shows_the_tls_certificate() {
+    use voxgate::sip::transport::tls::CertificateInfo;
+    let h = Harness::start().await;
+    let v = h.json("/v1/overview").await;
+    assert!(v["tls_certificate"].is_null(), "not loaded yet: {v}");
+    let _ = h.ops.tls_certificate.set(CertificateInfo {
+        self_signed: false,
+        path: Some("/etc/voxgate/cert.pem".into()),
+        subject: Some("CN=sip.example.com".into()),
+        issuer: Some("CN=Example CA".into()),
+        not_after: Some("2020-01-31T00:00:00Z".into()),
+    });
+    let v = h.json("/v1/overview").await;
+    let c = &v["tls_certificate"];
+    assert_eq!(c["self_signed"], false);
+    assert_eq!(c["subject"], "CN=sip.example.com");
+    assert_eq!(c["path"], "/etc/voxgate/cert.pem");
+    assert_eq!(c["expired"], true, "{c}");
+    assert!(c["days_left"].as_i64().unwrap() < 0);
 }

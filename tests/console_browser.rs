@@ -260,6 +260,7 @@ async fn console_drives_the_gateway_in_a_real_browser() {
     let h = common::Harness::start().await;
     let providers = Providers::embedded(DialogSkill::demo().unwrap()).unwrap();
     let _ = h.ops.tts.set(providers.tts.clone());
+    let _ = h.ops.stt.set(providers.stt.clone());
     let app = App::start_with(AppOptions {
         gateway: GatewayConfig::ephemeral(),
         engine: EngineConfig {
@@ -276,6 +277,11 @@ async fn console_drives_the_gateway_in_a_real_browser() {
     .expect("gateway");
     let gw = app.gateway.local.udp;
     let _ = h.ops.sip_listeners.set(app.gateway.local);
+    let _ = h
+        .ops
+        .tls_certificate
+        .set(app.gateway.tls_certificate.clone());
+    assert!(app.gateway.tls_certificate.self_signed);
     let b = Browser::start().await;
     let long = Duration::from_secs(10);
 
@@ -301,6 +307,15 @@ async fn console_drives_the_gateway_in_a_real_browser() {
         b.text("#sip-uri").await,
         format!("sip:{gw};transport=udp"),
         "the overview shows the bound UDP listener"
+    );
+    // No certificate configured: the TLS row says the generated one cannot be verified.
+    let overview = b.text("#ov-list").await;
+    assert!(
+        overview.contains("TLS certificate")
+            && overview.contains("self-signed")
+            && overview.contains("subject CN=rcgen self signed cert")
+            && overview.contains("expires "),
+        "{overview}"
     );
     b.shot("01-overview").await;
 
@@ -385,6 +400,21 @@ async fn console_drives_the_gateway_in_a_real_browser() {
     b.goto(&h.url("/#advanced")).await;
     b.wait_for("document.getElementById('adv-tfm').value.length > 0", long)
         .await;
+    // Every option carries an explanation tied to its control for screen readers.
+    for id in ["adv-ring", "adv-hold", "adv-srtp"] {
+        let described = b
+            .js(&format!(
+                "const d = document.getElementById('{id}').getAttribute('aria-describedby'); \
+                 return d ? document.getElementById(d).textContent : '';"
+            ))
+            .await;
+        assert!(
+            described.as_str().unwrap_or_default().len() > 40,
+            "{id} has no explanation: {described}"
+        );
+    }
+    let ring = b.text("#adv-ring-h").await;
+    assert!(ring.contains("180 Ringing"), "{ring}");
     b.js("const t = document.getElementById('adv-tfm'); t.value = 'x'.repeat(1025); t.dispatchEvent(new Event('input')); return 1;").await;
     b.click("#adv-save").await;
     b.wait_for(
@@ -417,6 +447,26 @@ async fn console_drives_the_gateway_in_a_real_browser() {
         long,
     )
     .await;
+    // Speech-to-text models come from the configured (embedded) recogniser, not a fixed list.
+    b.wait_for(
+        "[...document.getElementById('stt-model').options].some(o => o.value === 'en-US_Telephony')",
+        long,
+    )
+    .await;
+    let stt_err = b.text("#stt-err").await;
+    assert!(stt_err.is_empty(), "{stt_err}");
+    b.js("const s = document.getElementById('stt-model'); s.value = 'en-US_Telephony'; return 1;")
+        .await;
+    b.click("#speech-save").await;
+    b.wait_for(
+        "document.getElementById('speech-msg').textContent.includes('Saved')",
+        long,
+    )
+    .await;
+    assert_eq!(
+        h.json("/v1/integration").await["stt_model"],
+        "en-US_Telephony"
+    );
     b.click("#play-sample").await;
     b.wait_for(
         "Number(document.getElementById('sample-audio').dataset.bytes || 0) > 8044",
@@ -433,6 +483,13 @@ async fn console_drives_the_gateway_in_a_real_browser() {
     b.wait_for(
         "[...document.querySelectorAll('tr.live-call')].some(r => r.textContent.includes('+14155550100'))",
         long,
+    )
+    .await;
+    // The live row follows the call: answered, then its first turn (the welcome), without
+    // reload and before anything is written to the record.
+    b.wait_for(
+        "[...document.querySelectorAll('tr.live-call')].some(r => r.querySelector('.live-state').textContent === 'in conversation' && Number(r.querySelector('.live-turn').textContent) >= 1)",
+        Duration::from_secs(20),
     )
     .await;
     b.shot("06-live-call").await;
@@ -456,6 +513,12 @@ async fn console_drives_the_gateway_in_a_real_browser() {
     assert!(
         detail.contains("Assistant") && detail.contains("completed"),
         "{detail}"
+    );
+    // The transcript: the welcome turn with what the assistant said, and its latencies.
+    let first_turn = b.text("#turn-table tbody tr.turn").await;
+    assert!(
+        first_turn.contains("thanks for calling voxgate") && first_turn.contains(" ms"),
+        "{first_turn}"
     );
     b.shot("07-call-record").await;
 

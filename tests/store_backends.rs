@@ -80,6 +80,8 @@ fn end(t: i64, outcome: CallOutcome) -> CallEnd {
             speech_to_text_ms: Some(120),
             assistant_ms: Some(40),
             text_to_speech_ms: None,
+            input: Some("my order".into()),
+            response: Some("Which order?".into()),
         }],
         rtp: None,
         cdr_custom_data: Some(serde_json::json!({"k": "v"})),

@@ -17,9 +17,10 @@
 //! | `GET  /metrics` | Prometheus text |
 //! | `GET  /healthz` | 200 when ready, 503 when draining or the store is down |
 //! | `GET  /v1/speech/voices` | voices of the configured text-to-speech provider (503 before it is built) |
+//! | `GET  /v1/speech/models` | models of the configured speech-to-text provider (503 before it is built) |
 //! | `POST /v1/speech/sample` | `{"voice"?, "text"?}` → `audio/wav` (8 kHz, 16-bit mono) from that provider |
-//! | `GET  /v1/overview` | SIP listeners (UDP, TCP, TLS), plan and its cap, active calls, health |
-//! | `GET  /v1/calls/live` | calls up now (records with no end yet), with duration so far |
+//! | `GET  /v1/overview` | SIP listeners (UDP, TCP, TLS) and the TLS certificate, plan and its cap, active calls, health |
+//! | `GET  /v1/calls/live` | calls up now (records with no end yet), with duration so far; this node's calls with their current state and turn |
 //! | `GET  /`, `/console/*` | the admin console (single-page app, embedded assets, no data): it calls the API above with the token typed into it, kept in `sessionStorage` |
 //!
 //! Changes to settings and numbers are stored first, then published to
@@ -65,6 +66,12 @@ pub struct AdminState {
     pub tts: Arc<std::sync::OnceLock<Arc<dyn crate::speech::TextToSpeech>>>,
     /// The SIP listeners, once bound.
     pub sip_listeners: Arc<std::sync::OnceLock<crate::sip::ua::LocalAddrs>>,
+    /// The TLS listener's certificate, once the SIP listeners are up.
+    pub tls_certificate: Arc<std::sync::OnceLock<crate::sip::transport::tls::CertificateInfo>>,
+    /// The configured speech-to-text provider, when built (its models).
+    pub stt: Arc<std::sync::OnceLock<Arc<dyn crate::speech::SpeechToText>>>,
+    /// This node's calls while they are up (state and turn so far).
+    pub live_calls: crate::live_calls::LiveCalls,
 }
 
 async fn require_token(State(state): State<AdminState>, req: Request, next: Next) -> Response {
@@ -108,6 +115,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/overview", get(routes::overview))
         .route("/v1/logs", get(routes::logs))
         .route("/v1/speech/voices", get(speech::voices))
+        .route("/v1/speech/models", get(speech::models))
         .route("/v1/speech/sample", axum::routing::post(speech::sample))
         .route("/metrics", get(routes::metrics_text))
         .route_layer(axum::middleware::from_fn_with_state(

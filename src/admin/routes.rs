@@ -358,14 +358,24 @@ pub(super) async fn calls_live(
         .into_iter()
         .filter(|r| r.ended_at.is_none())
         .map(|r| {
+            // This node's calls: state and turns as the call reports them. Other nodes'
+            // calls (and left-overs of a crash): what the store says.
+            let node = st.live_calls.get(r.id);
+            let (state, turns) = match node {
+                Some(c) => (c.state.label(), c.turns),
+                None if r.answered_at.is_some() => ("answered", r.turns),
+                None => ("ringing", r.turns),
+            };
             serde_json::json!({
                 "sip_call_id": r.sip_call_id,
+                "instance_id": r.instance_id,
                 "caller": r.caller_number.clone().unwrap_or_else(|| r.caller_hash.clone()),
                 "called": r.called_number,
-                "state": if r.answered_at.is_some() { "answered" } else { "ringing" },
+                "state": state,
                 "start_timestamp": iso8601(r.started_at),
                 "duration_ms": now - r.started_at,
-                "turns": r.turns,
+                "turns": turns,
+                "live_on_this_node": node.is_some(),
             })
         })
         .collect();
@@ -385,8 +395,21 @@ pub(super) async fn overview(State(st): State<AdminState>) -> Json<serde_json::V
             "unspecified_ip": l.udp.ip().is_unspecified(),
         })
     });
+    let certificate = st.tls_certificate.get().map(|c| {
+        let mut v = serde_json::to_value(c).unwrap_or_default();
+        let expires = c.not_after.as_deref().and_then(parse_time);
+        if let (Some(obj), Some(at)) = (v.as_object_mut(), expires) {
+            obj.insert("expired".into(), (at <= now_millis()).into());
+            obj.insert(
+                "days_left".into(),
+                (at - now_millis()).div_euclid(86_400_000).into(),
+            );
+        }
+        v
+    });
     Json(serde_json::json!({
         "sip_listeners": listeners,
+        "tls_certificate": certificate,
         "plan": settings.plan,
         "max_concurrent_calls": settings.plan.max_concurrent_calls(),
         "active_calls": metrics().active_calls.get(),

@@ -1,5 +1,5 @@
-//! Speech choices for the console: the configured text-to-speech provider's voices and a
-//! short WAV sample of one of them.
+//! Speech choices for the console: the configured speech-to-text provider's models, the
+//! text-to-speech provider's voices and a short WAV sample of one of them.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -34,6 +34,17 @@ pub(super) async fn voices(State(st): State<AdminState>) -> Response {
     match tts.voices().await {
         Ok(v) => Json(serde_json::json!({ "voices": v })).into_response(),
         Err(e) => unavailable(format!("text to speech: {e}")),
+    }
+}
+
+/// `GET /v1/speech/models`: the configured speech-to-text provider's models.
+pub(super) async fn models(State(st): State<AdminState>) -> Response {
+    let Some(stt) = st.stt.get() else {
+        return unavailable("no speech-to-text provider is running".into());
+    };
+    match stt.models().await {
+        Ok(m) => Json(serde_json::json!({ "models": m })).into_response(),
+        Err(e) => unavailable(format!("speech to text: {e}")),
     }
 }
 

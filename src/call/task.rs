@@ -28,6 +28,7 @@ use crate::assistant::{
 };
 use crate::cdr::CallRecorder;
 use crate::gateway::GatewayHandle;
+use crate::live_calls::{LiveCallState, LiveUpdate};
 use crate::metrics::{metrics, Provider};
 use crate::settings::IntegrationSettings;
 use crate::sip::dialog::{CallRef, Direction, ReferRequest, TransferOutcome};
@@ -410,6 +411,7 @@ async fn call_task(
                     };
                     let gw = svc.gateway.clone();
                     let hold = matches!(cmd, CallCommand::Hold);
+                    live(&svc, record, LiveUpdate::Hold(hold));
                     let fut = async move {
                         let r = match gw.hold(call, dir).await {
                             Ok(Ok(s)) if (200..300).contains(&s) => Ok(()),
@@ -441,6 +443,7 @@ async fn call_task(
                         referred_by: Some(format!("<sip:{}@voxgate>", incoming.called_number)),
                         headers,
                     };
+                    live(&svc, record, LiveUpdate::State(LiveCallState::Transferring));
                     let gw = svc.gateway.clone();
                     let accept = t.accept_codes.clone();
                     sip_call = Some(
@@ -567,6 +570,7 @@ async fn call_task(
                             timing.reply_to_audio = Some(Instant::now() - r);
                             log_turn(&timing);
                             latencies.push(turn_latency(&timing));
+                            live(&svc, record, LiveUpdate::Turn(timing.turn));
                             notify(CallNotice::Turn { call_id: call_id.clone(), timing: timing.clone() });
                         }
                     }
@@ -592,6 +596,7 @@ async fn call_task(
                         if !reply.actions.iter().any(|a| matches!(a, crate::assistant::VoiceAction::Speak { .. })) {
                             log_turn(&timing);
                             latencies.push(turn_latency(&timing));
+                            live(&svc, record, LiveUpdate::Turn(timing.turn));
                             notify(CallNotice::Turn { call_id: call_id.clone(), timing: timing.clone() });
                         }
                         conv.handle_event(now, CallEventIn::AssistantReplied(reply));
@@ -604,6 +609,9 @@ async fn call_task(
             }
             ev = poll_opt(&mut sip_call) => {
                 sip_call = None;
+                if matches!(ev, CallEventIn::TransferResult(TransferResult::Failed(_))) {
+                    live(&svc, record, LiveUpdate::State(LiveCallState::Answered));
+                }
                 conv.handle_event(Instant::now(), ev);
             }
             ev = sip_events.recv() => {
@@ -703,6 +711,13 @@ fn global_session_id(incoming: &IncomingCall) -> String {
         .to_owned()
 }
 
+/// Updates this node's live view of the call (the console's live table).
+fn live(svc: &CallServices, record: Option<crate::store::CallRecordId>, update: LiveUpdate) {
+    if let (Some(r), Some(id)) = (&svc.recorder, record) {
+        r.update_live(id, update);
+    }
+}
+
 fn turn_latency(t: &TurnTiming) -> TurnLatency {
     let ms = |d: Option<Duration>| d.map(|d| d.as_millis().min(u128::from(u32::MAX)) as u32);
     if let Some(d) = t.recognition {
@@ -718,7 +733,9 @@ fn turn_latency(t: &TurnTiming) -> TurnLatency {
         speech_to_text_ms: ms(t.recognition),
         assistant_ms: ms(t.assistant),
         text_to_speech_ms: ms(t.synthesis),
+        ..TurnLatency::default()
     }
+    .with_transcript(&t.input, &t.response, crate::pii::redaction())
 }
 
 fn svc_srtp(incoming: &IncomingCall) -> bool {

@@ -267,6 +267,8 @@ impl GatewayHandle {
 pub struct Gateway {
     /// Bound addresses.
     pub local: LocalAddrs,
+    /// The TLS listener's certificate.
+    pub tls_certificate: tls::CertificateInfo,
     handle: GatewayHandle,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -311,6 +313,7 @@ impl Gateway {
             Some((c, k)) => tls::load_or_generate(Some(c), Some(k))?,
             None => tls::load_or_generate(None, None)?,
         };
+        let tls_certificate = ck.info(cfg.tls_cert.as_ref().map(|(c, _)| c.as_path()));
         let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(ck)?);
         let local = LocalAddrs {
             udp: udp_addr,
@@ -430,6 +433,7 @@ impl Gateway {
         let core_task = tokio::spawn(task.run(in_rx, cmd_rx, sd_rx));
         Ok(Gateway {
             local,
+            tls_certificate,
             handle: GatewayHandle { cmd: cmd_tx },
             shutdown: sd_tx,
             tasks,

@@ -54,8 +54,8 @@ pub use grammar::{normalize, Grammar};
 pub use pocketsphinx::{DecodeSession, PocketSphinxStt};
 pub use stream::{
     AudioChunk, AudioInput, RecognitionEvent, RecognitionStream, RecognitionWorker,
-    RecognizeOptions, SynthesisEncoding, SynthesisRequest, SynthesisStream, Transcript, Voice,
-    AUDIO_QUEUE_FRAMES,
+    RecognizeOptions, SpeechModel, SynthesisEncoding, SynthesisRequest, SynthesisStream,
+    Transcript, Voice, AUDIO_QUEUE_FRAMES,
 };
 pub use watson_stt::{WatsonStt, WatsonSttConfig};
 pub use watson_tts::{WatsonTts, WatsonTtsConfig};
@@ -67,6 +67,8 @@ pub trait SpeechToText: Send + Sync + std::fmt::Debug {
         &self,
         opts: RecognizeOptions,
     ) -> BoxFuture<'_, Result<RecognitionStream, SpeechError>>;
+    /// The models offered (what `RecognizeOptions::model` may name).
+    fn models(&self) -> BoxFuture<'_, Result<Vec<SpeechModel>, SpeechError>>;
 }
 
 /// A text-to-speech provider.

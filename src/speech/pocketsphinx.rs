@@ -17,7 +17,7 @@ use voxgate_speech_sys::{Recognizer, RecognizerConfig};
 use super::endpoint::{Boundary, Endpointer};
 use super::{
     AudioInput, DecoderUpsampler, Grammar, RecognitionEvent, RecognitionStream, RecognitionWorker,
-    RecognizeOptions, SpeechError, SpeechToText, Transcript,
+    RecognizeOptions, SpeechError, SpeechModel, SpeechToText, Transcript,
 };
 
 /// Decoder options chosen on the tuning set (tests/speech/common.rs `TUNING`, 7 voices):
@@ -93,6 +93,42 @@ impl PocketSphinxStt {
         }
     }
 
+    /// The models this recogniser answers to. It has one acoustic model, US English at
+    /// 8 kHz; any `en-*` model name selects it (so a Watson model name in the settings
+    /// keeps working), other languages are refused.
+    pub fn model_list() -> Vec<SpeechModel> {
+        [
+            (
+                "en-US_Telephony",
+                "en-US",
+                "US English telephony (embedded, 8 kHz)",
+            ),
+            (
+                "en-US_NarrowbandModel",
+                "en-US",
+                "US English narrowband (embedded, 8 kHz)",
+            ),
+            (
+                "en-GB_Telephony",
+                "en-GB",
+                "UK English telephony (embedded US English model)",
+            ),
+            (
+                "en-GB_NarrowbandModel",
+                "en-GB",
+                "UK English narrowband (embedded US English model)",
+            ),
+        ]
+        .iter()
+        .map(|(name, language, description)| SpeechModel {
+            name: (*name).to_owned(),
+            language: (*language).to_owned(),
+            rate: 8_000,
+            description: (*description).to_owned(),
+        })
+        .collect()
+    }
+
     /// Start a stream (loads a decoder: ~25 ms with a trimmed dictionary).
     pub async fn start(&self, opts: RecognizeOptions) -> Result<RecognitionStream, SpeechError> {
         if let Some(m) = &opts.model {
@@ -127,6 +163,10 @@ impl SpeechToText for PocketSphinxStt {
         opts: RecognizeOptions,
     ) -> BoxFuture<'_, Result<RecognitionStream, SpeechError>> {
         Box::pin(self.start(opts))
+    }
+
+    fn models(&self) -> BoxFuture<'_, Result<Vec<SpeechModel>, SpeechError>> {
+        Box::pin(std::future::ready(Ok(Self::model_list())))
     }
 }
 

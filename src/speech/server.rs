@@ -1,5 +1,6 @@
-//! `voxgate speech-server`: the Watson STT (WebSocket and POST `/v1/recognize`) and TTS
-//! (`POST /v1/synthesize`, `GET /v1/voices`) APIs served from the embedded engines, plus an
+//! `voxgate speech-server`: the Watson STT (WebSocket and POST `/v1/recognize`,
+//! `GET /v1/models`) and TTS (`POST /v1/synthesize`, `GET /v1/voices`) APIs served from the
+//! embedded engines, plus an
 //! IAM-style token endpoint (`POST /identity/token`) when an API key is configured.
 
 use std::collections::HashMap;
@@ -118,6 +119,7 @@ fn speech_status(e: &SpeechError) -> StatusCode {
 pub fn router(state: Arc<ServerState>) -> Router {
     Router::new()
         .route("/v1/voices", get(voices))
+        .route("/v1/models", get(models))
         .route("/v1/voices/{name}", get(voice))
         .route("/v1/synthesize", post(synthesize))
         .route("/v1/recognize", post(recognize_post).get(recognize_ws))
@@ -180,6 +182,13 @@ async fn voices(State(st): State<Arc<ServerState>>, headers: HeaderMap) -> Respo
         return unauthorised();
     }
     Json(json!({ "voices": EspeakTts::voice_list() })).into_response()
+}
+
+async fn models(State(st): State<Arc<ServerState>>, headers: HeaderMap) -> Response {
+    if !st.authorised(&headers, None) {
+        return unauthorised();
+    }
+    Json(json!({ "models": PocketSphinxStt::model_list() })).into_response()
 }
 
 async fn voice(

@@ -251,6 +251,21 @@ pub struct Voice {
     pub description: String,
 }
 
+/// A speech-to-text model (Watson `GET /v1/models` entry).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SpeechModel {
+    /// Watson name, e.g. `en-US_Telephony`.
+    pub name: String,
+    /// BCP 47 language, e.g. `en-US`.
+    pub language: String,
+    /// Sampling rate the model is for, Hz.
+    #[serde(default)]
+    pub rate: u32,
+    /// Human description.
+    #[serde(default)]
+    pub description: String,
+}
+
 /// Synthesized audio arriving chunk by chunk. Dropping it (or `cancel`) stops synthesis
 /// at once (barge-in).
 #[derive(Debug)]

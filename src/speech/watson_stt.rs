@@ -13,8 +13,8 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use super::auth::{classify, http_client, status_error};
 use super::{
     pcm_to_le_bytes, AudioInput, Credentials, RecognitionEvent, RecognitionStream,
-    RecognitionWorker, RecognizeOptions, SampleRate, SpeechError, SpeechToText, Timeouts,
-    Transcript,
+    RecognitionWorker, RecognizeOptions, SampleRate, SpeechError, SpeechModel, SpeechToText,
+    Timeouts, Transcript,
 };
 use crate::credentials::Authorizer;
 
@@ -218,6 +218,39 @@ impl WatsonStt {
         Ok(stream)
     }
 
+    /// `GET /v1/models`: the models the service offers.
+    pub async fn list_models(&self) -> Result<Vec<SpeechModel>, SpeechError> {
+        #[derive(Deserialize)]
+        struct ModelsBody {
+            models: Vec<SpeechModel>,
+        }
+        let t = self.cfg.timeouts;
+        let mut rb = self
+            .http
+            .get(format!("{}/v1/models", self.cfg.url.trim_end_matches('/')));
+        if let Some(h) = self.auth.header().await? {
+            rb = rb.header("Authorization", h);
+        }
+        let resp = tokio::time::timeout(t.first_byte, rb.send())
+            .await
+            .map_err(|_| SpeechError::Timeout("first byte"))?
+            .map_err(|e| classify(&e, "models"))?;
+        let status = resp.status();
+        let body = tokio::time::timeout(t.idle, resp.bytes())
+            .await
+            .map_err(|_| SpeechError::Timeout("idle"))?
+            .map_err(|e| classify(&e, "models body"))?;
+        if !status.is_success() {
+            if status == 401 {
+                self.auth.invalidate().await;
+            }
+            return Err(status_error(status, &String::from_utf8_lossy(&body)));
+        }
+        let m: ModelsBody = serde_json::from_slice(&body)
+            .map_err(|e| SpeechError::BadResponse(format!("models: {e}")))?;
+        Ok(m.models)
+    }
+
     /// Sessionless `POST /v1/recognize` of a whole recording; returns the final results.
     pub async fn recognize_once(
         &self,
@@ -365,5 +398,9 @@ impl SpeechToText for WatsonStt {
         opts: RecognizeOptions,
     ) -> BoxFuture<'_, Result<RecognitionStream, SpeechError>> {
         Box::pin(self.start(opts))
+    }
+
+    fn models(&self) -> BoxFuture<'_, Result<Vec<SpeechModel>, SpeechError>> {
+        Box::pin(self.list_models())
     }
 }

@@ -73,6 +73,43 @@ pub struct TurnLatency {
     pub assistant_ms: Option<u32>,
     /// Text sent → first synthesized audio.
     pub text_to_speech_ms: Option<u32>,
+    /// What the caller said or keyed in this turn (absent for the welcome and events, and
+    /// whenever log redaction is on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
+    /// What the assistant said first in this turn (absent when it said nothing, and
+    /// whenever log redaction is on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<String>,
+}
+
+/// Longest transcript text kept per turn and side, characters (longer text is cut).
+pub const MAX_TRANSCRIPT_CHARS: usize = 2_000;
+
+impl TurnLatency {
+    /// Adds the turn's transcript: the caller's `input` and the assistant's first
+    /// `response`, each cut to [`MAX_TRANSCRIPT_CHARS`]; empty text stays absent. With any
+    /// log redaction on, no text is kept at all (what callers say may hold the numbers and
+    /// names redaction hides).
+    pub fn with_transcript(
+        mut self,
+        input: &str,
+        response: &str,
+        redaction: crate::pii::Redaction,
+    ) -> Self {
+        if redaction != crate::pii::Redaction::None {
+            self.input = None;
+            self.response = None;
+            return self;
+        }
+        let keep = |t: &str| {
+            let t = t.trim();
+            (!t.is_empty()).then(|| t.chars().take(MAX_TRANSCRIPT_CHARS).collect::<String>())
+        };
+        self.input = keep(input);
+        self.response = keep(response);
+        self
+    }
 }
 
 /// Statistics of one RTP direction (the CDR's `realtime_transport_network_summary`).
@@ -422,6 +459,47 @@ mod tests {
         assert_eq!(caller_hash("+1 958 555 0123"), caller_hash("+19585550123"));
         assert_ne!(caller_hash("+19585550123"), caller_hash("+19585550124"));
         assert_eq!(caller_hash("+19585550123").len(), 32);
+    }
+
+    #[test]
+    fn transcript_is_kept_only_without_redaction() {
+        use crate::pii::Redaction;
+        let base = TurnLatency {
+            assistant_ms: Some(120),
+            ..TurnLatency::default()
+        };
+        let t = base
+            .clone()
+            .with_transcript(" my card number ", "Let me check.", Redaction::None);
+        assert_eq!(t.input.as_deref(), Some("my card number"));
+        assert_eq!(t.response.as_deref(), Some("Let me check."));
+        assert_eq!(t.assistant_ms, Some(120));
+        // The welcome turn has no caller input: the field stays absent on the wire.
+        let w = base.clone().with_transcript("", "Hello.", Redaction::None);
+        assert_eq!(w.input, None);
+        let json = serde_json::to_value(&w).unwrap();
+        assert!(json.get("input").is_none(), "{json}");
+        assert_eq!(json["response"], "Hello.");
+        for r in [Redaction::Partial, Redaction::Hash] {
+            let red = base
+                .clone()
+                .with_transcript("my card number", "Let me check.", r);
+            assert_eq!((red.input, red.response), (None, None), "{r:?}");
+        }
+        let long = "x".repeat(MAX_TRANSCRIPT_CHARS + 10);
+        let cut = base.with_transcript(&long, "", Redaction::None);
+        assert_eq!(cut.input.unwrap().len(), MAX_TRANSCRIPT_CHARS);
+        assert_eq!(cut.response, None);
+    }
+
+    #[test]
+    fn turn_latency_without_transcript_decodes_from_older_records() {
+        let t: TurnLatency = serde_json::from_str(
+            r#"{"speech_to_text_ms":5,"assistant_ms":null,"text_to_speech_ms":7}"#,
+        )
+        .unwrap();
+        assert_eq!(t.speech_to_text_ms, Some(5));
+        assert_eq!((t.input, t.response), (None, None));
     }
 
     #[test]

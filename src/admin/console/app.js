@@ -133,12 +133,23 @@ async function loadOverview() {
     }
     $("sip-uri").textContent = uris[0] || "(the SIP listeners are not up yet)";
     $("sip-uri-more").textContent = uris.slice(1).join("  ·  ");
+    add("TLS certificate", certText(o.tls_certificate));
     add("Health", o.ready ? "ready" : o.draining ? "draining" : "not ready");
     add("Plan", planName(o.plan));
     add("Concurrent calls", `${o.active_calls} of ${o.max_concurrent_calls}`);
     add("Secure trunking (SRTP)", o.force_secure_trunking ? "required" : "optional");
     add("SIP authentication (TLS only)", o.sip_auth ? "on" : "off");
   } catch (e) { showErr($("ov-err"), e); }
+}
+/** The TLS listener's certificate in one line. */
+function certText(c) {
+  if (!c) return "not loaded yet";
+  const kind = c.self_signed ? "self-signed, generated at start-up (trunks cannot verify it; configure sip.tls_cert and sip.tls_key)" : `configured (${c.path || "file"})`;
+  const parts = [kind];
+  if (c.subject) parts.push(`subject ${c.subject}`);
+  if (c.issuer && c.issuer !== c.subject) parts.push(`issued by ${c.issuer}`);
+  if (c.not_after) parts.push(c.expired ? `EXPIRED on ${c.not_after.slice(0, 10)}` : `expires ${c.not_after.slice(0, 10)}${c.days_left != null && c.days_left < 30 ? ` (in ${c.days_left} days)` : ""}`);
+  return parts.join("; ");
 }
 $("copy-uri").addEventListener("click", async () => {
   try {
@@ -236,9 +247,19 @@ async function loadSpeech() {
   showErr($("speech-err"), null);
   try {
     settings = await api("GET", "/v1/integration");
-    $("stt-model").value = settings.stt_model || "";
     $("stt-cust").value = settings.stt_customization_id || "";
   } catch (e) { showErr($("speech-err"), e); return; }
+  const models = $("stt-model");
+  models.replaceChildren(el("option", { value: "" }, "The assistant's language (provider default)"));
+  try {
+    const r = await api("GET", "/v1/speech/models");
+    for (const m of r.models) models.append(el("option", { value: m.name }, `${m.name} — ${m.language}${m.rate ? `, ${m.rate / 1000} kHz` : ""}${m.description ? ", " + m.description : ""}`));
+    showErr($("stt-err"), null);
+  } catch (e) { showErr($("stt-err"), e); }
+  if (settings.stt_model && ![...models.options].some((o) => o.value === settings.stt_model)) {
+    models.append(el("option", { value: settings.stt_model }, `${settings.stt_model} (not offered by the provider)`));
+  }
+  models.value = settings.stt_model || "";
   const sel = $("tts-voice");
   sel.replaceChildren(el("option", { value: "" }, "Provider default"));
   try {
@@ -370,6 +391,8 @@ $("adv-form").addEventListener("submit", async (ev) => {
 // ---------- calls ----------
 const fmtDur = (ms) => (ms == null ? "" : `${Math.round(ms / 1000)} s`);
 
+const STATE_LABEL = { ringing: "ringing", answered: "in conversation", on_hold: "on hold", transferring: "transferring to an agent" };
+
 async function refreshLive() {
   try {
     const live = await api("GET", "/v1/calls/live");
@@ -377,7 +400,11 @@ async function refreshLive() {
     if (live.calls.length !== liveCount) { liveCount = live.calls.length; searchCalls(); }
     const tb = $("live-rows");
     tb.replaceChildren();
-    for (const c of live.calls) tb.append(el("tr", { class: "live-call" }, el("td", {}, c.caller || ""), el("td", {}, c.called || ""), el("td", {}, c.state), el("td", {}, fmtDur(c.duration_ms)), el("td", {}, String(c.turns ?? ""))));
+    for (const c of live.calls) {
+      tb.append(el("tr", { class: "live-call", "data-call-id": c.sip_call_id }, el("td", {}, c.caller || ""), el("td", {}, c.called || ""),
+        el("td", { class: "live-state" }, STATE_LABEL[c.state] || c.state), el("td", {}, fmtDur(c.duration_ms)),
+        el("td", { class: "live-turn" }, c.turns ? String(c.turns) : "–")));
+    }
     showErr($("live-err"), null);
   } catch (e) { showErr($("live-err"), e); }
 }
@@ -425,13 +452,20 @@ function showCall(c) {
   d.hidden = false;
   const tb = el("tbody");
   const turns = c.turn_latencies || [];
-  turns.forEach((t, i) => tb.append(el("tr", {}, el("td", {}, String(i + 1)), el("td", {}, ms(t.speech_to_text_ms)), el("td", {}, ms(t.assistant_ms)), el("td", {}, ms(t.text_to_speech_ms)), el("td", {}, ms(turnTotal(t))))));
+  const said = (v, none) => (v ? v : el("span", { class: "hint" }, none));
+  turns.forEach((t, i) => tb.append(el("tr", { class: "turn" }, el("th", { scope: "row" }, String(i + 1)),
+    el("td", { class: "said-caller" }, said(t.input, i === 0 ? "(call answered)" : "–")),
+    el("td", { class: "said-assistant" }, said(t.response, "(no speech)")),
+    el("td", {}, ms(t.speech_to_text_ms)), el("td", {}, ms(t.assistant_ms)), el("td", {}, ms(t.text_to_speech_ms)), el("td", {}, ms(turnTotal(t))))));
+  if (!turns.length) tb.append(el("tr", {}, el("td", { colspan: "7" }, "No turns recorded.")));
   const worst = turns.length ? Math.max(...turns.map(turnTotal)) : null;
+  const anyText = turns.some((t) => t.input || t.response);
   d.replaceChildren(el("h3", {}, `Call ${c.sip_call_id}`),
     el("p", {}, `Instance ${c.instance_id}; outcome ${c.outcome ? c.outcome.kind : "in progress"}; setup ${ms(c.setup_milliseconds)}; slowest turn ${ms(worst)}; MOS ${c.mos != null ? c.mos.toFixed(2) : "–"}`),
     el("p", {}, c.failure_details || ""),
-    el("table", {}, el("caption", {}, "Turns and latencies"),
-      el("thead", {}, el("tr", {}, ...["Turn", "Speech to text", "Assistant", "Text to speech", "Total"].map((h) => el("th", { scope: "col" }, h)))), tb));
+    turns.length && !anyText ? el("p", { class: "hint" }, "No transcript text: it is not stored while log redaction is on.") : "",
+    el("table", { id: "turn-table" }, el("caption", {}, "Transcript, turn by turn, with latencies"),
+      el("thead", {}, el("tr", {}, ...["Turn", "Caller said", "Assistant said", "Speech to text", "Assistant", "Text to speech", "Total"].map((h) => el("th", { scope: "col" }, h)))), tb));
   d.focus();
 }
 

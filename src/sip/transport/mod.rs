@@ -7,6 +7,7 @@ pub mod framing;
 pub mod stream;
 pub mod tls;
 pub mod udp;
+pub mod x509;
 
 use std::sync::atomic::AtomicU64;
 

@@ -40,6 +40,38 @@ pub struct CertifiedKey {
     pub self_signed: bool,
 }
 
+/// Where the TLS listener's certificate came from, and what it says (for the console).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CertificateInfo {
+    /// Generated at start-up (no `sip.tls_cert` configured): trunks cannot verify it.
+    pub self_signed: bool,
+    /// The configured certificate file.
+    pub path: Option<String>,
+    /// Subject of the leaf certificate (`CN=…, O=…`), when it could be read.
+    pub subject: Option<String>,
+    /// Issuer of the leaf certificate.
+    pub issuer: Option<String>,
+    /// End of validity, `YYYY-MM-DDTHH:MM:SSZ`.
+    pub not_after: Option<String>,
+}
+
+impl CertifiedKey {
+    /// Describes the leaf certificate; `path` is the configured file, if any.
+    pub fn info(&self, path: Option<&Path>) -> CertificateInfo {
+        let s = self
+            .chain
+            .first()
+            .and_then(|c| super::x509::summary(c.as_ref()));
+        CertificateInfo {
+            self_signed: self.self_signed,
+            path: path.map(|p| p.display().to_string()),
+            subject: s.as_ref().map(|s| s.subject.clone()),
+            issuer: s.as_ref().map(|s| s.issuer.clone()),
+            not_after: s.map(|s| s.not_after),
+        }
+    }
+}
+
 /// Loads a PEM certificate chain and key.
 pub fn load_pem(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsConfigError> {
     let read = |p: &Path| {
@@ -127,6 +159,11 @@ mod tests {
         std::fs::write(&k, gen.key_pair.serialize_pem()).expect("write");
         let loaded = load_or_generate(Some(&c), Some(&k)).expect("load");
         assert!(!loaded.self_signed);
+        let info = loaded.info(Some(&c));
+        assert!(!info.self_signed);
+        assert_eq!(info.path.as_deref(), Some(c.display().to_string().as_str()));
+        assert_eq!(info.subject.as_deref(), Some("CN=rcgen self signed cert"));
+        assert!(info.not_after.is_some());
         assert!(server_config(loaded).is_ok());
         // A key file holding only a certificate is refused, naming the file.
         let err = load_pem(&c, &c).unwrap_err().to_string();
