@@ -6,7 +6,6 @@
 #[path = "ops_common/mod.rs"]
 mod common;
 
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,10 +14,9 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use voxgate::app::{App, AppOptions, Providers};
 use voxgate::assistant::DialogSkill;
-use voxgate::caller::leg::{CallLeg, LegError, LegOptions, TransferBehaviour};
+use voxgate::caller::leg::{CallLeg, LegError, LegOptions};
 use voxgate::gateway::GatewayConfig;
 use voxgate::settings::IntegrationSettings;
-use voxgate::sip::sdp::answer::Codec;
 use voxgate_engine::worker::EngineConfig;
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -234,17 +232,7 @@ impl Browser {
 }
 
 fn leg(gw: std::net::SocketAddr, number: &str) -> LegOptions {
-    LegOptions {
-        gateway: gw,
-        request_uri: format!("sip:{number}@{gw}"),
-        caller_number: "+15550102030".into(),
-        local_ip: IpAddr::from([127, 0, 0, 1]),
-        codecs: vec![Codec::Pcmu],
-        crypto: None,
-        headers: Vec::new(),
-        transfer: TransferBehaviour::Accept,
-        answer_timeout: Duration::from_secs(10),
-    }
+    LegOptions::plain(gw, number, "+15550102030")
 }
 
 async fn invite(gw: std::net::SocketAddr, number: &str) -> Result<CallLeg, u16> {

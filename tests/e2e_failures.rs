@@ -10,9 +10,10 @@ use std::time::Duration;
 use e2e::*;
 use voxgate::app::Providers;
 use voxgate::assistant::client::{Auth, ClientConfig, WatsonClient};
+use voxgate::call::task::TurnTiming;
 use voxgate::call::CallOutcome;
 use voxgate::caller::leg::TransferBehaviour;
-use voxgate::caller::run::{CallerLine, Step};
+use voxgate::caller::run::{CallReport, CallerLine, Step};
 use voxgate::settings::IntegrationSettings;
 use voxgate::speech::{
     Credentials, Timeouts, WatsonStt, WatsonSttConfig, WatsonTts, WatsonTtsConfig,
@@ -111,6 +112,23 @@ async fn speech_service_stopped_mid_call_speaks_failure_message_and_hangs_up() {
     gw.app.shutdown().await;
 }
 
+/// A call that says nothing, against a gateway with these providers and settings, until
+/// the gateway ends it (the gateway is shut down after): its turns, outcome and what the
+/// caller heard.
+async fn silent_call(
+    providers: Providers,
+    settings: IntegrationSettings,
+) -> (Vec<TurnTiming>, Option<CallOutcome>, CallReport) {
+    let mut gw = start_with(providers, settings).await;
+    let mut opts = caller(&gw.app, TransferBehaviour::Accept, false);
+    opts.call_timeout = Duration::from_secs(25);
+    let caller = tokio::spawn(call(opts, Vec::new()));
+    let (turns, outcome) = notices_until_end(&mut gw.notices, T).await;
+    let report = caller.await.expect("join");
+    gw.app.shutdown().await;
+    (turns, outcome, report)
+}
+
 /// A loopback service that is down: it takes each connection and drops it at once, so
 /// a client fails fast (a port freed for "connection refused" could be taken by the
 /// gateway's own listeners before the call).
@@ -144,12 +162,7 @@ async fn assistant_down_at_call_start_speaks_failure_message_and_transfers_to_fa
         call_failure_sip_target: Some(FAILURE_TARGET.into()),
         ..IntegrationSettings::default()
     };
-    let mut gw = start_with(providers, settings).await;
-    let mut opts = caller(&gw.app, TransferBehaviour::Accept, false);
-    opts.call_timeout = Duration::from_secs(25);
-    let caller = tokio::spawn(call(opts, Vec::new()));
-    let (turns, outcome) = notices_until_end(&mut gw.notices, T).await;
-    let report = caller.await.expect("join");
+    let (turns, outcome, report) = silent_call(providers, settings).await;
     assert!(
         matches!(&outcome, Some(CallOutcome::CallFailed(r)) if r.starts_with("assistant")),
         "{outcome:?}"
@@ -162,7 +175,6 @@ async fn assistant_down_at_call_start_speaks_failure_message_and_transfers_to_fa
         report.lines
     );
     assert!(heard_failure_message(&report.lines), "{:?}", report.lines);
-    gw.app.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,12 +189,7 @@ async fn assistant_down_at_call_start_without_failure_target_ends_with_bye() {
     cfg.connect_timeout = Duration::from_secs(1);
     let mut providers = Providers::embedded(sk).expect("providers");
     providers.assistant = Arc::new(WatsonClient::new(cfg).expect("client"));
-    let mut gw = start_with(providers, IntegrationSettings::default()).await;
-    let mut opts = caller(&gw.app, TransferBehaviour::Accept, false);
-    opts.call_timeout = Duration::from_secs(25);
-    let caller = tokio::spawn(call(opts, Vec::new()));
-    let (_turns, outcome) = notices_until_end(&mut gw.notices, T).await;
-    let report = caller.await.expect("join");
+    let (_turns, outcome, report) = silent_call(providers, IntegrationSettings::default()).await;
     assert!(
         matches!(&outcome, Some(CallOutcome::CallFailed(_))),
         "{outcome:?} {:?}",
@@ -191,7 +198,6 @@ async fn assistant_down_at_call_start_without_failure_target_ends_with_bye() {
     assert_eq!(report.transfer_target(), None, "{:?}", report.lines);
     assert_eq!(report.lines.last(), Some(&CallerLine::GatewayHungUp));
     assert!(heard_failure_message(&report.lines), "{:?}", report.lines);
-    gw.app.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -207,12 +213,7 @@ async fn speech_service_down_at_call_start_speaks_failure_message_and_hangs_up()
         })
         .expect("stt"),
     );
-    let mut gw = start_with(providers, IntegrationSettings::default()).await;
-    let mut opts = caller(&gw.app, TransferBehaviour::Accept, false);
-    opts.call_timeout = Duration::from_secs(25);
-    let caller = tokio::spawn(call(opts, Vec::new()));
-    let (turns, outcome) = notices_until_end(&mut gw.notices, T).await;
-    let report = caller.await.expect("join");
+    let (turns, outcome, report) = silent_call(providers, IntegrationSettings::default()).await;
     assert!(
         matches!(&outcome, Some(CallOutcome::CallFailed(r)) if r.starts_with("speech to text")),
         "{outcome:?}"
@@ -220,7 +221,6 @@ async fn speech_service_down_at_call_start_speaks_failure_message_and_hangs_up()
     assert!(turns.is_empty(), "a deaf call has no turns: {turns:?}");
     assert_eq!(report.lines.last(), Some(&CallerLine::GatewayHungUp));
     assert!(heard_failure_message(&report.lines), "{:?}", report.lines);
-    gw.app.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -236,17 +236,11 @@ async fn tts_service_down_failure_message_is_spoken_by_the_embedded_synthesizer(
         })
         .expect("tts"),
     );
-    let mut gw = start_with(providers, IntegrationSettings::default()).await;
-    let mut opts = caller(&gw.app, TransferBehaviour::Accept, false);
-    opts.call_timeout = Duration::from_secs(25);
-    let caller = tokio::spawn(call(opts, Vec::new()));
-    let (_turns, outcome) = notices_until_end(&mut gw.notices, T).await;
-    let report = caller.await.expect("join");
+    let (_turns, outcome, report) = silent_call(providers, IntegrationSettings::default()).await;
     assert!(
         matches!(&outcome, Some(CallOutcome::CallFailed(r)) if r.starts_with("text to speech")),
         "{outcome:?}"
     );
     assert_eq!(report.lines.last(), Some(&CallerLine::GatewayHungUp));
     assert!(heard_failure_message(&report.lines), "{:?}", report.lines);
-    gw.app.shutdown().await;
 }

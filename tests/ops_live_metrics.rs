@@ -8,30 +8,19 @@
 #[path = "ops_common/mod.rs"]
 mod common;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
 use voxgate::app::{App, AppOptions, Providers};
 use voxgate::assistant::DialogSkill;
-use voxgate::caller::leg::{CallLeg, LegError, LegOptions, TransferBehaviour};
+use voxgate::caller::leg::{CallLeg, LegError, LegOptions};
 use voxgate::gateway::GatewayConfig;
 use voxgate::settings::IntegrationSettings;
-use voxgate::sip::sdp::answer::Codec;
 use voxgate_engine::worker::EngineConfig;
 
 fn leg(gw: SocketAddr, number: &str) -> LegOptions {
-    LegOptions {
-        gateway: gw,
-        request_uri: format!("sip:{number}@{gw}"),
-        caller_number: "+15550107070".into(),
-        local_ip: IpAddr::from([127, 0, 0, 1]),
-        codecs: vec![Codec::Pcmu],
-        crypto: None,
-        headers: Vec::new(),
-        transfer: TransferBehaviour::Accept,
-        answer_timeout: Duration::from_secs(10),
-    }
+    LegOptions::plain(gw, number, "+15550107070")
 }
 
 async fn start_app(h: &common::Harness, ports: std::ops::RangeInclusive<u16>) -> App {

@@ -90,6 +90,24 @@ pub struct LegOptions {
     pub answer_timeout: Duration,
 }
 
+impl LegOptions {
+    /// A plain call from `caller_number` to `number` at the gateway over loopback: PCMU,
+    /// no SRTP, no extra headers, REFERs accepted, 10 s for the final response.
+    pub fn plain(gateway: SocketAddr, number: &str, caller_number: &str) -> LegOptions {
+        LegOptions {
+            gateway,
+            request_uri: format!("sip:{number}@{gateway}"),
+            caller_number: caller_number.to_owned(),
+            local_ip: IpAddr::from([127, 0, 0, 1]),
+            codecs: vec![Codec::Pcmu],
+            crypto: None,
+            headers: Vec::new(),
+            transfer: TransferBehaviour::Accept,
+            answer_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 /// An established call leg.
 #[derive(Debug)]
 pub struct CallLeg {
