@@ -336,3 +336,21 @@ fn a_settings_or_numbers_change_on_one_node_reaches_the_other_live() {
         std::thread::sleep(Duration::from_millis(25));
     }
 }
+
+/// The store's last owner can go away inside the async runtime (a node shutting down
+/// after a drain): dropping a PostgreSQL store there must not panic. `postgres::Client`
+/// blocks on a runtime of its own when dropped, which tokio refuses inside a runtime.
+#[test]
+fn postgres_store_drops_inside_an_async_runtime() {
+    let url = fresh_pg_url();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .expect("runtime");
+    // Opened (and used) where blocking is allowed, as the gateway does on its blocking
+    // pool; dropped in a runtime task.
+    let store = PgStore::open(&url).expect("pg store");
+    store.schema_version().expect("version");
+    let dropped = rt.block_on(async move { tokio::spawn(async move { drop(store) }).await });
+    assert!(dropped.is_ok(), "dropping the store panicked: {dropped:?}");
+}

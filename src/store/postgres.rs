@@ -47,8 +47,45 @@ pub fn is_postgres_url(url: &str) -> bool {
 /// The PostgreSQL store (cluster).
 pub struct PgStore {
     url: String,
-    conn: Mutex<Client>,
-    reader: Mutex<Client>,
+    conn: Mutex<PgClient>,
+    reader: Mutex<PgClient>,
+}
+
+/// A connection that may be dropped anywhere. `postgres::Client` says goodbye to the
+/// server on drop by blocking on its own runtime, which panics inside a tokio runtime
+/// (the store's last owner often goes away there, at shutdown): the client is dropped on
+/// a thread of its own instead.
+struct PgClient(Option<Client>);
+
+impl PgClient {
+    fn new(c: Client) -> Self {
+        PgClient(Some(c))
+    }
+}
+
+impl std::ops::Deref for PgClient {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        // Only `Drop` takes the client out, and nothing can borrow it after that.
+        self.0.as_ref().expect("the client is present until drop")
+    }
+}
+
+impl std::ops::DerefMut for PgClient {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.0.as_mut().expect("the client is present until drop")
+    }
+}
+
+impl Drop for PgClient {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            let _ = std::thread::Builder::new()
+                .name("pg-close".into())
+                .spawn(move || drop(c))
+                .map(|t| t.join());
+        }
+    }
 }
 
 impl std::fmt::Debug for PgStore {
@@ -67,26 +104,26 @@ impl PgStore {
         let reader = Client::connect(url, NoTls)?;
         Ok(Self {
             url: url.to_owned(),
-            conn: Mutex::new(conn),
-            reader: Mutex::new(reader),
+            conn: Mutex::new(PgClient::new(conn)),
+            reader: Mutex::new(PgClient::new(reader)),
         })
     }
 
-    fn lock<'a>(&self, m: &'a Mutex<Client>) -> Result<MutexGuard<'a, Client>, StoreError> {
+    fn lock<'a>(&self, m: &'a Mutex<PgClient>) -> Result<MutexGuard<'a, PgClient>, StoreError> {
         // A panic while holding the lock leaves no open transaction (dropped ones roll
         // back), so a poisoned lock is safe to reuse.
         let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
         if g.is_closed() {
-            *g = Client::connect(&self.url, NoTls)?;
+            *g = PgClient::new(Client::connect(&self.url, NoTls)?);
         }
         Ok(g)
     }
 
-    fn conn(&self) -> Result<MutexGuard<'_, Client>, StoreError> {
+    fn conn(&self) -> Result<MutexGuard<'_, PgClient>, StoreError> {
         self.lock(&self.conn)
     }
 
-    fn reader(&self) -> Result<MutexGuard<'_, Client>, StoreError> {
+    fn reader(&self) -> Result<MutexGuard<'_, PgClient>, StoreError> {
         self.lock(&self.reader)
     }
 
@@ -426,11 +463,11 @@ impl Store for PgStore {
     }
 
     fn record_call_answer(&self, id: CallRecordId, at: UnixMillis) -> Result<(), StoreError> {
-        call_answer(&mut *self.conn()?, id, at)
+        call_answer(&mut **self.conn()?, id, at)
     }
 
     fn record_call_end(&self, id: CallRecordId, end: &CallEnd) -> Result<(), StoreError> {
-        call_end(&mut *self.conn()?, id, end)
+        call_end(&mut **self.conn()?, id, end)
     }
 
     fn apply_call_ops(&self, ops: &[CallOp]) -> Result<Vec<CallOpResult>, StoreError> {
