@@ -407,10 +407,13 @@ fn pg_count(url: &str, sql: &str) -> i64 {
 }
 
 fn calls_on(url: &str, node: &str, since_ms: i64) -> i64 {
+    // A refused INVITE (e.g. a draining node's 503) has a record too, marked rejected:
+    // it is not a call the node took.
     pg_count(
         url,
         &format!(
-            "SELECT COUNT(*) FROM call_records WHERE instance_id = '{node}' AND started_at >= {since_ms}"
+            "SELECT COUNT(*) FROM call_records WHERE instance_id = '{node}' AND started_at >= {since_ms} \
+             AND outcome IS DISTINCT FROM 'rejected'"
         ),
     )
 }
