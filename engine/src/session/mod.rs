@@ -354,12 +354,15 @@ impl MediaSession {
                 .insert(now, ext, pkt.timestamp(), pkt.marker(), payload);
         }
         if self.next_playout.is_none() {
-            // The playout clock runs half a packet time behind arrivals: a packet on
-            // schedule then always lands mid-period, never on a tick, so whether the
-            // buffer is deep enough to start does not hinge on which of a packet and a
-            // tick due at the same instant the worker serves first (a coin flip that
-            // left some sessions one packet time deeper for the whole call).
-            let first = now + self.ptime() / 2;
+            // The playout clock runs an eighth of a packet time (2.5 ms at 20 ms)
+            // behind arrivals: a packet on schedule is then there before its tick, so
+            // whether the buffer is deep enough to start no longer hinges on which of a
+            // packet and a tick due at the same instant the worker serves first (a coin
+            // flip that left some sessions one packet time deeper for the whole call).
+            // The offset is well over the worker's timer coalescing (0.25 ms) and
+            // loopback scheduling noise, and costs 2.5 ms of delay; only real jitter
+            // beyond it decides the start depth.
+            let first = now + self.ptime() / 8;
             self.next_playout = Some(first);
             self.lock_echo_send(first);
         }
