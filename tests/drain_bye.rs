@@ -86,8 +86,7 @@ async fn sigterm_drains_then_ends_the_call_with_bye_at_the_deadline() {
     let mut call = loop {
         match CallLeg::invite(&leg(gw_addr), 42_000, |_| {}).await {
             Ok(c) => break c,
-            Err(e) if started.elapsed() < Duration::from_secs(30) => {
-                let _ = e;
+            Err(_) if started.elapsed() < Duration::from_secs(30) => {
                 tokio::time::sleep(Duration::from_millis(200)).await; // start-up poll
             }
             Err(e) => panic!("the gateway never answered: {e}"),
