@@ -29,7 +29,7 @@ use crate::sip::ua::NegotiatedMedia;
 #[derive(Debug, Default)]
 struct Routes {
     by_session: HashMap<SessionId, mpsc::UnboundedSender<Event>>,
-    by_call: HashMap<CallRef, (SessionId, Option<mpsc::UnboundedReceiver<Event>>)>,
+    by_call: HashMap<CallRef, (SessionId, Option<mpsc::UnboundedReceiver<Event>>, CodecKind)>,
     /// Per call: where the trunk last asked for RTP and its SRTP key (to notice a move).
     peers: HashMap<CallRef, Peer>,
     /// Packets (out, in) of closed sessions.
@@ -156,11 +156,12 @@ impl MediaHub {
     /// The call task's side of its media, once the SIP core opened it.
     pub fn attach(&self, call: CallRef) -> Option<CallMedia> {
         let mut routes = self.routes();
-        let (id, rx) = routes.by_call.get_mut(&call)?;
+        let (id, rx, codec) = routes.by_call.get_mut(&call)?;
         let events = rx.take()?;
         Some(CallMedia {
             engine: self.engine.clone(),
             id: *id,
+            codec: *codec,
             events,
         })
     }
@@ -227,6 +228,7 @@ pub fn session_config(
 impl MediaPort for MediaHub {
     fn open(&mut self, call: CallRef, media: &NegotiatedMedia) -> Result<SocketAddr, MediaError> {
         let cfg = session_config(media, self.opus_complexity.load(Ordering::Relaxed))?;
+        let cfg_codec = cfg.codec;
         let handle = self
             .engine
             .open_session(cfg)
@@ -235,7 +237,9 @@ impl MediaPort for MediaHub {
         let mut routes = self.routes();
         routes.by_session.insert(handle.id, tx);
         routes.metrics.opened(handle.id, handle.core);
-        routes.by_call.insert(call, (handle.id, Some(rx)));
+        routes
+            .by_call
+            .insert(call, (handle.id, Some(rx), cfg_codec));
         routes.peers.insert(call, Peer::of(media));
         Ok(handle.local_rtp)
     }
@@ -249,7 +253,7 @@ impl MediaPort for MediaHub {
         let new = Peer::of(media);
         let command = {
             let mut routes = self.routes();
-            let Some(id) = routes.by_call.get(&call).map(|(id, _)| *id) else {
+            let Some(id) = routes.by_call.get(&call).map(|(id, ..)| *id) else {
                 return;
             };
             let Some(old) = routes.peers.insert(call, new.clone()) else {
@@ -273,7 +277,7 @@ impl MediaPort for MediaHub {
         let id = {
             let mut routes = self.routes();
             routes.peers.remove(&call);
-            routes.by_call.remove(&call).map(|(id, _)| id)
+            routes.by_call.remove(&call).map(|(id, ..)| id)
         };
         if let Some(id) = id {
             if let Err(e) = self.engine.command(Command::Close { id }) {
@@ -292,6 +296,8 @@ impl MediaPort for MediaHub {
 pub struct CallMedia {
     engine: Arc<Engine>,
     id: SessionId,
+    /// The codec agreed with the trunk (for the call record's quality estimate).
+    pub codec: CodecKind,
     /// Events of this session, in order.
     pub events: mpsc::UnboundedReceiver<Event>,
 }

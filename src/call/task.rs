@@ -227,7 +227,7 @@ async fn call_task(
     let mut latencies: Vec<TurnLatency> = Vec::new();
     let mut custom_data: Option<serde_json::Map<String, serde_json::Value>> = None;
     let mut last_stats: Option<voxgate_engine::session::SessionStats> = None;
-    let codec = crate::store::emodel::MediaCodec::Pcmu;
+    let codec = crate::store::emodel::MediaCodec::of(media.codec);
 
     let mut context = initial_context(&incoming);
 

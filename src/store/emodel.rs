@@ -21,6 +21,16 @@ pub enum MediaCodec {
 }
 
 impl MediaCodec {
+    /// The record's codec for the engine's.
+    pub fn of(codec: voxgate_engine::codec::CodecKind) -> MediaCodec {
+        use voxgate_engine::codec::CodecKind;
+        match codec {
+            CodecKind::Pcma => MediaCodec::Pcma,
+            CodecKind::Opus => MediaCodec::Opus,
+            _ => MediaCodec::Pcmu,
+        }
+    }
+
     /// (Ie, Bpl): G.113 Appendix I values for G.711 with packet-loss concealment
     /// (Ie 0, Bpl 25.1). Opus has no G.113 entry; Ie 0 / Bpl 20 is our estimate for its
     /// built-in concealment at narrowband VoIP rates (documented, not standardised).
@@ -88,5 +98,17 @@ mod g107 {
         assert_eq!(mos_from_r(-5.0), 1.0);
         assert_eq!(mos_from_r(120.0), 4.5);
         assert_eq!(mos_estimate(5000.0, 100.0, MediaCodec::Opus), 1.0);
+    }
+
+    #[test]
+    fn the_record_codec_follows_the_negotiated_one() {
+        use voxgate_engine::codec::CodecKind;
+        assert_eq!(MediaCodec::of(CodecKind::Pcmu), MediaCodec::Pcmu);
+        assert_eq!(MediaCodec::of(CodecKind::Pcma), MediaCodec::Pcma);
+        assert_eq!(MediaCodec::of(CodecKind::Opus), MediaCodec::Opus);
+        // Which matters: the same loss is scored with each codec's own Bpl.
+        let g711 = mos_estimate(40.0, 5.0, MediaCodec::of(CodecKind::Pcmu));
+        let opus = mos_estimate(40.0, 5.0, MediaCodec::of(CodecKind::Opus));
+        assert!((opus - g711).abs() > 0.05, "opus {opus} g711 {g711}");
     }
 }
