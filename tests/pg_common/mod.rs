@@ -111,6 +111,22 @@ impl TempPostgres {
             .stderr(log)
             .spawn()
             .expect("start postgres");
+        // A server held in a `static` is never dropped: a watchdog stops it (by PID) and
+        // removes its directory once this test process has exited. It polls once a
+        // second and ends with the server.
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "while kill -0 {me} 2>/dev/null; do sleep 1; done; kill -INT {pg} 2>/dev/null; \
+                 sleep 5; kill -KILL {pg} 2>/dev/null; rm -rf '{dir}'",
+                me = std::process::id(),
+                pg = child.id(),
+                dir = dir.display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
         let pg = TempPostgres { dir, port, child };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
