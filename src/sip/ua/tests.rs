@@ -255,14 +255,14 @@ fn bye_from_trunk_ends_the_call_and_stale_dialog_gets_481() {
     assert_eq!(codes(&sent(&mut c)), ["481"]);
 }
 
-#[test]
-fn session_timer_without_refresh_ends_the_call_with_bye() {
-    let t0 = Instant::now();
+/// A call answered and ACKed at `t0` with a 90 s session timer refreshed by `who`
+/// (`uac` = the trunk, `uas` = us); events so far drained.
+fn timed_session(t0: Instant, who: &str) -> (SipCore, CallRef, String) {
     let mut c = core(IntegrationSettings::default());
     let (call, tag) = answered(
         &mut c,
         t0,
-        "Supported: timer\r\nSession-Expires: 90;refresher=uac\r\n",
+        &format!("Supported: timer\r\nSession-Expires: 90;refresher={who}\r\n"),
     );
     c.handle_request(
         request("ACK", "z9hG4bK2", 1, Some(&tag), "", ""),
@@ -270,6 +270,13 @@ fn session_timer_without_refresh_ends_the_call_with_bye() {
         t0,
     );
     let _ = events(&mut c);
+    (c, call, tag)
+}
+
+#[test]
+fn session_timer_without_refresh_ends_the_call_with_bye() {
+    let t0 = Instant::now();
+    let (mut c, call, tag) = timed_session(t0, "uac");
     // A refresh at 50 s (UPDATE) restarts the timer.
     c.handle_request(
         request(
@@ -684,18 +691,7 @@ fn session_timer_we_refresh_with_update_and_a_481_ends_it() {
         c.handle_response(ResponseView::from_response(&r).expect("view"), now);
     }
     let t0 = Instant::now();
-    let mut c = core(IntegrationSettings::default());
-    let (call, tag) = answered(
-        &mut c,
-        t0,
-        "Supported: timer\r\nSession-Expires: 90;refresher=uas\r\n",
-    );
-    c.handle_request(
-        request("ACK", "z9hG4bK2", 1, Some(&tag), "", ""),
-        flow(),
-        t0,
-    );
-    let _ = events(&mut c);
+    let (mut c, call, _) = timed_session(t0, "uas");
     advance(&mut c, t0 + Duration::from_secs(44));
     assert!(
         sent(&mut c).is_empty(),
