@@ -218,34 +218,46 @@ impl WatsonStt {
         Ok(stream)
     }
 
-    /// `GET /v1/models`: the models the service offers.
-    pub async fn list_models(&self) -> Result<Vec<SpeechModel>, SpeechError> {
-        #[derive(Deserialize)]
-        struct ModelsBody {
-            models: Vec<SpeechModel>,
-        }
+    /// Sends one HTTP request with the credentials and the first-byte/idle timeouts and
+    /// returns its body; a non-success status is the typed error (a 401 also drops a
+    /// cached IAM token so the next request fetches a fresh one).
+    async fn exchange(
+        &self,
+        mut rb: reqwest::RequestBuilder,
+        what: &'static str,
+    ) -> Result<bytes::Bytes, SpeechError> {
         let t = self.cfg.timeouts;
-        let mut rb = self
-            .http
-            .get(format!("{}/v1/models", self.cfg.url.trim_end_matches('/')));
         if let Some(h) = self.auth.header().await? {
             rb = rb.header("Authorization", h);
         }
         let resp = tokio::time::timeout(t.first_byte, rb.send())
             .await
             .map_err(|_| SpeechError::Timeout("first byte"))?
-            .map_err(|e| classify(&e, "models"))?;
+            .map_err(|e| classify(&e, what))?;
         let status = resp.status();
         let body = tokio::time::timeout(t.idle, resp.bytes())
             .await
             .map_err(|_| SpeechError::Timeout("idle"))?
-            .map_err(|e| classify(&e, "models body"))?;
+            .map_err(|e| classify(&e, what))?;
         if !status.is_success() {
             if status == 401 {
                 self.auth.invalidate().await;
             }
             return Err(status_error(status, &String::from_utf8_lossy(&body)));
         }
+        Ok(body)
+    }
+
+    /// `GET /v1/models`: the models the service offers.
+    pub async fn list_models(&self) -> Result<Vec<SpeechModel>, SpeechError> {
+        #[derive(Deserialize)]
+        struct ModelsBody {
+            models: Vec<SpeechModel>,
+        }
+        let rb = self
+            .http
+            .get(format!("{}/v1/models", self.cfg.url.trim_end_matches('/')));
+        let body = self.exchange(rb, "models").await?;
         let m: ModelsBody = serde_json::from_slice(&body)
             .map_err(|e| SpeechError::BadResponse(format!("models: {e}")))?;
         Ok(m.models)
@@ -258,7 +270,6 @@ impl WatsonStt {
         rate: SampleRate,
         opts: &RecognizeOptions,
     ) -> Result<Vec<Transcript>, SpeechError> {
-        let t = self.cfg.timeouts;
         let mut rb = self
             .http
             .post(format!(
@@ -271,24 +282,7 @@ impl WatsonStt {
         if let Some(g) = &opts.grammar_name {
             rb = rb.query(&[("grammar_name", g)]);
         }
-        if let Some(h) = self.auth.header().await? {
-            rb = rb.header("Authorization", h);
-        }
-        let resp = tokio::time::timeout(t.first_byte, rb.send())
-            .await
-            .map_err(|_| SpeechError::Timeout("first byte"))?
-            .map_err(|e| classify(&e, "recognize"))?;
-        let status = resp.status();
-        let body = tokio::time::timeout(t.idle, resp.bytes())
-            .await
-            .map_err(|_| SpeechError::Timeout("idle"))?
-            .map_err(|e| classify(&e, "recognize body"))?;
-        if !status.is_success() {
-            if status == 401 {
-                self.auth.invalidate().await;
-            }
-            return Err(status_error(status, &String::from_utf8_lossy(&body)));
-        }
+        let body = self.exchange(rb, "recognize").await?;
         let msg: ServerMessage = serde_json::from_slice(&body)
             .map_err(|e| SpeechError::BadResponse(format!("recognize: {e}")))?;
         if let Some(err) = msg.error {
