@@ -572,6 +572,7 @@ fn to_event(id: SessionId, ev: SessionEvent) -> Option<Event> {
         SessionEvent::SpeechEnd => Event::SpeechEnd { id },
         SessionEvent::RtpTimeout => Event::RtpTimeout { id },
         SessionEvent::RemoteAddressLearned(addr) => Event::RemoteAddressLearned { id, addr },
+        SessionEvent::PlaybackStarted => Event::PlaybackStarted { id },
         SessionEvent::PlaybackIdle => Event::PlaybackIdle { id },
     })
 }
