@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::assistant::{
-    CallEvent, CallVariable, DtmfCollect, Reply, SipHeader, Transfer, TurnInput, VoiceAction,
+    CallEvent, CallVariable, DtmfCollect, Reply, SipHeader, Transfer, TurnInput, UpdateStrategy,
+    VoiceAction,
 };
 
 /// Per-call settings the conversation starts with (from the integration settings);
@@ -164,9 +165,9 @@ pub enum CallCommand {
         body: Option<String>,
     },
     /// Reconfigure speech to text.
-    ConfigureStt(serde_json::Map<String, Value>),
+    ConfigureStt(serde_json::Map<String, Value>, UpdateStrategy),
     /// Reconfigure text to speech.
-    ConfigureTts(serde_json::Map<String, Value>),
+    ConfigureTts(serde_json::Map<String, Value>, UpdateStrategy),
     /// Put the caller on hold (re-INVITE a=sendonly).
     Hold,
     /// Take the caller off hold (re-INVITE a=sendrecv).
@@ -259,6 +260,9 @@ pub struct Conversation {
     /// The message said in [`Phase::Closing`], to say again with the embedded
     /// synthesiser when the TTS service fails on it.
     closing_message: Option<String>,
+    /// Looped audio (hold music) is playing: it goes on under what follows until the
+    /// next turn's reply, other audio, or the end of the call.
+    music: bool,
 }
 
 impl Conversation {
@@ -285,6 +289,7 @@ impl Conversation {
             failure_reason: None,
             tts_down: false,
             closing_message: None,
+            music: false,
         }
     }
 
@@ -485,6 +490,9 @@ impl Conversation {
         if !matches!(self.phase, Phase::AwaitingAssistant { .. }) {
             return;
         }
+        // The turn the music covered has completed (the seed: "when the vgwNoInputTurn
+        // turn completes, the looped audio stops").
+        self.stop_music();
         self.actions = reply.actions.into();
         self.phase = Phase::Acting { playing: false };
         self.run_actions(now);
@@ -498,14 +506,17 @@ impl Conversation {
                     if text.trim().is_empty() {
                         continue;
                     }
+                    self.stop_music();
                     self.out.push_back(CallCommand::Speak { text });
                     self.phase = Phase::Acting { playing: true };
                     return;
                 }
                 VoiceAction::PlayAudio { url, looped } => {
+                    self.stop_music();
                     self.out.push_back(CallCommand::PlayAudio { url, looped });
                     if looped {
                         // Hold music plays on under what follows; it does not block the list.
+                        self.music = true;
                         continue;
                     }
                     self.phase = Phase::Acting { playing: true };
@@ -545,11 +556,13 @@ impl Conversation {
                     self.out.push_back(CallCommand::PauseRecognition(paused));
                 }
                 VoiceAction::PauseDtmf(paused) => self.dtmf_paused = paused,
-                VoiceAction::ConfigureStt { config, .. } => {
-                    self.out.push_back(CallCommand::ConfigureStt(config));
+                VoiceAction::ConfigureStt { config, strategy } => {
+                    self.out
+                        .push_back(CallCommand::ConfigureStt(config, strategy));
                 }
-                VoiceAction::ConfigureTts { config, .. } => {
-                    self.out.push_back(CallCommand::ConfigureTts(config));
+                VoiceAction::ConfigureTts { config, strategy } => {
+                    self.out
+                        .push_back(CallCommand::ConfigureTts(config, strategy));
                 }
                 VoiceAction::ForceNoInputTurn => {
                     self.actions.clear();
@@ -574,6 +587,9 @@ impl Conversation {
             CallVariable::ConversationResponseTimeout(d) => self.cfg.assistant_timeout = d,
             CallVariable::PostResponseTimeout(d) => self.cfg.post_response_timeout = d,
             CallVariable::FinalUtteranceTimeout(d) => self.cfg.final_utterance_timeout = Some(d),
+            CallVariable::DisconnectAfterNoInputTurns(n) => {
+                self.cfg.max_no_input_turns = (n > 0).then_some(n)
+            }
             CallVariable::DisconnectOnTransferFailure(on) => {
                 self.cfg.disconnect_on_transfer_failure = on
             }
@@ -582,6 +598,13 @@ impl Conversation {
             CallVariable::CdrCustomData(m) => self.out.push_back(CallCommand::RecordCustomData(m)),
             #[allow(unreachable_patterns)] // the enum is #[non_exhaustive]
             other => tracing::debug!(variable = ?other, "call variable not used by the phone"),
+        }
+    }
+
+    /// Stops looped audio, if any is playing.
+    fn stop_music(&mut self) {
+        if std::mem::take(&mut self.music) {
+            self.out.push_back(CallCommand::StopPlayback);
         }
     }
 
@@ -632,6 +655,7 @@ impl Conversation {
 
     fn barge_in(&mut self, now: Instant) {
         self.out.push_back(CallCommand::StopPlayback);
+        self.music = false;
         self.barge_in_occurred = true;
         // What was still to be said is dropped; settings in the rest of the list still apply.
         let rest: Vec<VoiceAction> = self.actions.drain(..).collect();
@@ -847,6 +871,7 @@ impl Conversation {
 
     fn say_then(&mut self, now: Instant, text: String, then: Closing) {
         self.actions.clear();
+        self.stop_music();
         if text.trim().is_empty() {
             self.closing_message = None;
             self.phase = Phase::Closing { then };
@@ -870,6 +895,7 @@ impl Conversation {
         self.failing = true;
         self.failure_reason = Some(reason.clone());
         self.out.push_back(CallCommand::StopPlayback);
+        self.music = false;
         let then = match self.cfg.call_failure_target.clone() {
             Some(target) => Closing::FailureTransfer(target),
             None => Closing::HangUp(CallOutcome::CallFailed(reason)),
@@ -1435,5 +1461,135 @@ mod tests {
             cmds.last(),
             Some(&CallCommand::Finished(CallOutcome::Completed))
         );
+    }
+
+    fn music(url: &str) -> VoiceAction {
+        VoiceAction::PlayAudio {
+            url: url.to_owned(),
+            looped: true,
+        }
+    }
+
+    #[test]
+    fn looped_audio_plays_through_the_no_input_turn_and_stops_at_its_reply() {
+        let (mut c, t0) = answered(ConversationConfig::default());
+        c.handle_event(
+            t0,
+            reply(vec![
+                speak("Please hold"),
+                music("file:///hold.wav"),
+                VoiceAction::ForceNoInputTurn,
+            ]),
+        );
+        assert_eq!(
+            drain(&mut c),
+            vec![CallCommand::Speak {
+                text: "Please hold".into()
+            }]
+        );
+        c.handle_event(t0, CallEventIn::PlaybackFinished);
+        let cmds = drain(&mut c);
+        assert_eq!(
+            cmds.first(),
+            Some(&CallCommand::PlayAudio {
+                url: "file:///hold.wav".into(),
+                looped: true
+            })
+        );
+        let input = sent_input(&cmds).expect("the no-input turn starts at once");
+        assert_eq!(input.kind, InputKind::Event(CallEvent::NoInputTurn));
+        assert!(!cmds.contains(&CallCommand::StopPlayback));
+        // The music does not block: the turn is out while it plays.
+        c.handle_event(t0, reply(vec![speak("Your order is ready")]));
+        assert_eq!(
+            drain(&mut c),
+            vec![
+                CallCommand::StopPlayback,
+                CallCommand::Speak {
+                    text: "Your order is ready".into()
+                }
+            ]
+        );
+        // Stopped once: the next prompt's end stops nothing more.
+        c.handle_event(t0, CallEventIn::PlaybackFinished);
+        assert!(!drain(&mut c).contains(&CallCommand::StopPlayback));
+    }
+
+    #[test]
+    fn looped_audio_stops_before_other_audio_in_the_same_reply() {
+        let (mut c, t0) = answered(ConversationConfig::default());
+        c.handle_event(
+            t0,
+            reply(vec![music("file:///hold.wav"), speak("One moment")]),
+        );
+        let cmds = drain(&mut c);
+        assert_eq!(
+            cmds,
+            vec![
+                CallCommand::PlayAudio {
+                    url: "file:///hold.wav".into(),
+                    looped: true
+                },
+                CallCommand::StopPlayback,
+                CallCommand::Speak {
+                    text: "One moment".into()
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn looped_audio_stops_for_the_failure_message() {
+        let (mut c, t0) = answered(ConversationConfig::default());
+        c.handle_event(
+            t0,
+            reply(vec![music("file:///hold.wav"), VoiceAction::ForceNoInputTurn]),
+        );
+        drain(&mut c);
+        c.handle_event(t0, CallEventIn::AssistantFailed("503".into()));
+        let cmds = drain(&mut c);
+        let stop = cmds.iter().position(|c| *c == CallCommand::StopPlayback);
+        let say = cmds
+            .iter()
+            .position(|c| matches!(c, CallCommand::Speak { .. }));
+        assert!(
+            matches!((stop, say), (Some(a), Some(b)) if a < b),
+            "{cmds:?}"
+        );
+    }
+
+    #[test]
+    fn assistant_sets_the_no_input_hang_up_count() {
+        let (mut c, t0) = answered(ConversationConfig::default());
+        c.handle_event(
+            t0,
+            reply(vec![VoiceAction::Set(
+                CallVariable::DisconnectAfterNoInputTurns(1),
+            )]),
+        );
+        drain(&mut c);
+        let due = c.poll_timeout().expect("post-response timer");
+        c.handle_timeout(due);
+        let cmds = drain(&mut c);
+        assert!(
+            matches!(cmds.first(), Some(CallCommand::HangUp { .. })),
+            "{cmds:?}"
+        );
+        assert!(c.is_ended());
+        // 0 turns the limit off again.
+        let (mut c, t0) = answered(ConversationConfig {
+            max_no_input_turns: Some(1),
+            ..Default::default()
+        });
+        c.handle_event(
+            t0,
+            reply(vec![VoiceAction::Set(
+                CallVariable::DisconnectAfterNoInputTurns(0),
+            )]),
+        );
+        drain(&mut c);
+        let due = c.poll_timeout().expect("post-response timer");
+        c.handle_timeout(due);
+        assert!(!c.is_ended());
     }
 }

@@ -422,6 +422,7 @@ fn variables_come_first_legacy_and_modern() {
             VoiceAction::Set(CallVariable::ConversationResponseTimeout(ms(5000))),
             VoiceAction::Set(CallVariable::PostResponseTimeout(ms(9000))),
             VoiceAction::Set(CallVariable::FinalUtteranceTimeout(ms(4000))),
+            VoiceAction::Set(CallVariable::DisconnectAfterNoInputTurns(3)),
             VoiceAction::Set(CallVariable::DisconnectOnTransferFailure(false)),
             VoiceAction::Set(CallVariable::TransferFailedMessage(
                 "Sorry, the transfer failed.".into()

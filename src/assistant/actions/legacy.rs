@@ -176,6 +176,11 @@ pub(super) fn variables(context: &Context) -> Vec<VoiceAction> {
         CallVariable::FinalUtteranceTimeout,
     );
     let u = |k: &str| ud.and_then(|u| u.get(k));
+    if let Some(n) = as_u32(u("vgwDisconnectCallOnNoUserInputTurnCount")) {
+        out.push(VoiceAction::Set(CallVariable::DisconnectAfterNoInputTurns(
+            n,
+        )));
+    }
     if let Some(b) = as_bool(u("vgwDisconnectCallOnTransferFailure")) {
         out.push(VoiceAction::Set(CallVariable::DisconnectOnTransferFailure(
             b,

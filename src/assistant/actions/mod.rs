@@ -161,6 +161,9 @@ pub enum CallVariable {
     /// `vgwDisconnectCallOnTransferFailure`: `Yes` hangs up, `No` sends
     /// `vgwCallTransferFailed` to the assistant.
     DisconnectOnTransferFailure(bool),
+    /// `vgwDisconnectCallOnNoUserInputTurnCount`: hang up after this many consecutive
+    /// post-response timeouts (0 = never).
+    DisconnectAfterNoInputTurns(u32),
     /// `vgwTransferFailedMessage`.
     TransferFailedMessage(String),
     /// `vgwConversationFailedMessage`.
