@@ -165,7 +165,7 @@ async fn fifty_concurrent_calls_complete_and_the_gateway_share_stays_under_10ms_
         }
     };
     println!(
-        "{CALLS} calls in {:.1} s, {} turns\n  barge-in (detection → playback stopped): {}\n  recognition (end of speech → final): {}\n  input → assistant request: {}\n  assistant: {}\n  synthesis (reply → first chunk): {}\n  reply → audio queued: {}\n  gateway share: {}",
+        "{CALLS} calls in {:.1} s, {} turns\n  barge-in (detection → playback stopped): {}\n  recognition (end of speech → final): {}\n  input → assistant request: {}\n  assistant: {}\n  synthesis (reply → first chunk): {}\n  reply → audio queued: {}\n  reply → first RTP packet: {}\n  gateway share: {}",
         elapsed.as_secs_f64(),
         turns.len(),
         pick(|t| t.barge_in_stop),
@@ -174,6 +174,7 @@ async fn fifty_concurrent_calls_complete_and_the_gateway_share_stays_under_10ms_
         pick(|t| t.assistant),
         pick(|t| t.synthesis),
         pick(|t| t.reply_to_audio),
+        pick(|t| t.reply_to_first_packet),
         pick(|t| t.gateway_share()),
     );
     let p99 = percentile(&share, 99);

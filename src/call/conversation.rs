@@ -1543,7 +1543,10 @@ mod tests {
         let (mut c, t0) = answered(ConversationConfig::default());
         c.handle_event(
             t0,
-            reply(vec![music("file:///hold.wav"), VoiceAction::ForceNoInputTurn]),
+            reply(vec![
+                music("file:///hold.wav"),
+                VoiceAction::ForceNoInputTurn,
+            ]),
         );
         drain(&mut c);
         c.handle_event(t0, CallEventIn::AssistantFailed("503".into()));

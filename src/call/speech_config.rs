@@ -156,7 +156,10 @@ impl SttSettings {
                     }
                 }
                 k if STT_FIXED_PARAMETERS.contains(&k) => {
-                    tracing::warn!(parameter = k, "speech-to-text parameter fixed by the phone integration; not changed");
+                    tracing::warn!(
+                        parameter = k,
+                        "speech-to-text parameter fixed by the phone integration; not changed"
+                    );
                 }
                 _ => {
                     s.message.insert(k.clone(), v.clone());
@@ -279,7 +282,9 @@ mod tests {
         );
         assert_eq!(
             c.current(),
-            &obj(json!({"narrowband_recognize": {"model": "a", "smart_formatting": true, "language_customization_id": "cust"}}))
+            &obj(
+                json!({"narrowband_recognize": {"model": "a", "smart_formatting": true, "language_customization_id": "cust"}})
+            )
         );
         assert!(!c.end_turn(), "a lasting change survives the turn");
     }

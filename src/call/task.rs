@@ -961,15 +961,31 @@ async fn poll_opt<T>(f: &mut Option<BoxFuture<'static, T>>) -> T {
 }
 
 /// Reads an 8 kHz mono 16-bit WAV from a file path or `file://` URL.
+/// Longest audio file fetched for `audio` / `vgwActPlayUrl`: 30 minutes of 8 kHz 16-bit.
+const MAX_AUDIO_BYTES: usize = 30 * 60 * 16_000;
+/// A fetch of an audio URL is given up after this long (the call goes on without it).
+const AUDIO_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
 async fn load_wav(url: &str) -> Result<Vec<i16>, String> {
     let path = url.strip_prefix("file://").unwrap_or(url).to_owned();
     if path.starts_with("http://") || path.starts_with("https://") {
-        let bytes = reqwest::get(&path)
+        let fetch = async {
+            let mut resp = reqwest::get(&path)
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .map_err(|e| e.to_string())?;
+            let mut bytes = Vec::new();
+            while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+                if bytes.len() + chunk.len() > MAX_AUDIO_BYTES {
+                    return Err(format!("longer than {MAX_AUDIO_BYTES} bytes"));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok(bytes)
+        };
+        let bytes = tokio::time::timeout(AUDIO_FETCH_TIMEOUT, fetch)
             .await
-            .map_err(|e| e.to_string())?
-            .bytes()
-            .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| format!("no audio within {AUDIO_FETCH_TIMEOUT:?}"))??;
         return super::wav::decode(&bytes)
             .map(|w| super::wav::to_8k(&w))
             .map_err(|e| e.to_string());
