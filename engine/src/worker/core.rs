@@ -6,8 +6,7 @@
 //! touched session's outgoing packets into the backend (one batch) and its events into
 //! the event queue → wake the control side once if anything was queued.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -18,6 +17,7 @@ use socket2::Socket;
 
 use super::io::{IoEvent, PacketIo};
 use super::media::{MediaSession, PacketKind, SessionEvent};
+use super::timers::TimerWheel;
 use super::types::{Command, Event, SessionId};
 use super::wakeup::Wakeup;
 
@@ -84,7 +84,11 @@ struct SessionSlot {
     session: Box<MediaSession>,
     rtp: Socket,
     rtcp: Option<Socket>,
-    next_timeout: Instant,
+    /// The deadline the timer wheel holds for this slot (`None`: none since it fired).
+    next_timeout: Option<Instant>,
+    /// A timer or a command touched the session since its last service, so it may have
+    /// packets to send (a datagram alone makes one due only if its deadline has passed).
+    transmit_due: bool,
     /// Audio `play` did not take yet, from `pending_at` on.
     pending: Vec<i16>,
     pending_at: usize,
@@ -101,7 +105,10 @@ pub(crate) struct MediaCore<I: PacketIo> {
     slots: Vec<Option<SessionSlot>>,
     free: Vec<u32>,
     by_id: HashMap<SessionId, u32>,
-    timers: BinaryHeap<Reverse<(Instant, u32)>>,
+    /// Each open slot's next deadline.
+    timers: TimerWheel,
+    /// Slots whose deadline passed (scratch of `run_timers`).
+    due: Vec<u32>,
     dirty: Vec<u32>,
     released: Vec<u32>,
     mailbox: Arc<CoreMailbox>,
@@ -126,7 +133,8 @@ impl<I: PacketIo> MediaCore<I> {
             slots: Vec::new(),
             free: Vec::new(),
             by_id: HashMap::new(),
-            timers: BinaryHeap::new(),
+            timers: TimerWheel::new(Instant::now(), TIMER_TICK),
+            due: Vec::new(),
             dirty: Vec::new(),
             released: Vec::new(),
             mailbox,
@@ -192,15 +200,13 @@ impl<I: PacketIo> MediaCore<I> {
             return Some(Instant::now() + TIMER_TICK);
         }
         let stats = (!self.by_id.is_empty()).then_some(self.next_stats);
-        while let Some(Reverse((at, slot))) = self.timers.peek().copied() {
-            let live = matches!(self.slots.get(slot as usize), Some(Some(s)) if s.next_timeout == at && !s.closing);
-            if live {
+        match self.timers.next_deadline() {
+            Some(at) => {
                 let at = at.max(self.last_timer_turn + TIMER_TICK);
-                return Some(stats.map_or(at, |s| s.min(at)));
+                Some(stats.map_or(at, |s| s.min(at)))
             }
-            self.timers.pop();
+            None => stats,
         }
-        stats
     }
 
     /// Queues an [`Event::Stats`] for every open session.
@@ -327,7 +333,8 @@ impl<I: PacketIo> MediaCore<I> {
                 session,
                 rtp,
                 rtcp,
-                next_timeout,
+                next_timeout: Some(next_timeout),
+                transmit_due: true,
                 pending: Vec::new(),
                 pending_at: 0,
                 closing: false,
@@ -341,7 +348,7 @@ impl<I: PacketIo> MediaCore<I> {
             self.close(slot);
             return;
         }
-        self.timers.push(Reverse((next_timeout, slot)));
+        self.timers.set(slot, next_timeout);
         self.mark_dirty(slot);
     }
 
@@ -396,6 +403,7 @@ impl<I: PacketIo> MediaCore<I> {
                 .retarget(remote_rtp, remote_rtcp, inbound.map(|b| *b)),
             Command::Close { .. } => {}
         }
+        s.transmit_due = true;
         self.mark_dirty(slot);
     }
 
@@ -407,6 +415,7 @@ impl<I: PacketIo> MediaCore<I> {
             return;
         }
         s.closing = true;
+        self.timers.cancel(slot);
         if s.registered == 0 {
             self.finish_close(slot);
             return;
@@ -425,6 +434,7 @@ impl<I: PacketIo> MediaCore<I> {
             return;
         };
         self.by_id.remove(&s.id);
+        self.timers.cancel(slot);
         self.free.push(slot);
         let stats = s.session.stats();
         let id = s.id;
@@ -434,18 +444,18 @@ impl<I: PacketIo> MediaCore<I> {
 
     fn run_timers(&mut self, now: Instant) {
         let mut ran = false;
-        while let Some(Reverse((at, slot))) = self.timers.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
+        let mut due = std::mem::take(&mut self.due);
+        self.timers.expire(now, &mut due);
+        for slot in due.drain(..) {
             let Some(Some(s)) = self.slots.get_mut(slot as usize) else {
                 continue;
             };
-            if s.next_timeout != at || s.closing {
+            s.next_timeout = None;
+            if s.closing {
                 continue;
             }
             ran = true;
+            s.transmit_due = true;
             s.session.handle_timeout(now);
             if s.pending_at < s.pending.len() {
                 let taken = s.session.play(s.pending.get(s.pending_at..).unwrap_or(&[]));
@@ -453,6 +463,7 @@ impl<I: PacketIo> MediaCore<I> {
             }
             self.mark_dirty(slot);
         }
+        self.due = due;
         if ran {
             self.last_timer_turn = now;
         }
@@ -478,27 +489,31 @@ impl<I: PacketIo> MediaCore<I> {
             if s.closing {
                 continue;
             }
-            let protect_failed = s.session.srtp_drops().2;
-            for _ in 0..TRANSMITS_PER_SERVICE {
-                let Some(t) = s.session.poll_transmit(now, self.io.send_buf()) else {
-                    break;
-                };
-                let fd = match (t.kind, &s.rtcp) {
-                    (PacketKind::Rtcp, Some(rtcp)) => rtcp.as_raw_fd(),
-                    _ => s.rtp.as_raw_fd(),
-                };
-                self.io.commit_send(fd, t.dest, t.len);
+            // Only a timer, a command or a passed deadline makes packets due: a datagram
+            // alone changes nothing `poll_transmit` sends before `poll_timeout`.
+            if std::mem::take(&mut s.transmit_due) || s.session.poll_timeout() <= now {
+                let protect_failed = s.session.srtp_drops().2;
+                for _ in 0..TRANSMITS_PER_SERVICE {
+                    let Some(t) = s.session.poll_transmit(now, self.io.send_buf()) else {
+                        break;
+                    };
+                    let fd = match (t.kind, &s.rtcp) {
+                        (PacketKind::Rtcp, Some(rtcp)) => rtcp.as_raw_fd(),
+                        _ => s.rtp.as_raw_fd(),
+                    };
+                    self.io.commit_send(fd, t.dest, t.len);
+                }
+                add_delta(
+                    &self.mailbox.srtp_protect_failed,
+                    protect_failed,
+                    s.session.srtp_drops().2,
+                );
             }
-            add_delta(
-                &self.mailbox.srtp_protect_failed,
-                protect_failed,
-                s.session.srtp_drops().2,
-            );
             let id = s.id;
             let next = s.session.poll_timeout();
-            if next != s.next_timeout {
-                s.next_timeout = next;
-                self.timers.push(Reverse((next, slot)));
+            if s.next_timeout != Some(next) {
+                s.next_timeout = Some(next);
+                self.timers.set(slot, next);
             }
             for _ in 0..EVENTS_PER_SERVICE {
                 let Some(Some(s)) = self.slots.get_mut(slot as usize) else {
