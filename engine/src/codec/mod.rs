@@ -157,15 +157,28 @@ impl AudioEncoder for G711Encoder {
     }
 }
 
+impl G711Encoder {
+    /// The code word of a zero sample (what [`AudioEncoder::encode`] makes of silence).
+    pub fn silence_code(&self) -> u8 {
+        if self.alaw {
+            g711::ALAW_SILENCE
+        } else {
+            g711::ULAW_SILENCE
+        }
+    }
+}
+
 /// Longest frame the G.711 concealment remembers (60 ms at 8 kHz).
 const G711_PLC_MAX: usize = 480;
 
 /// G.711 decoder with a simple packet loss concealment: the last frame is repeated,
-/// attenuated by half for each consecutive loss.
+/// attenuated by half for each consecutive loss. It keeps the last frame's code words
+/// (half the bytes of its PCM, copied on every decode) and decodes them again when
+/// concealing, which is rare.
 #[derive(Debug, Clone)]
 pub struct G711Decoder {
     alaw: bool,
-    last: [i16; G711_PLC_MAX],
+    last: [u8; G711_PLC_MAX],
     last_len: usize,
     concealed_run: u32,
 }
@@ -200,8 +213,8 @@ impl AudioDecoder for G711Decoder {
                 *o = g711::ulaw_decode(c);
             }
         }
-        let keep = out.len().min(G711_PLC_MAX);
-        self.last[..keep].copy_from_slice(&out[..keep]);
+        let keep = payload.len().min(G711_PLC_MAX);
+        self.last[..keep].copy_from_slice(&payload[..keep]);
         self.last_len = keep;
         self.concealed_run = 0;
         Ok(out.len())
@@ -220,8 +233,13 @@ impl AudioDecoder for G711Decoder {
         };
         self.concealed_run = self.concealed_run.saturating_add(1);
         let shift = self.concealed_run.min(15);
-        for (o, &s) in out.iter_mut().zip(&self.last[..self.last_len]) {
-            *o = s >> shift;
+        let decode = if self.alaw {
+            g711::alaw_decode
+        } else {
+            g711::ulaw_decode
+        };
+        for (o, &c) in out.iter_mut().zip(&self.last[..self.last_len]) {
+            *o = decode(c) >> shift;
         }
         if self.last_len == 0 {
             out.fill(0);
@@ -397,9 +415,13 @@ mod tests {
             }
             let mut plc = [0i16; 320];
             assert_eq!(dec.conceal(&mut plc).unwrap(), 160);
-            assert_eq!(plc[10], out[10] >> 1);
+            for i in 0..160 {
+                assert_eq!(plc[i], out[i] >> 1, "{kind:?} sample {i}");
+            }
             dec.conceal(&mut plc).unwrap();
-            assert_eq!(plc[10], out[10] >> 2);
+            for i in 0..160 {
+                assert_eq!(plc[i], out[i] >> 2, "{kind:?} sample {i}");
+            }
         }
     }
 }

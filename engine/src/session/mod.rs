@@ -4,7 +4,7 @@
 //! and time ([`MediaSession::handle_timeout`] at [`MediaSession::poll_timeout`]), and drains
 //! datagrams ([`MediaSession::poll_transmit`]) and events ([`MediaSession::poll_event`]).
 //! The session never reads a clock or touches a socket; every buffer is allocated in
-//! [`MediaSession::new`].
+//! [`MediaSession::new`] (decoded audio passes through a buffer on the stack).
 //!
 //! Receive path: address validation (symmetric RTP latching) → sequence validation and
 //! A.8 jitter ([`ReceiveStats`]) → telephone-events to the [`DtmfReceiver`], audio into the
@@ -68,6 +68,9 @@ pub const EVENT_QUEUE_LEN: usize = 16;
 pub const RELATCH_AFTER: Duration = Duration::from_secs(2);
 /// A telephone-event never ended is reported after this long without event packets.
 pub const DTMF_FLUSH_AFTER: Duration = Duration::from_millis(500);
+/// Largest decoder output per packet: 120 ms at 16 kHz (G.711 decodes at 8 kHz, Opus at
+/// `pcm_rate`, at most 16 kHz).
+const DEC_MAX_SAMPLES: usize = 16000 * 120 / 1000;
 /// Longest gap the send clock catches up on before it skips ahead.
 const MAX_CATCH_UP_PACKETS: u32 = 5;
 
@@ -75,7 +78,9 @@ const MAX_CATCH_UP_PACKETS: u32 = 5;
 #[derive(Debug)]
 pub struct MediaSession {
     cfg: SessionConfig,
-    srtp: Option<crate::srtp::SrtpSession>,
+    /// Boxed: its keys and cipher states are ~3 KB, which inline would spread the hot
+    /// fields of every session (plain RTP too) over twice the cache lines.
+    srtp: Option<Box<crate::srtp::SrtpSession>>,
     epoch: Instant,
     encoder: Encoder,
     decoder: Decoder,
@@ -111,7 +116,10 @@ pub struct MediaSession {
     // Scratch (allocated once).
     pcm_scratch: Vec<i16>,
     enc_scratch: Vec<i16>,
-    dec_scratch: Vec<i16>,
+    /// Samples the decoder may write per packet (120 ms at its rate). Decoded audio goes
+    /// to a buffer on the stack, not a per-session one: the stack stays in cache across
+    /// sessions, a per-session buffer is a cache miss per line on a loaded core.
+    dec_max: usize,
     up_scratch: Vec<i16>,
     events: VecDeque<SessionEvent>,
     rtcp: RtcpState,
@@ -146,10 +154,10 @@ impl MediaSession {
                     .map_err(|_| SessionError::InvalidConfig("our SRTP crypto attribute"))?;
                 let remote = crate::srtp::sdes::CryptoAttribute::parse(&keys.remote)
                     .map_err(|_| SessionError::InvalidConfig("the peer's SRTP crypto attribute"))?;
-                Some(
+                Some(Box::new(
                     crate::srtp::SrtpSession::from_sdes(&local, &remote)
                         .map_err(|_| SessionError::InvalidConfig("SRTP keys do not match"))?,
-                )
+                ))
             }
             None => None,
         };
@@ -166,6 +174,9 @@ impl MediaSession {
         let enc_n = (enc_rate * ptime / 1000) as usize;
         // The decoder may get packets up to 120 ms whatever our ptime.
         let dec_max = (dec_rate * 120 / 1000) as usize;
+        if dec_max > DEC_MAX_SAMPLES {
+            return Err(SessionError::InvalidConfig("decoder rate above 16 kHz"));
+        }
         let down = if enc_rate != cfg.pcm_rate {
             Some(Resampler::new(cfg.pcm_rate, enc_rate, pcm_n)?)
         } else {
@@ -217,7 +228,7 @@ impl MediaSession {
             next_send: now,
             pcm_scratch: vec![0; pcm_n.max(PCM_FRAME_SAMPLES)],
             enc_scratch: vec![0; enc_n.max(1) + 2],
-            dec_scratch: vec![0; dec_max],
+            dec_max,
             up_scratch: vec![0; up_n],
             events: VecDeque::with_capacity(EVENT_QUEUE_LEN),
             rtcp: RtcpState::new(now, ssrc),
@@ -591,22 +602,48 @@ impl MediaSession {
         let pcm_n = (self.cfg.pcm_rate * u32::from(self.cfg.ptime_ms) / 1000) as usize;
         let queued = self.play.len().min(pcm_n);
         let playing = queued > 0;
-        let pcm = &mut self.pcm_scratch[..pcm_n];
-        for (dst, src) in pcm.iter_mut().zip(self.play.drain(..queued)) {
-            *dst = src;
-        }
-        pcm[queued..].fill(0);
-        let enc_n = self.enc_scratch.len() - 2;
-        let input: &[i16] = match self.down.as_mut() {
-            Some(r) => {
-                let n = r.process(pcm, &mut self.enc_scratch).ok()?;
-                // Integer ratios at these frame sizes give exactly enc_n; be safe anyway.
-                self.enc_scratch[n.min(enc_n)..enc_n].fill(0);
-                &self.enc_scratch[..enc_n]
+        let n = match (&mut self.encoder, &self.down) {
+            (Encoder::G711(e), None) => {
+                // G.711 codes each sample on its own: encode the queue's (at most two)
+                // slices straight into the payload, then silence; no PCM copy.
+                let (front, back) = self.play.as_slices();
+                let from_front = front.len().min(queued);
+                let res = payload_buf.get_mut(..pcm_n).map(|out| {
+                    let (head, rest) = out.split_at_mut(from_front);
+                    let (mid, tail) = rest.split_at_mut(queued - from_front);
+                    let ok = e.encode(&front[..from_front], head).is_ok()
+                        && e.encode(&back[..queued - from_front], mid).is_ok();
+                    tail.fill(e.silence_code());
+                    ok
+                });
+                self.play.drain(..queued);
+                if res != Some(true) {
+                    return None;
+                }
+                pcm_n
             }
-            None => pcm,
+            _ => {
+                let pcm = &mut self.pcm_scratch[..pcm_n];
+                let (front, back) = self.play.as_slices();
+                let from_front = front.len().min(queued);
+                pcm[..from_front].copy_from_slice(&front[..from_front]);
+                pcm[from_front..queued].copy_from_slice(&back[..queued - from_front]);
+                self.play.drain(..queued);
+                pcm[queued..].fill(0);
+                let enc_n = self.enc_scratch.len() - 2;
+                let input: &[i16] = match self.down.as_mut() {
+                    Some(r) => {
+                        let n = r.process(pcm, &mut self.enc_scratch).ok()?;
+                        // Integer ratios at these frame sizes give exactly enc_n; be safe
+                        // anyway.
+                        self.enc_scratch[n.min(enc_n)..enc_n].fill(0);
+                        &self.enc_scratch[..enc_n]
+                    }
+                    None => pcm,
+                };
+                self.encoder.encode(input, payload_buf).ok()?
+            }
         };
-        let n = self.encoder.encode(input, payload_buf).ok()?;
         if self.cfg.codec == crate::codec::CodecKind::Opus
             && n <= crate::codec::opus::DTX_MAX_PAYLOAD
         {
@@ -769,29 +806,40 @@ impl MediaSession {
 
     /// One jitter-buffer pop; returns how long the produced audio lasts.
     fn playout_step(&mut self, now: Instant) -> Duration {
+        // Zeroing the buffer is most of its cost: G.711 (8 kHz) needs half the largest.
+        if self.dec_max <= DEC_MAX_SAMPLES / 2 {
+            let mut dec = [0i16; DEC_MAX_SAMPLES / 2];
+            self.playout_into(now, &mut dec)
+        } else {
+            let mut dec = [0i16; DEC_MAX_SAMPLES];
+            self.playout_into(now, &mut dec)
+        }
+    }
+
+    /// [`Self::playout_step`], decoding into `dec_buf` (at least `dec_max` samples).
+    fn playout_into(&mut self, now: Instant, dec_buf: &mut [i16]) -> Duration {
         let dec_rate = self.decoder.pcm_rate();
         let nominal = (dec_rate * u32::from(self.cfg.ptime_ms) / 1000) as usize;
+        let dec = &mut dec_buf[..self.dec_max];
         let n = match self.jitter.pop(now) {
             Playout::Empty => return self.ptime(),
             Playout::Packet { payload: [], .. } => {
                 // A telephone-event occupied this slot: silence.
-                self.dec_scratch[..nominal].fill(0);
+                dec[..nominal].fill(0);
                 nominal
             }
-            Playout::Packet { payload, .. } => {
-                match self.decoder.decode(payload, &mut self.dec_scratch) {
-                    Ok(n) => n,
-                    Err(_) => {
-                        self.stats.invalid_in += 1;
-                        self.dec_scratch[..nominal].fill(0);
-                        nominal
-                    }
+            Playout::Packet { payload, .. } => match self.decoder.decode(payload, dec) {
+                Ok(n) => n,
+                Err(_) => {
+                    self.stats.invalid_in += 1;
+                    dec[..nominal].fill(0);
+                    nominal
                 }
-            }
+            },
             Playout::Conceal => {
                 // Opus: the packet after the loss may carry its in-band FEC copy.
                 let next = self.jitter.peek_next();
-                match self.decoder.recover(next, &mut self.dec_scratch) {
+                match self.decoder.recover(next, dec) {
                     Ok((n, fec)) => {
                         if fec {
                             self.stats.fec_recovered += 1;
@@ -808,18 +856,16 @@ impl MediaSession {
                     .peek_next()
                     .filter(|p| crate::codec::opus::has_fec(p));
                 match (next, &mut self.decoder) {
-                    (Some(next), Decoder::Opus(d)) => {
-                        match d.recover(Some(next), 0, &mut self.dec_scratch) {
-                            Ok((n, true)) => {
-                                self.stats.fec_recovered += 1;
-                                n
-                            }
-                            Ok((n, false)) => n,
-                            Err(_) => 0,
+                    (Some(next), Decoder::Opus(d)) => match d.recover(Some(next), 0, dec) {
+                        Ok((n, true)) => {
+                            self.stats.fec_recovered += 1;
+                            n
                         }
-                    }
+                        Ok((n, false)) => n,
+                        Err(_) => 0,
+                    },
                     _ => {
-                        self.dec_scratch[..nominal].fill(0);
+                        dec[..nominal].fill(0);
                         nominal
                     }
                 }
@@ -837,11 +883,11 @@ impl MediaSession {
         }
         let dur = Duration::from_micros(n as u64 * 1_000_000 / u64::from(dec_rate));
         let pcm: &[i16] = match self.up.as_mut() {
-            Some(r) => match r.process(&self.dec_scratch[..n], &mut self.up_scratch) {
+            Some(r) => match r.process(&dec[..n], &mut self.up_scratch) {
                 Ok(m) => &self.up_scratch[..m],
                 Err(_) => return dur,
             },
-            None => &self.dec_scratch[..n],
+            None => &dec[..n],
         };
         if let Some(ev) = self.vad.process(pcm, self.cfg.pcm_rate) {
             let e = match ev {

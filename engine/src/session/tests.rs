@@ -576,3 +576,51 @@ fn audio_on_an_idle_stream_starts_at_once_with_true_timestamps() {
         "one PlaybackStarted, when the audio left"
     );
 }
+
+/// Queued audio leaves sample for sample, zero-padded at its end, also when a packet's
+/// samples straddle the end of the play queue's ring (30 ms packets: 240 samples do not
+/// divide the 8,000-sample queue) and audio is added while the queue still holds some.
+#[test]
+fn queued_audio_is_sent_sample_exact_across_the_queue_ring() {
+    for (codec, pt) in [(CodecKind::Pcmu, 0u8), (CodecKind::Pcma, 8)] {
+        let t0 = Instant::now();
+        let mut c = SessionConfig::new(0x77, codec, pt);
+        c.ptime_ms = 30;
+        c.remote_rtp = Some(addr(4000));
+        let mut s = MediaSession::new(c, t0).unwrap();
+        let sample = |i: usize| ((i * 37) % 20000) as i16 - 10000;
+        let first: Vec<i16> = (0..7990).map(sample).collect();
+        let second: Vec<i16> = (7990..8190).map(sample).collect();
+        assert_eq!(s.play(&first), 7990);
+        let mut added = false;
+        let mut payloads = Vec::new();
+        let mut buf = [0u8; 1500];
+        let mut ms = 0;
+        while payloads.len() < 36 {
+            let now = t0 + Duration::from_millis(ms);
+            if !added && s.queued_samples() < 300 {
+                assert_eq!(s.play(&second), 200);
+                added = true;
+            }
+            s.handle_timeout(now);
+            while let Some(tx) = s.poll_transmit(now, &mut buf) {
+                if tx.kind == PacketKind::Rtp {
+                    let p = RtpPacket::parse(&buf[..tx.len]).unwrap();
+                    payloads.push(p.payload().to_vec());
+                }
+            }
+            ms += 5;
+        }
+        let encode = |x: i16| match codec {
+            CodecKind::Pcma => crate::codec::g711::alaw_encode(x),
+            _ => crate::codec::g711::ulaw_encode(x),
+        };
+        let all: Vec<i16> = first.iter().chain(&second).copied().collect();
+        for (k, p) in payloads.iter().enumerate() {
+            let want: Vec<u8> = (k * 240..(k + 1) * 240)
+                .map(|i| encode(all.get(i).copied().unwrap_or(0)))
+                .collect();
+            assert_eq!(p, &want, "{codec:?} packet {k}");
+        }
+    }
+}
