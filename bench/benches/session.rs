@@ -45,7 +45,63 @@ fn echo(c: &mut Criterion, name: &str, pcm_rate: u32) {
     });
 }
 
+/// `sessions` echo sessions served like a loaded media core serves them: per 20 ms round,
+/// every session receives its packet, then (2.5 ms later, after its playout offset) every
+/// session plays it out, then (10 ms later) every session sends; each session's state has
+/// gone cold in between, as it does on a core with 1,000 sessions. Time is per round:
+/// divide by `sessions` for one packet pair.
+fn echo_many(c: &mut Criterion, name: &str, sessions: usize) {
+    let t0 = Instant::now();
+    let mut all: Vec<Box<MediaSession>> = (0..sessions)
+        .map(|i| {
+            let mut cfg = SessionConfig::new(7 + i as u32, CodecKind::Pcmu, 0);
+            cfg.echo = true;
+            cfg.no_rtp_timeout = Duration::from_secs(3600);
+            Box::new(MediaSession::new(cfg, t0).unwrap())
+        })
+        .collect();
+    let from: Vec<SocketAddr> = (0..sessions)
+        .map(|i| SocketAddr::from(([127, 0, 0, 1], 4000 + i as u16)))
+        .collect();
+    let mut pkt = [0u8; 172];
+    let mut out = [0u8; 1500];
+    let payload: Vec<u8> = (0..160).map(|i| (i * 7) as u8).collect();
+    let mut n = 0u64;
+    c.bench_function(name, |b| {
+        b.iter(|| {
+            let now = t0 + Duration::from_millis(n * 20);
+            let h = RtpHeader {
+                marker: false,
+                payload_type: 0,
+                sequence_number: n as u16,
+                timestamp: (n * 160) as u32,
+                ssrc: 99,
+            };
+            for (s, &from) in all.iter_mut().zip(&from) {
+                h.write_packet(&mut pkt, &payload).unwrap();
+                s.handle_rtp(now, from, &mut pkt);
+            }
+            let playout = now + Duration::from_micros(2_600);
+            for s in all.iter_mut() {
+                s.handle_timeout(playout);
+                while s.poll_event().is_some() {}
+            }
+            let send = now + Duration::from_micros(12_600);
+            let mut sent = 0;
+            for s in all.iter_mut() {
+                s.handle_timeout(send);
+                while let Some(t) = s.poll_transmit(send, &mut out) {
+                    sent += t.len;
+                }
+            }
+            n += 1;
+            black_box(sent)
+        })
+    });
+}
+
 fn session(c: &mut Criterion) {
+    echo_many(c, "session_echo_1000_sessions_per_round", 1000);
     echo(c, "session_echo_per_packet", 8000);
     // pcm_rate 16 kHz: adds 8→16 kHz on receive and 16→8 kHz on send.
     echo(c, "session_echo_per_packet_pcm16k", 16000);
