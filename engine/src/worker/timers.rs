@@ -178,10 +178,8 @@ impl TimerWheel {
 
     /// Moves overflow entries the wheel now covers into their buckets.
     fn pull_overflow(&mut self) {
-        if !self
-            .overflow_min
-            .is_some_and(|(_, t)| t < self.cursor + BUCKETS as u64)
-        {
+        let horizon = self.cursor + BUCKETS as u64;
+        if self.overflow_min.is_none_or(|(_, t)| t >= horizon) {
             return;
         }
         let mut s = std::mem::replace(&mut self.overflow, NONE);
