@@ -6,7 +6,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use super::mmsg::MmsgIo;
-use super::uring::{UringIo, NOT_FIXED};
+use super::uring::UringIo;
 use super::{IoEvent, PacketIo};
 use crate::worker::wakeup::Wakeup;
 
@@ -216,67 +216,4 @@ fn uring_rearms_after_running_out_of_buffers() {
     let c = io.counters();
     assert_eq!(count, total, "received {count}/{total}, counters {c:?}");
     assert!(c.rearms >= 1, "expected an ENOBUFS re-arm, counters {c:?}");
-}
-
-/// Session sockets go through the registered-file table (where the kernel has one), and
-/// leave it on deregistration: once the receive is released and the socket closed, its
-/// port binds again at once (a file still in the table would keep the port taken).
-#[test]
-fn uring_registered_files_are_used_and_released() {
-    let wake = Wakeup::new().expect("eventfd");
-    let mut io = UringIo::new(wake.raw()).expect("io_uring");
-    assert!(io.fixed_cap > 0, "no registered-file table on this kernel");
-    let (server, client) = bound_pair();
-    let addr = server.local_addr().expect("addr");
-    let fd = server.as_raw_fd();
-    io.register(4, fd).expect("register");
-    assert_eq!(io.fixed_of_fd.get(fd as usize), Some(&4));
-    // Echo one datagram: receive and send both use the table.
-    io.wait(Some(Instant::now())).expect("submit");
-    client.send_to(b"ping", addr).expect("send");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut from = None;
-    while from.is_none() && Instant::now() < deadline {
-        io.wait(Some(Instant::now() + Duration::from_millis(20)))
-            .expect("wait");
-        io.drain(&mut |ev| {
-            if let IoEvent::Datagram { from: f, .. } = ev {
-                from = Some(f);
-            }
-        });
-    }
-    let from = from.expect("datagram received");
-    io.send_buf()[..4].copy_from_slice(b"pong");
-    io.commit_send(fd, from, 4);
-    io.wait(Some(Instant::now())).expect("submit");
-    let mut back = [0u8; 16];
-    let (n, _) = loop {
-        match client.recv_from(&mut back) {
-            Ok(r) => break r,
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                io.wait(Some(Instant::now() + Duration::from_millis(5)))
-                    .expect("wait");
-                io.drain(&mut |_| {});
-            }
-            Err(e) => panic!("no echo: {e}"),
-        }
-    };
-    assert_eq!(&back[..n], b"pong");
-    // Deregister, wait for the release, close: the port is free again.
-    io.deregister(4);
-    assert_eq!(io.fixed_of_fd.get(fd as usize), Some(&NOT_FIXED));
-    let mut released = false;
-    while !released && Instant::now() < deadline {
-        io.wait(Some(Instant::now() + Duration::from_millis(20)))
-            .expect("wait");
-        io.drain(&mut |ev| {
-            if let IoEvent::Released { key: 4 } = ev {
-                released = true;
-            }
-        });
-    }
-    assert!(released, "receive not released");
-    drop(server);
-    UdpSocket::bind(addr).expect("port free after deregistration and close");
 }

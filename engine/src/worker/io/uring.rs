@@ -13,10 +13,6 @@
 //!   `BATCH_WINDOW` (0.5 ms) or the deadline; with `DEFER_TASKRUN` the thread is not
 //!   woken per datagram (waking per datagram cost 42 % of the core in the bench).
 //! - Wake-up: a `READ` of the core's eventfd, re-armed after each completion.
-//! - Session sockets are registered files (a sparse table, index = registration key)
-//!   when the kernel allows it: receives and sends then skip the per-operation file
-//!   lookup and reference count (`fget`/`fput`). A socket leaves the table when it is
-//!   deregistered; requests already issued keep its file until they complete.
 //! - No `IOSQE_ASYNC` anywhere: sockets and the eventfd are pollable, so nothing is
 //!   handed to io-wq.
 
@@ -47,11 +43,6 @@ const SQ_ENTRIES: u32 = 1024;
 /// Completions that end a wait early (before the batch window or deadline).
 const WAKE_BATCH: usize = 64;
 const CQ_ENTRIES: u32 = 16384;
-/// Size of the registered-file table (keys at or above it use plain descriptors). The
-/// kernel refuses a table larger than `RLIMIT_NOFILE`; then the smaller size is tried.
-const FIXED_FILES: [u32; 2] = [16384, 1024];
-/// No registered file for this descriptor.
-pub(super) const NOT_FIXED: u32 = u32::MAX;
 
 const KIND_RECV: u64 = 1;
 const KIND_SEND: u64 = 2;
@@ -196,8 +187,6 @@ struct Registration {
     fd: RawFd,
     gen: u32,
     state: RegState,
-    /// In the registered-file table at index `key`.
-    fixed: bool,
 }
 
 /// The io_uring backend of one media core. Not `Send`: built on the core's thread.
@@ -209,10 +198,6 @@ pub(crate) struct UringIo {
     next_gen: u32,
     to_arm: Vec<u32>,
     released: Vec<u32>,
-    /// Entries of the registered-file table (0: none).
-    pub(super) fixed_cap: u32,
-    /// Registered-file index of each descriptor, by descriptor (`NOT_FIXED`: none).
-    pub(super) fixed_of_fd: Vec<u32>,
     slots: Box<[SendSlot]>,
     free_slots: Vec<u32>,
     current_slot: Option<u32>,
@@ -263,10 +248,6 @@ impl UringIo {
                     .build(SQ_ENTRIES)
             })?;
         let bufs = BufRing::new(&ring, recv_buffers, RECV_BUF_SIZE)?;
-        let fixed_cap = FIXED_FILES
-            .into_iter()
-            .find(|&n| ring.submitter().register_files_sparse(n).is_ok())
-            .unwrap_or(0);
         // SAFETY: all-zero is a valid msghdr (null pointers, zero lengths).
         let mut recv_hdr: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
         recv_hdr.msg_namelen = NAME_LEN as libc::socklen_t;
@@ -282,8 +263,6 @@ impl UringIo {
             next_gen: 1,
             to_arm: Vec::new(),
             released: Vec::new(),
-            fixed_cap,
-            fixed_of_fd: Vec::new(),
             slots,
             free_slots: (0..SEND_SLOTS as u32).rev().collect(),
             current_slot: None,
@@ -365,12 +344,9 @@ impl UringIo {
         let Some(Some(reg)) = self.regs.get(key as usize) else {
             return Ok(());
         };
-        let entry = if reg.fixed {
-            opcode::RecvMsgMulti::new(types::Fixed(key), &*self.recv_hdr, BGID).build()
-        } else {
-            opcode::RecvMsgMulti::new(types::Fd(reg.fd), &*self.recv_hdr, BGID).build()
-        }
-        .user_data(user_data(KIND_RECV, reg.gen, key));
+        let entry = opcode::RecvMsgMulti::new(types::Fd(reg.fd), &*self.recv_hdr, BGID)
+            .build()
+            .user_data(user_data(KIND_RECV, reg.gen, key));
         self.push(&entry)?;
         if let Some(Some(reg)) = self.regs.get_mut(key as usize) {
             reg.state = RegState::Armed;
@@ -391,46 +367,17 @@ impl PacketIo for UringIo {
         }
         let gen = self.next_gen;
         self.next_gen = (self.next_gen + 1) & 0x00ff_ffff;
-        let fixed = key < self.fixed_cap
-            && fd >= 0
-            && self
-                .ring
-                .submitter()
-                .register_files_update(key, &[fd])
-                .is_ok();
-        if fixed {
-            let i = fd as usize;
-            if self.fixed_of_fd.len() <= i {
-                self.fixed_of_fd.resize(i + 1, NOT_FIXED);
-            }
-            self.fixed_of_fd[i] = key;
-        }
         if let Some(slot) = self.regs.get_mut(idx) {
             *slot = Some(Registration {
                 fd,
                 gen,
                 state: RegState::NeedsArm,
-                fixed,
             });
         }
         self.arm_recv(key)
     }
 
     fn deregister(&mut self, key: u32) {
-        let Some(Some(reg)) = self.regs.get_mut(key as usize) else {
-            return;
-        };
-        if reg.fixed {
-            // Out of the table now: the core sends nothing more on a closing session,
-            // and the receive being cancelled keeps the file until it completes.
-            reg.fixed = false;
-            if let Some(f) = self.fixed_of_fd.get_mut(reg.fd as usize) {
-                *f = NOT_FIXED;
-            }
-            if let Err(e) = self.ring.submitter().register_files_update(key, &[-1]) {
-                tracing::warn!(key, error = %e, "io_uring: cannot remove a registered file");
-            }
-        }
         let Some(Some(reg)) = self.regs.get_mut(key as usize) else {
             return;
         };
@@ -643,16 +590,9 @@ impl PacketIo for UringIo {
         slot.hdr.msg_iovlen = 1;
         slot.hdr.msg_control = std::ptr::null_mut();
         slot.hdr.msg_controllen = 0;
-        let fixed = self
-            .fixed_of_fd
-            .get(fd as usize)
-            .copied()
-            .filter(|&k| k != NOT_FIXED);
-        let entry = match fixed {
-            Some(k) => opcode::SendMsg::new(types::Fixed(k), &slot.hdr).build(),
-            None => opcode::SendMsg::new(types::Fd(fd), &slot.hdr).build(),
-        }
-        .user_data(user_data(KIND_SEND, 0, i));
+        let entry = opcode::SendMsg::new(types::Fd(fd), &slot.hdr)
+            .build()
+            .user_data(user_data(KIND_SEND, 0, i));
         if self.push(&entry).is_err() {
             self.counters.send_errors += 1;
             self.free_slots.push(i);
