@@ -24,15 +24,24 @@ const NOTICE_WAIT: Duration = Duration::from_secs(15);
 
 /// The demo skill with the `billing` node's output and context edited.
 fn skill_with_billing(edit: impl Fn(&mut serde_json::Map<String, Value>)) -> String {
-    let mut skill: Value =
-        serde_json::from_str(voxgate::assistant::engine::DEMO_SKILL_JSON).expect("demo skill");
-    let nodes = skill["dialog_nodes"].as_array_mut().expect("nodes");
-    let billing = nodes
+    edit_node(voxgate::assistant::engine::DEMO_SKILL_JSON, "billing", edit)
+}
+
+/// `skill` (JSON) with the dialog node `name` edited.
+fn edit_node(
+    skill: &str,
+    name: &str,
+    edit: impl Fn(&mut serde_json::Map<String, Value>),
+) -> String {
+    let mut skill: Value = serde_json::from_str(skill).expect("skill JSON");
+    let node = skill["dialog_nodes"]
+        .as_array_mut()
+        .expect("nodes")
         .iter_mut()
-        .find(|n| n["dialog_node"] == "billing")
+        .find(|n| n["dialog_node"] == name)
         .and_then(Value::as_object_mut)
-        .expect("billing node");
-    edit(billing);
+        .unwrap_or_else(|| panic!("node {name}"));
+    edit(node);
     skill.to_string()
 }
 
@@ -135,6 +144,10 @@ async fn hold_music_loops_until_the_no_input_turn_is_answered() {
                 "source": url,
                 "channel_options": {"voice_telephony": {"loop": true}}
             }));
+    });
+    // The caller answers the no-input prompt after recognising it: give it time.
+    let json = edit_node(&json, "no_input_first", |node| {
+        node["context"]["vgwPostResponseTimeoutCount"] = json!(8000);
     });
     let skill = voxgate::assistant::DialogSkill::from_json(&json).expect("skill");
     let mut gw = start(skill, settings(true)).await;
@@ -348,6 +361,69 @@ async fn assistant_reconfigures_speech_mid_call() {
         recs[with].extra_message.get("profanity_filter"),
         Some(&json!(false)),
         "other parameters passed through"
+    );
+    gw.app.shutdown().await;
+}
+
+/// A loopback service that is down: it takes each connection and drops it at once.
+async fn down_service() -> std::net::SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = l.accept().await {
+            drop(conn);
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tts_down_plays_the_error_audio_and_the_call_goes_on() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let dir = scratch("err-audio");
+    let err = dir.join("err.wav");
+    tone_wav(&err, 600.0, 400, 200);
+    let url = format!("file://{}", err.display());
+    let json = edit_node(
+        voxgate::assistant::engine::DEMO_SKILL_JSON,
+        "welcome",
+        |node| node["context"]["vgwErrAudioURL"] = json!(url),
+    );
+    let skill = voxgate::assistant::DialogSkill::from_json(&json).expect("skill");
+    let mut providers = Providers::embedded(skill).expect("providers");
+    providers.tts = Arc::new(
+        voxgate::speech::WatsonTts::new(voxgate::speech::WatsonTtsConfig {
+            url: format!("http://{}", down_service().await),
+            credentials: voxgate::speech::Credentials::None,
+            timeouts: voxgate::speech::Timeouts {
+                connect: Duration::from_secs(2),
+                first_byte: Duration::from_secs(3),
+                idle: Duration::from_secs(3),
+            },
+        })
+        .expect("tts"),
+    );
+    let mut gw = start_with(providers, settings(true)).await;
+    let report = call(
+        caller(&gw.app, TransferBehaviour::Accept, false),
+        vec![Step::Press("9".into())],
+    )
+    .await;
+    let (turns, outcome) = notices_until_end(&mut gw.notices, NOTICE_WAIT).await;
+    // The welcome and the goodbye could not be synthesized: each was replaced by the
+    // error audio, and the call went on to the caller's 9 instead of failing.
+    assert_eq!(outcome, Some(CallOutcome::Completed), "{:?}", report.lines);
+    assert!(
+        turns.iter().any(|t| t.input == "9"),
+        "the caller's key was a turn: {turns:?}"
+    );
+    assert_eq!(
+        tone_bursts(&report.audio, 600.0, 10),
+        2,
+        "{:?}",
+        report.lines
     );
     gw.app.shutdown().await;
 }
