@@ -1783,4 +1783,42 @@ mod tests {
         );
         assert!(!cmds.iter().any(|c| matches!(c, CallCommand::Speak { .. })));
     }
+
+    #[test]
+    fn hold_music_started_before_a_transfer_plays_through_hold_and_refer() {
+        let (mut c, t0) = answered(ConversationConfig::default());
+        c.handle_event(
+            t0,
+            reply(vec![
+                music("file:///hold.wav"),
+                VoiceAction::Transfer(Transfer {
+                    target: Some("sip:agent@example.com".into()),
+                    ..Transfer::default()
+                }),
+            ]),
+        );
+        let mut cmds = drain(&mut c);
+        c.handle_event(t0, CallEventIn::HoldResult(Ok(())));
+        cmds.extend(drain(&mut c));
+        assert!(cmds.contains(&CallCommand::Hold), "{cmds:?}");
+        assert!(
+            cmds.iter().any(|c| matches!(c, CallCommand::Refer(_))),
+            "{cmds:?}"
+        );
+        assert!(!cmds.contains(&CallCommand::StopPlayback), "{cmds:?}");
+        // A failed transfer stops it before the failure message.
+        c.handle_event(
+            t0,
+            CallEventIn::TransferResult(TransferResult::Failed("486".into())),
+        );
+        let cmds = drain(&mut c);
+        let stop = cmds.iter().position(|c| *c == CallCommand::StopPlayback);
+        let say = cmds
+            .iter()
+            .position(|c| matches!(c, CallCommand::Speak { .. }));
+        assert!(
+            matches!((stop, say), (Some(a), Some(b)) if a < b),
+            "{cmds:?}"
+        );
+    }
 }

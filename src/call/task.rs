@@ -221,9 +221,27 @@ async fn call_task(
         }
     }
     let Some(mut media) = svc.media.attach(call) else {
-        tracing::warn!("no media session for the call");
-        let _ = svc.gateway.hangup(call, Vec::new()).await;
-        let outcome = CallOutcome::CallFailed("no media session".into());
+        // The SIP side closes the media session when the dialog ends: a caller who hung
+        // up between the answer and now is a completed (abandoned) call, not a failure.
+        // Its `Ended` may still be on the way: wait for it, bounded.
+        let hung_up = tokio::time::timeout(Duration::from_secs(1), async {
+            while let Some(ev) = sip_events.recv().await {
+                if matches!(ev, SipEvent::Ended { .. }) {
+                    return true;
+                }
+            }
+            false
+        })
+        .await
+        .unwrap_or(false);
+        let outcome = if hung_up {
+            tracing::info!("caller hung up before the call's media was set up");
+            CallOutcome::Completed
+        } else {
+            tracing::warn!("no media session for the call");
+            let _ = svc.gateway.hangup(call, Vec::new()).await;
+            CallOutcome::CallFailed("no media session".into())
+        };
         finish_record(&svc, record, &outcome, 0, Vec::new(), None, None).await;
         return outcome;
     };
