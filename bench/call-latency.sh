@@ -8,5 +8,5 @@ rounds="${1:-3}"
 for i in $(seq 1 "$rounds"); do
     echo "== round $i, load average $(cut -d' ' -f1-3 /proc/loadavg)"
     cargo test --release --test e2e_sipp fifty -- --nocapture 2>&1 |
-        grep -E 'calls in|^  [a-z→ (),-]+:|GATEWAY_SHARE_P99_MS|test result'
+        grep -E 'calls in|^  [A-Za-z→ (),-]+:|GATEWAY_SHARE_P99_MS|test result'
 done
