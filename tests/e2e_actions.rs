@@ -45,29 +45,17 @@ fn edit_node(
     skill.to_string()
 }
 
-/// Writes a WAV (8 kHz mono 16-bit) of `bursts` × (`on_ms` of a `hz` tone, then
-/// `off_ms` of silence).
+/// Writes a WAV (8 kHz mono 16-bit) of `on_ms` of a `hz` tone, then `off_ms` of silence.
 fn tone_wav(path: &std::path::Path, hz: f64, on_ms: usize, off_ms: usize) {
-    let mut pcm: Vec<i16> = (0..on_ms * 8)
+    let mut samples: Vec<i16> = (0..on_ms * 8)
         .map(|i| (8000.0 * (2.0 * std::f64::consts::PI * hz * i as f64 / 8000.0).sin()) as i16)
         .collect();
-    pcm.extend(std::iter::repeat_n(0i16, off_ms * 8));
-    let data: Vec<u8> = pcm.iter().flat_map(|s| s.to_le_bytes()).collect();
-    let mut f = Vec::new();
-    f.extend_from_slice(b"RIFF");
-    f.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
-    f.extend_from_slice(b"WAVEfmt ");
-    f.extend_from_slice(&16u32.to_le_bytes());
-    f.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    f.extend_from_slice(&1u16.to_le_bytes()); // mono
-    f.extend_from_slice(&8000u32.to_le_bytes());
-    f.extend_from_slice(&16000u32.to_le_bytes());
-    f.extend_from_slice(&2u16.to_le_bytes());
-    f.extend_from_slice(&16u16.to_le_bytes());
-    f.extend_from_slice(b"data");
-    f.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    f.extend_from_slice(&data);
-    std::fs::write(path, f).expect("wav written");
+    samples.extend(std::iter::repeat_n(0i16, off_ms * 8));
+    let wav = voxgate::call::wav::Wav {
+        rate: 8000,
+        samples,
+    };
+    std::fs::write(path, voxgate::call::wav::encode(&wav)).expect("wav written");
 }
 
 /// Runs of consecutive 20 ms frames (at least `min_frames` long) that are a pure `hz`
@@ -363,20 +351,6 @@ async fn assistant_reconfigures_speech_mid_call() {
         "other parameters passed through"
     );
     gw.app.shutdown().await;
-}
-
-/// A loopback service that is down: it takes each connection and drops it at once.
-async fn down_service() -> std::net::SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = l.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((conn, _)) = l.accept().await {
-            drop(conn);
-        }
-    });
-    addr
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

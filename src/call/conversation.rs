@@ -1518,6 +1518,18 @@ mod tests {
         );
     }
 
+    /// Playback is stopped before the next thing is said.
+    fn assert_stops_before_speaking(cmds: &[CallCommand]) {
+        let stop = cmds.iter().position(|c| *c == CallCommand::StopPlayback);
+        let say = cmds
+            .iter()
+            .position(|c| matches!(c, CallCommand::Speak { .. }));
+        assert!(
+            matches!((stop, say), (Some(a), Some(b)) if a < b),
+            "{cmds:?}"
+        );
+    }
+
     fn music(url: &str) -> VoiceAction {
         VoiceAction::PlayAudio {
             url: url.to_owned(),
@@ -1606,48 +1618,43 @@ mod tests {
         drain(&mut c);
         c.handle_event(t0, CallEventIn::AssistantFailed("503".into()));
         let cmds = drain(&mut c);
-        let stop = cmds.iter().position(|c| *c == CallCommand::StopPlayback);
-        let say = cmds
-            .iter()
-            .position(|c| matches!(c, CallCommand::Speak { .. }));
-        assert!(
-            matches!((stop, say), (Some(a), Some(b)) if a < b),
-            "{cmds:?}"
-        );
+        assert_stops_before_speaking(&cmds);
     }
 
-    #[test]
-    fn assistant_sets_the_no_input_hang_up_count() {
-        let (mut c, t0) = answered(ConversationConfig::default());
+    /// Answers with `cfg`, the assistant sets `vgwDisconnectCallOnNoUserInputTurnCount`
+    /// to `n`, and the caller stays silent through one post-response timeout.
+    fn silent_turn_with_no_input_count(
+        cfg: ConversationConfig,
+        n: u32,
+    ) -> (Conversation, Vec<CallCommand>) {
+        let (mut c, t0) = answered(cfg);
         c.handle_event(
             t0,
             reply(vec![VoiceAction::Set(
-                CallVariable::DisconnectAfterNoInputTurns(1),
+                CallVariable::DisconnectAfterNoInputTurns(n),
             )]),
         );
         drain(&mut c);
         let due = c.poll_timeout().expect("post-response timer");
         c.handle_timeout(due);
         let cmds = drain(&mut c);
+        (c, cmds)
+    }
+
+    #[test]
+    fn assistant_sets_the_no_input_hang_up_count() {
+        let (c, cmds) = silent_turn_with_no_input_count(ConversationConfig::default(), 1);
         assert!(
             matches!(cmds.first(), Some(CallCommand::HangUp { .. })),
             "{cmds:?}"
         );
         assert!(c.is_ended());
         // 0 turns the limit off again.
-        let (mut c, t0) = answered(ConversationConfig {
+        let cfg = ConversationConfig {
             max_no_input_turns: Some(1),
             ..Default::default()
-        });
-        c.handle_event(
-            t0,
-            reply(vec![VoiceAction::Set(
-                CallVariable::DisconnectAfterNoInputTurns(0),
-            )]),
-        );
-        drain(&mut c);
-        let due = c.poll_timeout().expect("post-response timer");
-        c.handle_timeout(due);
+        };
+        let (c, _) = silent_turn_with_no_input_count(cfg, 0);
         assert!(!c.is_ended());
     }
 
@@ -1812,13 +1819,6 @@ mod tests {
             CallEventIn::TransferResult(TransferResult::Failed("486".into())),
         );
         let cmds = drain(&mut c);
-        let stop = cmds.iter().position(|c| *c == CallCommand::StopPlayback);
-        let say = cmds
-            .iter()
-            .position(|c| matches!(c, CallCommand::Speak { .. }));
-        assert!(
-            matches!((stop, say), (Some(a), Some(b)) if a < b),
-            "{cmds:?}"
-        );
+        assert_stops_before_speaking(&cmds);
     }
 }
