@@ -100,6 +100,7 @@ fn print_line(t0: Instant, line: &CallerLine) {
             )
         }
         CallerLine::Info(b) => println!("[{at:6.2}s] caller   INFO: {b}"),
+        CallerLine::KeyReceived(k) => println!("[{at:6.2}s] caller   received key {k}"),
         CallerLine::GatewayHungUp => println!("[{at:6.2}s] caller   gateway sent BYE"),
         CallerLine::CallerHungUp => println!("[{at:6.2}s] caller   hung up"),
     }
@@ -119,13 +120,14 @@ fn print_notice(t0: Instant, n: &CallNotice) {
                 format!("\"{}\"", timing.input)
             };
             println!(
-                "[{at:6.2}s] gateway  turn {}: input {input} → \"{}\"  [recognition {}, assistant {}, synthesis {}, reply→audio {}]",
+                "[{at:6.2}s] gateway  turn {}: input {input} → \"{}\"  [recognition {}, assistant {}, synthesis {}, reply→first RTP packet {}, gateway's share {}]",
                 timing.turn,
                 timing.response,
                 ms(timing.recognition),
                 ms(timing.assistant),
                 ms(timing.synthesis),
-                ms(timing.reply_to_audio),
+                ms(timing.reply_to_first_packet),
+                ms(timing.gateway_share()),
             );
         }
         CallNotice::Ended { outcome, turns, .. } => {

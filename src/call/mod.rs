@@ -7,6 +7,7 @@ pub mod dtmf_sequence;
 pub mod media;
 pub mod media_metrics;
 pub mod service;
+pub mod speech_config;
 pub mod task;
 pub mod wav;
 

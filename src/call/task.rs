@@ -22,6 +22,7 @@ use super::conversation::{
 };
 use super::dtmf_sequence::DtmfSequence;
 use super::media::{CallMedia, MediaHub};
+use super::speech_config::{SpeechConfig, SttSettings, TtsSettings};
 use crate::assistant::{
     Assistant, AssistantError, AssistantSession, Context, Reply, TransferHeaderMethod,
     VoiceTelephony,
@@ -88,9 +89,11 @@ pub struct TurnTiming {
     pub assistant: Option<Duration>,
     /// Reply received → first synthesized chunk.
     pub synthesis: Option<Duration>,
-    /// Reply received → first audio queued to the media core (the gateway's own share
-    /// is this minus `synthesis`).
+    /// Reply received → first audio queued to the media core.
     pub reply_to_audio: Option<Duration>,
+    /// Reply received → the answer's first RTP packet sent by the media core (the
+    /// gateway's own share is this minus `synthesis`).
+    pub reply_to_first_packet: Option<Duration>,
     /// What the assistant said first in this turn.
     pub response: String,
     /// The caller interrupted a prompt to give this turn's input.
@@ -105,11 +108,11 @@ pub struct TurnTiming {
 
 impl TurnTiming {
     /// The gateway's own share of the turn: everything but STT, assistant and TTS
-    /// compute (input → assistant request, plus first synthesized chunk → audio queued
-    /// to the media core). `None` until the answer's audio is queued.
+    /// compute (input → assistant request, plus first synthesized chunk → the answer's
+    /// first RTP packet). `None` until that packet is sent.
     pub fn gateway_share(&self) -> Option<Duration> {
         let out = self
-            .reply_to_audio?
+            .reply_to_first_packet?
             .checked_sub(self.synthesis.unwrap_or_default())?;
         Some(out + self.input_to_assistant.unwrap_or_default())
     }
@@ -218,9 +221,27 @@ async fn call_task(
         }
     }
     let Some(mut media) = svc.media.attach(call) else {
-        tracing::warn!("no media session for the call");
-        let _ = svc.gateway.hangup(call, Vec::new()).await;
-        let outcome = CallOutcome::CallFailed("no media session".into());
+        // The SIP side closes the media session when the dialog ends: a caller who hung
+        // up between the answer and now is a completed (abandoned) call, not a failure.
+        // Its `Ended` may still be on the way: wait for it, bounded.
+        let hung_up = tokio::time::timeout(Duration::from_secs(1), async {
+            while let Some(ev) = sip_events.recv().await {
+                if matches!(ev, SipEvent::Ended { .. }) {
+                    return true;
+                }
+            }
+            false
+        })
+        .await
+        .unwrap_or(false);
+        let outcome = if hung_up {
+            tracing::info!("caller hung up before the call's media was set up");
+            CallOutcome::Completed
+        } else {
+            tracing::warn!("no media session for the call");
+            let _ = svc.gateway.hangup(call, Vec::new()).await;
+            CallOutcome::CallFailed("no media session".into())
+        };
         finish_record(&svc, record, &outcome, 0, Vec::new(), None, None).await;
         return outcome;
     };
@@ -238,6 +259,13 @@ async fn call_task(
     let mut synth: Option<SynthesisStream> = None;
     let mut synth_done = true;
     let mut playing = false;
+    // Looped audio (hold music), queued again each time it has played out.
+    let mut music: Option<Vec<i16>> = None;
+    // The turn's answer is queued; its report waits for the first RTP packet.
+    let mut turn_pending = false;
+    // The assistant's speech configuration changes (configure commands).
+    let mut stt_cfg = SpeechConfig::default();
+    let mut tts_cfg = SpeechConfig::default();
     let mut timing = TurnTiming::default();
     let mut sent_at: Option<Instant> = None;
     let mut reply_at: Option<Instant> = None;
@@ -261,7 +289,7 @@ async fn call_task(
         }
     }
     if session.is_some() {
-        match start_recognition(&svc).await {
+        match start_recognition(&svc, &stt_cfg).await {
             Ok(r) => {
                 rec = Some(r);
                 conv.handle_event(Instant::now(), CallEventIn::Answered);
@@ -281,6 +309,20 @@ async fn call_task(
                         input.kind,
                         crate::assistant::InputKind::Event(crate::assistant::CallEvent::HangUp)
                     );
+                    if std::mem::take(&mut turn_pending) {
+                        // The answer never reached the wire (stopped before its first
+                        // packet): report the turn without it.
+                        report_turn(&svc, record, &timing, &mut latencies, &call_id);
+                    }
+                    // A one-turn speech configuration ends with the turn it covered.
+                    tts_cfg.end_turn();
+                    if stt_cfg.end_turn() && !is_hangup && rec.is_some() {
+                        rec = None;
+                        match start_recognition(&svc, &stt_cfg).await {
+                            Ok(r) => rec = Some(r),
+                            Err(e) => speech_failed(&mut conv, e),
+                        }
+                    }
                     if let Some(mut s) = session.take() {
                         timing = TurnTiming {
                             turn: conv.turns(),
@@ -326,6 +368,7 @@ async fn call_task(
                         &svc.tts_fallback
                     } else {
                         req.voice = svc.settings.tts_voice.clone();
+                        TtsSettings::from_config(tts_cfg.current()).apply_to(&mut req);
                         &svc.tts
                     };
                     match tts.synthesize(req).await {
@@ -340,18 +383,30 @@ async fn call_task(
                         }
                     }
                 }
-                CallCommand::PlayAudio { url, .. } => match load_wav(&url).await {
+                CallCommand::PlayAudio { url, looped } => match load_wav(&url).await {
+                    Ok(pcm) if looped => {
+                        // Not waited for: it plays on under what follows.
+                        let _ = media.play(&pcm);
+                        music = Some(pcm);
+                    }
                     Ok(pcm) => {
                         let _ = media.play(&pcm);
                         synth_done = true;
                         playing = true;
+                        // The turn's answer may be audio (or a response's audio fallback).
+                        if let (None, Some(r)) = (timing.reply_to_audio, reply_at) {
+                            timing.reply_to_audio = Some(Instant::now() - r);
+                            turn_pending = true;
+                        }
                     }
+                    Err(e) if looped => tracing::warn!(%url, "looped audio not played: {e}"),
                     Err(e) => {
                         tracing::warn!(%url, "audio not played: {e}");
                         conv.handle_event(now, CallEventIn::PlaybackFinished);
                     }
                 },
                 CallCommand::StopPlayback => {
+                    music = None;
                     let was_playing = playing;
                     if let Some(mut s) = synth.take() {
                         s.cancel();
@@ -367,7 +422,7 @@ async fn call_task(
                     if paused {
                         rec = None;
                     } else if rec.is_none() {
-                        match start_recognition(&svc).await {
+                        match start_recognition(&svc, &stt_cfg).await {
                             Ok(r) => rec = Some(r),
                             Err(e) => speech_failed(&mut conv, e),
                         }
@@ -387,7 +442,8 @@ async fn call_task(
                         .iter()
                         .find(|h| h.name.eq_ignore_ascii_case("content-type"))
                         .map(|h| h.value.clone())
-                        .unwrap_or_else(|| "text/plain".into());
+                        // The seed's default when the assistant names none.
+                        .unwrap_or_else(|| "application/text".into());
                     tokio::spawn(
                         async move {
                             let _ = gw
@@ -397,11 +453,24 @@ async fn call_task(
                         .in_current_span(),
                     );
                 }
-                CallCommand::ConfigureStt(cfg) => {
-                    tracing::info!(?cfg, "speech-to-text reconfigured")
+                CallCommand::ConfigureStt(cfg, strategy) => {
+                    let before = SttSettings::from_config(stt_cfg.current());
+                    stt_cfg.apply(cfg, strategy);
+                    let after = SttSettings::from_config(stt_cfg.current());
+                    tracing::info!(?strategy, settings = ?after, "speech-to-text reconfigured");
+                    // Recognition parameters are fixed per stream: start a new one.
+                    if before != after && rec.is_some() {
+                        rec = None;
+                        match start_recognition(&svc, &stt_cfg).await {
+                            Ok(r) => rec = Some(r),
+                            Err(e) => speech_failed(&mut conv, e),
+                        }
+                    }
                 }
-                CallCommand::ConfigureTts(cfg) => {
-                    tracing::info!(?cfg, "text-to-speech reconfigured")
+                CallCommand::ConfigureTts(cfg, strategy) => {
+                    tts_cfg.apply(cfg, strategy);
+                    let settings = TtsSettings::from_config(tts_cfg.current());
+                    tracing::info!(?strategy, ?settings, "text-to-speech reconfigured");
                 }
                 CallCommand::Hold | CallCommand::Unhold => {
                     let dir = if matches!(cmd, CallCommand::Hold) {
@@ -501,10 +570,20 @@ async fn call_task(
                     Some(MediaEvent::SpeechStart { .. }) => { heard_at = Some(now); conv.handle_event(now, CallEventIn::SpeechStarted) }
                     Some(MediaEvent::SpeechEnd { .. }) => speech_end_at = Some(now),
                     Some(MediaEvent::Dtmf { digit, .. }) => { input_at = Some(now); heard_at = Some(now); conv.handle_event(now, CallEventIn::Dtmf(digit)) }
+                    Some(MediaEvent::PlaybackStarted { at, .. }) => {
+                        if std::mem::take(&mut turn_pending) {
+                            // When the core sent it, not when the event got here.
+                            timing.reply_to_first_packet = reply_at.map(|r| at.saturating_duration_since(r));
+                            report_turn(&svc, record, &timing, &mut latencies, &call_id);
+                        }
+                    }
                     Some(MediaEvent::PlaybackIdle { .. }) => {
                         if playing && synth_done {
                             playing = false;
                             conv.handle_event(now, CallEventIn::PlaybackFinished);
+                        } else if let (false, Some(pcm)) = (playing, &music) {
+                            // Hold music played out: again from the start.
+                            let _ = media.play(pcm);
                         }
                     }
                     Some(MediaEvent::Stats { stats, .. }) => last_stats = Some(stats),
@@ -520,6 +599,9 @@ async fn call_task(
             ev = next_recognition(&mut rec) => {
                 let now = Instant::now();
                 match ev {
+                    Some(Ok(RecognitionEvent::Final(t))) if t.confidence.is_some_and(|c| c < SttSettings::from_config(stt_cfg.current()).confidence_threshold) => {
+                        tracing::info!(text = %t.text, confidence = ?t.confidence, "recognised under the confidence threshold; not sent to the assistant");
+                    }
                     Some(Ok(RecognitionEvent::Final(t))) => {
                         // End of caller speech (energy detector) → final transcript.
                         timing.recognition = speech_end_at.take().map(|a| now.saturating_duration_since(a));
@@ -540,7 +622,7 @@ async fn call_task(
                         // The recogniser's inactivity limit or a clean end of the stream:
                         // start a fresh one. A service that refuses it fails the call.
                         rec = None;
-                        match start_recognition(&svc).await {
+                        match start_recognition(&svc, &stt_cfg).await {
                             Ok(r) => rec = Some(r),
                             Err(e) => speech_failed(&mut conv, e),
                         }
@@ -565,13 +647,11 @@ async fn call_task(
                         };
                         let _ = media.play(&pcm);
                         // Once per turn; audio with no assistant reply before it (a
-                        // failure message) is not a turn.
+                        // failure message) is not a turn. The turn is reported when its
+                        // first RTP packet is out (PlaybackStarted).
                         if let (None, Some(r)) = (timing.reply_to_audio, reply_at) {
                             timing.reply_to_audio = Some(Instant::now() - r);
-                            log_turn(&timing);
-                            latencies.push(turn_latency(&timing));
-                            live(&svc, record, LiveUpdate::Turn(timing.turn));
-                            notify(CallNotice::Turn { call_id: call_id.clone(), timing: timing.clone() });
+                            turn_pending = true;
                         }
                     }
                     Some(Err(e)) => {
@@ -593,11 +673,10 @@ async fn call_task(
                 match res {
                     Ok(reply) => {
                         context = reply.context.clone();
-                        if !reply.actions.iter().any(|a| matches!(a, crate::assistant::VoiceAction::Speak { .. })) {
-                            log_turn(&timing);
-                            latencies.push(turn_latency(&timing));
-                            live(&svc, record, LiveUpdate::Turn(timing.turn));
-                            notify(CallNotice::Turn { call_id: call_id.clone(), timing: timing.clone() });
+                        // A reply with nothing to say is reported now; one with speech or
+                        // audio when its first packet is out.
+                        if !reply.actions.iter().any(|a| matches!(a, crate::assistant::VoiceAction::Speak { .. } | crate::assistant::VoiceAction::PlayAudio { looped: false, .. })) {
+                            report_turn(&svc, record, &timing, &mut latencies, &call_id);
                         }
                         conv.handle_event(now, CallEventIn::AssistantReplied(reply));
                     }
@@ -635,6 +714,9 @@ async fn call_task(
             _ = sleep => conv.handle_timeout(Instant::now()),
             _ = next_key => send_due_keys(&mut dtmf_out, &media, Instant::now()),
         }
+    }
+    if turn_pending {
+        report_turn(&svc, record, &timing, &mut latencies, &call_id);
     }
     if let Some(mut s) = synth.take() {
         s.cancel();
@@ -813,6 +895,7 @@ fn log_turn(t: &TurnTiming) {
         assistant_ms = ?ms(t.assistant),
         synthesis_ms = ?ms(t.synthesis),
         reply_to_audio_ms = ?ms(t.reply_to_audio),
+        reply_to_first_packet_ms = ?ms(t.reply_to_first_packet),
         gateway_ms = ?ms(t.gateway_share()),
         "turn"
     );
@@ -842,8 +925,13 @@ async fn sleep_until(t: Option<Instant>) {
     }
 }
 
-async fn start_recognition(svc: &CallServices) -> Result<RecognitionStream, SpeechError> {
-    let opts = RecognizeOptions {
+/// Starts a recognition stream with the integration's settings and, laid over them, the
+/// assistant's speech-to-text configuration in force.
+async fn start_recognition(
+    svc: &CallServices,
+    cfg: &SpeechConfig,
+) -> Result<RecognitionStream, SpeechError> {
+    let mut opts = RecognizeOptions {
         grammar: svc.grammar.clone(),
         model: svc.settings.stt_model.clone(),
         customization_id: svc.settings.stt_customization_id.clone(),
@@ -851,7 +939,28 @@ async fn start_recognition(svc: &CallServices) -> Result<RecognitionStream, Spee
         inactivity_timeout: None,
         ..RecognizeOptions::default()
     };
+    SttSettings::from_config(cfg.current()).apply_to(&mut opts);
     svc.stt.recognize(opts).await
+}
+
+/// Logs a finished turn, keeps its latencies for the call record, and tells the live
+/// view and the observer.
+fn report_turn(
+    svc: &CallServices,
+    record: Option<crate::store::CallRecordId>,
+    timing: &TurnTiming,
+    latencies: &mut Vec<TurnLatency>,
+    call_id: &str,
+) {
+    log_turn(timing);
+    latencies.push(turn_latency(timing));
+    live(svc, record, LiveUpdate::Turn(timing.turn));
+    if let Some(o) = &svc.observer {
+        let _ = o.send(CallNotice::Turn {
+            call_id: call_id.to_owned(),
+            timing: timing.clone(),
+        });
+    }
 }
 
 async fn next_recognition(
@@ -878,15 +987,31 @@ async fn poll_opt<T>(f: &mut Option<BoxFuture<'static, T>>) -> T {
 }
 
 /// Reads an 8 kHz mono 16-bit WAV from a file path or `file://` URL.
+/// Longest audio file fetched for `audio` / `vgwActPlayUrl`: 30 minutes of 8 kHz 16-bit.
+const MAX_AUDIO_BYTES: usize = 30 * 60 * 16_000;
+/// A fetch of an audio URL is given up after this long (the call goes on without it).
+const AUDIO_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
 async fn load_wav(url: &str) -> Result<Vec<i16>, String> {
     let path = url.strip_prefix("file://").unwrap_or(url).to_owned();
     if path.starts_with("http://") || path.starts_with("https://") {
-        let bytes = reqwest::get(&path)
+        let fetch = async {
+            let mut resp = reqwest::get(&path)
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .map_err(|e| e.to_string())?;
+            let mut bytes = Vec::new();
+            while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+                if bytes.len() + chunk.len() > MAX_AUDIO_BYTES {
+                    return Err(format!("longer than {MAX_AUDIO_BYTES} bytes"));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok(bytes)
+        };
+        let bytes = tokio::time::timeout(AUDIO_FETCH_TIMEOUT, fetch)
             .await
-            .map_err(|e| e.to_string())?
-            .bytes()
-            .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| format!("no audio within {AUDIO_FETCH_TIMEOUT:?}"))??;
         return super::wav::decode(&bytes)
             .map(|w| super::wav::to_8k(&w))
             .map_err(|e| e.to_string());

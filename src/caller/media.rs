@@ -35,6 +35,8 @@ pub enum MediaReport {
     SpeechEnd,
     /// Everything queued has been sent.
     PlaybackIdle,
+    /// The gateway sent a DTMF key (RFC 4733).
+    Dtmf(char),
     /// Packets (in, out) at the end.
     Stats(voxgate_engine::session::SessionStats),
 }
@@ -117,6 +119,7 @@ async fn run(
                 SessionEvent::SpeechStart => MediaReport::SpeechStart,
                 SessionEvent::SpeechEnd => MediaReport::SpeechEnd,
                 SessionEvent::PlaybackIdle if pending.is_empty() => MediaReport::PlaybackIdle,
+                SessionEvent::Dtmf { digit, .. } => MediaReport::Dtmf(digit),
                 _ => continue,
             };
             if reports.send(report).is_err() {

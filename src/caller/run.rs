@@ -133,6 +133,8 @@ pub enum CallerLine {
     },
     /// The gateway sent a SIP INFO.
     Info(String),
+    /// The gateway sent a DTMF key (RFC 4733 telephone-event).
+    KeyReceived(char),
     /// The gateway hung up.
     GatewayHungUp,
     /// We hung up.
@@ -164,7 +166,12 @@ pub struct CallReport {
     pub lines: Vec<CallerLine>,
     /// The Call-ID.
     pub call_id: String,
+    /// Everything heard from the gateway, 8 kHz (at most [`MAX_RECORDING`]).
+    pub audio: Vec<i16>,
 }
+
+/// Longest recording a [`CallReport`] keeps: 10 minutes at 8 kHz.
+pub const MAX_RECORDING: usize = 8000 * 600;
 
 impl CallReport {
     /// Recognised prompts, in order.
@@ -308,7 +315,12 @@ pub async fn run_call(
         let wake = quiet_deadline.unwrap_or(deadline).min(deadline);
         tokio::select! {
             r = media.reports.recv() => match r {
-                Some(MediaReport::Heard(pcm)) => capture.heard(&pcm, talking || last_speech_end.is_some()),
+                Some(MediaReport::Heard(pcm)) => {
+                    let room = MAX_RECORDING.saturating_sub(report.audio.len());
+                    report.audio.extend_from_slice(&pcm[..pcm.len().min(room)]);
+                    capture.heard(&pcm, talking || last_speech_end.is_some());
+                }
+                Some(MediaReport::Dtmf(k)) => emit(&mut report, CallerLine::KeyReceived(k)),
                 Some(MediaReport::SpeechStart) => {
                     if !talking && last_speech_end.is_none() {
                         prompt_started_at = Some(Instant::now());

@@ -282,6 +282,7 @@ async fn synthesize(
         voice: q.voice,
         sample_rate: rate,
         encoding,
+        extra_query: Vec::new(),
     };
     let stream = match st.cfg.tts.start(req) {
         Ok(s) => s,

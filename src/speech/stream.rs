@@ -36,6 +36,11 @@ pub struct RecognizeOptions {
     pub end_of_phrase_silence: Duration,
     /// Ask the service to format numbers, dates, etc.
     pub smart_formatting: bool,
+    /// More query parameters for the service (Watson: `acoustic_customization_id`,
+    /// `version`, …), as the assistant configured them.
+    pub extra_query: Vec<(String, String)>,
+    /// More start-message parameters for the service, passed through.
+    pub extra_message: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Default for RecognizeOptions {
@@ -50,6 +55,8 @@ impl Default for RecognizeOptions {
             inactivity_timeout: Some(Duration::from_secs(30)),
             end_of_phrase_silence: Duration::from_millis(500),
             smart_formatting: false,
+            extra_query: Vec::new(),
+            extra_message: serde_json::Map::new(),
         }
     }
 }
@@ -204,6 +211,9 @@ pub struct SynthesisRequest {
     pub sample_rate: SampleRate,
     /// Output encoding.
     pub encoding: SynthesisEncoding,
+    /// More query parameters for the service (Watson: `customization_id`,
+    /// `rate_percentage`, …), as the assistant configured them.
+    pub extra_query: Vec<(String, String)>,
 }
 
 impl SynthesisRequest {
@@ -215,6 +225,7 @@ impl SynthesisRequest {
             voice: None,
             sample_rate: SampleRate::Hz8000,
             encoding: SynthesisEncoding::Linear16,
+            extra_query: Vec::new(),
         }
     }
 }

@@ -140,6 +140,34 @@ impl WatsonStt {
         q
     }
 
+    /// The start message: the assistant's extra parameters first, so the fields the
+    /// integration fixes (action, content type, interim results, inactivity) win.
+    fn start_message(opts: &RecognizeOptions) -> serde_json::Value {
+        let mut start = serde_json::Value::Object(opts.extra_message.clone());
+        for (k, v) in [
+            ("action", serde_json::json!("start")),
+            (
+                "content-type",
+                serde_json::json!(format!("audio/l16;rate={}", opts.sample_rate.hz())),
+            ),
+            ("interim_results", serde_json::json!(opts.interim_results)),
+            ("smart_formatting", serde_json::json!(opts.smart_formatting)),
+            (
+                "inactivity_timeout",
+                serde_json::json!(opts
+                    .inactivity_timeout
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or(-1)),
+            ),
+        ] {
+            start[k] = v;
+        }
+        if let Some(g) = &opts.grammar_name {
+            start["grammar_name"] = serde_json::Value::String(g.clone());
+        }
+        start
+    }
+
     /// Open a WebSocket recognition; returns after the service said `listening`.
     pub async fn start(&self, opts: RecognizeOptions) -> Result<RecognitionStream, SpeechError> {
         let t = self.cfg.timeouts;
@@ -155,6 +183,9 @@ impl WatsonStt {
             .map_err(|e| SpeechError::Rejected(format!("service url: {e}")))?;
         for (k, v) in Self::query(&opts) {
             url.query_pairs_mut().append_pair(k, &v);
+        }
+        for (k, v) in &opts.extra_query {
+            url.query_pairs_mut().append_pair(k, v);
         }
         let mut request = url
             .as_str()
@@ -178,16 +209,7 @@ impl WatsonStt {
                     }
                     e
                 })?;
-        let mut start = serde_json::json!({
-            "action": "start",
-            "content-type": format!("audio/l16;rate={}", opts.sample_rate.hz()),
-            "interim_results": opts.interim_results,
-            "smart_formatting": opts.smart_formatting,
-            "inactivity_timeout": opts.inactivity_timeout.map(|d| d.as_secs() as i64).unwrap_or(-1),
-        });
-        if let Some(g) = &opts.grammar_name {
-            start["grammar_name"] = serde_json::Value::String(g.clone());
-        }
+        let start = Self::start_message(&opts);
         ws.send(Message::Text(start.to_string().into()))
             .await
             .map_err(ws_error)?;

@@ -95,6 +95,9 @@ impl WatsonTts {
         if let Some(v) = &req.voice {
             rb = rb.query(&[("voice", v)]);
         }
+        if !req.extra_query.is_empty() {
+            rb = rb.query(&req.extra_query);
+        }
         let resp = self.send(rb).await?;
         let ctype = resp
             .headers()

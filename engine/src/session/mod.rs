@@ -511,6 +511,16 @@ impl MediaSession {
         if let Some(t) = self.poll_rtcp(now, buf) {
             return Some(t);
         }
+        if self.next_send > now && self.talkspurt_can_start_now() {
+            // Audio queued on an idle stream goes out now rather than at the next packet
+            // slot (up to a packet time later). The timestamp moves back with the clock,
+            // so it stays true to the sampling instant (the receiver sees no jitter), and
+            // the marker bit tells the receiver a talkspurt begins.
+            let early = self.next_send - now;
+            let units = early.as_micros() * u128::from(self.cfg.codec.rtp_clock_rate()) / 1_000_000;
+            self.ts = self.ts.wrapping_sub(units as u32);
+            self.next_send = now;
+        }
         if self.next_send > now {
             return None;
         }
@@ -546,6 +556,16 @@ impl MediaSession {
             dest,
             kind: PacketKind::Rtp,
         })
+    }
+
+    /// Whether the next packet may leave before its slot: the first packet of queued
+    /// audio after silence, in a stream that is not an echo and not sending DTMF.
+    fn talkspurt_can_start_now(&self) -> bool {
+        !self.was_playing
+            && !self.play.is_empty()
+            && !self.cfg.echo
+            && !self.dtmf_tx.is_active()
+            && self.remote.is_some()
     }
 
     fn build_rtp(&mut self, buf: &mut [u8]) -> Option<usize> {
@@ -609,6 +629,9 @@ impl MediaSession {
         h.write(hdr_buf).ok()?;
         if playing {
             self.talkspurt_start = false;
+        }
+        if playing && !self.was_playing && !self.cfg.echo {
+            self.push_event(SessionEvent::PlaybackStarted);
         }
         // Playback ends when a packet finds the queue empty after one that carried audio.
         // An echo session's queue is refilled by the caller, so it reports nothing.

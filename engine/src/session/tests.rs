@@ -514,3 +514,65 @@ fn start_depth_does_not_depend_on_service_order() {
         "echo delay with the packet served first {a:?} vs the timer first {b:?}"
     );
 }
+
+#[test]
+fn audio_on_an_idle_stream_starts_at_once_with_true_timestamps() {
+    let t0 = Instant::now();
+    let mut c = SessionConfig::new(0xabcd, CodecKind::Pcmu, 0);
+    c.remote_rtp = Some(addr(4000));
+    let mut s = MediaSession::new(c, t0).unwrap();
+    let mut buf = [0u8; 1500];
+    // (µs since t0, seq, ts, marker, first payload byte)
+    let mut sent: Vec<(u64, u16, u32, bool, u8)> = Vec::new();
+    let mut started = Vec::new();
+    for us in (0..200_000u64).step_by(500) {
+        let now = t0 + Duration::from_micros(us);
+        if us == 107_000 {
+            // Mid-slot: the next silence packet was due at 120 ms.
+            assert_eq!(s.play(&[1000; 480]), 480);
+        }
+        s.handle_timeout(now);
+        while let Some(tx) = s.poll_transmit(now, &mut buf) {
+            if tx.kind == PacketKind::Rtp {
+                let p = RtpPacket::parse(&buf[..tx.len]).unwrap();
+                sent.push((
+                    us,
+                    p.sequence_number(),
+                    p.timestamp(),
+                    p.marker(),
+                    p.payload()[0],
+                ));
+            }
+        }
+        while let Some(e) = s.poll_event() {
+            if e == SessionEvent::PlaybackStarted {
+                started.push(us);
+            }
+        }
+    }
+    let first = sent
+        .iter()
+        .position(|p| p.4 != 0xff)
+        .expect("audio was sent");
+    let (at, seq, ts, marker, _) = sent[first];
+    assert_eq!(
+        at, 107_000,
+        "audio leaves when queued, not at the 120 ms slot"
+    );
+    assert!(marker, "a talkspurt starts");
+    let (prev_at, prev_seq, prev_ts, ..) = sent[first - 1];
+    assert_eq!(prev_at, 100_000);
+    assert_eq!(seq, prev_seq.wrapping_add(1), "no sequence gap");
+    // 7 ms after the previous packet at 8 kHz: 56 timestamp units, not 160.
+    assert_eq!(ts.wrapping_sub(prev_ts), 56);
+    // The stream keeps the new phase: 20 ms and 160 units apart from here on.
+    for w in sent[first..].windows(2) {
+        assert_eq!(w[1].0 - w[0].0, 20_000, "{sent:?}");
+        assert_eq!(w[1].2.wrapping_sub(w[0].2), 160);
+    }
+    assert_eq!(
+        started,
+        vec![107_000],
+        "one PlaybackStarted, when the audio left"
+    );
+}

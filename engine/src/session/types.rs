@@ -162,6 +162,9 @@ pub enum SessionEvent {
     SpeechStart,
     /// The caller stopped speaking.
     SpeechEnd,
+    /// The first packet of queued audio after silence was written (the answer's first
+    /// RTP packet leaves in the same batch).
+    PlaybackStarted,
     /// The play queue became empty (played out, or stopped).
     PlaybackIdle,
     /// The remote RTP address was learned or changed (reported once per change).

@@ -186,6 +186,13 @@ pub enum Event {
         /// Counters so far.
         stats: SessionStats,
     },
+    /// The first packet of audio queued with `Play` after silence was sent.
+    PlaybackStarted {
+        /// Session.
+        id: SessionId,
+        /// When the core wrote the packet (it leaves in the same send batch).
+        at: std::time::Instant,
+    },
     /// Everything queued with `Play` has been sent (or playback was stopped).
     PlaybackIdle {
         /// Session.
@@ -222,6 +229,7 @@ impl Event {
             | Event::SpeechEnd { id }
             | Event::Stats { id, .. }
             | Event::RtpTimeout { id }
+            | Event::PlaybackStarted { id, .. }
             | Event::PlaybackIdle { id }
             | Event::RemoteAddressLearned { id, .. }
             | Event::Closed { id, .. } => *id,

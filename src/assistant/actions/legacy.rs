@@ -176,6 +176,11 @@ pub(super) fn variables(context: &Context) -> Vec<VoiceAction> {
         CallVariable::FinalUtteranceTimeout,
     );
     let u = |k: &str| ud.and_then(|u| u.get(k));
+    if let Some(n) = as_u32(u("vgwDisconnectCallOnNoUserInputTurnCount")) {
+        out.push(VoiceAction::Set(CallVariable::DisconnectAfterNoInputTurns(
+            n,
+        )));
+    }
     if let Some(b) = as_bool(u("vgwDisconnectCallOnTransferFailure")) {
         out.push(VoiceAction::Set(CallVariable::DisconnectOnTransferFailure(
             b,
@@ -185,6 +190,24 @@ pub(super) fn variables(context: &Context) -> Vec<VoiceAction> {
         out.push(VoiceAction::Set(CallVariable::TransferFailedMessage(
             transfer_failure_text(m),
         )));
+    }
+    for (key, var) in [
+        (
+            "vgwErrAudioURL",
+            CallVariable::ErrAudioUrl as fn(String) -> CallVariable,
+        ),
+        (
+            "vgwConversationFailedAudioURL",
+            CallVariable::ConversationFailedAudioUrl,
+        ),
+        (
+            "vgwTransferFailedAudioURL",
+            CallVariable::TransferFailedAudioUrl,
+        ),
+    ] {
+        if let Some(url) = as_str(u(key)).filter(|s| !s.trim().is_empty()) {
+            out.push(VoiceAction::Set(var(url.to_owned())));
+        }
     }
     if let Some(m) = as_str(u("vgwConversationFailedMessage")) {
         out.push(VoiceAction::Set(CallVariable::ConversationFailedMessage(

@@ -161,10 +161,21 @@ pub enum CallVariable {
     /// `vgwDisconnectCallOnTransferFailure`: `Yes` hangs up, `No` sends
     /// `vgwCallTransferFailed` to the assistant.
     DisconnectOnTransferFailure(bool),
+    /// `vgwDisconnectCallOnNoUserInputTurnCount`: hang up after this many consecutive
+    /// post-response timeouts (0 = never).
+    DisconnectAfterNoInputTurns(u32),
     /// `vgwTransferFailedMessage`.
     TransferFailedMessage(String),
     /// `vgwConversationFailedMessage`.
     ConversationFailedMessage(String),
+    /// `vgwErrAudioURL`: played when the TTS service cannot say a response.
+    ErrAudioUrl(String),
+    /// `vgwConversationFailedAudioURL`: played when the TTS service cannot say the
+    /// call-failure message.
+    ConversationFailedAudioUrl(String),
+    /// `vgwTransferFailedAudioURL`: played when the TTS service cannot say the
+    /// transfer-failure message.
+    TransferFailedAudioUrl(String),
     /// `cdr_custom_data`, merged into the call record.
     CdrCustomData(Map<String, Value>),
 }
