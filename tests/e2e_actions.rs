@@ -24,41 +24,38 @@ const NOTICE_WAIT: Duration = Duration::from_secs(15);
 
 /// The demo skill with the `billing` node's output and context edited.
 fn skill_with_billing(edit: impl Fn(&mut serde_json::Map<String, Value>)) -> String {
-    let mut skill: Value =
-        serde_json::from_str(voxgate::assistant::engine::DEMO_SKILL_JSON).expect("demo skill");
-    let nodes = skill["dialog_nodes"].as_array_mut().expect("nodes");
-    let billing = nodes
+    edit_node(voxgate::assistant::engine::DEMO_SKILL_JSON, "billing", edit)
+}
+
+/// `skill` (JSON) with the dialog node `name` edited.
+fn edit_node(
+    skill: &str,
+    name: &str,
+    edit: impl Fn(&mut serde_json::Map<String, Value>),
+) -> String {
+    let mut skill: Value = serde_json::from_str(skill).expect("skill JSON");
+    let node = skill["dialog_nodes"]
+        .as_array_mut()
+        .expect("nodes")
         .iter_mut()
-        .find(|n| n["dialog_node"] == "billing")
+        .find(|n| n["dialog_node"] == name)
         .and_then(Value::as_object_mut)
-        .expect("billing node");
-    edit(billing);
+        .unwrap_or_else(|| panic!("node {name}"));
+    edit(node);
     skill.to_string()
 }
 
-/// Writes a WAV (8 kHz mono 16-bit) of `bursts` × (`on_ms` of a `hz` tone, then
-/// `off_ms` of silence).
+/// Writes a WAV (8 kHz mono 16-bit) of `on_ms` of a `hz` tone, then `off_ms` of silence.
 fn tone_wav(path: &std::path::Path, hz: f64, on_ms: usize, off_ms: usize) {
-    let mut pcm: Vec<i16> = (0..on_ms * 8)
+    let mut samples: Vec<i16> = (0..on_ms * 8)
         .map(|i| (8000.0 * (2.0 * std::f64::consts::PI * hz * i as f64 / 8000.0).sin()) as i16)
         .collect();
-    pcm.extend(std::iter::repeat_n(0i16, off_ms * 8));
-    let data: Vec<u8> = pcm.iter().flat_map(|s| s.to_le_bytes()).collect();
-    let mut f = Vec::new();
-    f.extend_from_slice(b"RIFF");
-    f.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
-    f.extend_from_slice(b"WAVEfmt ");
-    f.extend_from_slice(&16u32.to_le_bytes());
-    f.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    f.extend_from_slice(&1u16.to_le_bytes()); // mono
-    f.extend_from_slice(&8000u32.to_le_bytes());
-    f.extend_from_slice(&16000u32.to_le_bytes());
-    f.extend_from_slice(&2u16.to_le_bytes());
-    f.extend_from_slice(&16u16.to_le_bytes());
-    f.extend_from_slice(b"data");
-    f.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    f.extend_from_slice(&data);
-    std::fs::write(path, f).expect("wav written");
+    samples.extend(std::iter::repeat_n(0i16, off_ms * 8));
+    let wav = voxgate::call::wav::Wav {
+        rate: 8000,
+        samples,
+    };
+    std::fs::write(path, voxgate::call::wav::encode(&wav)).expect("wav written");
 }
 
 /// Runs of consecutive 20 ms frames (at least `min_frames` long) that are a pure `hz`
@@ -135,6 +132,10 @@ async fn hold_music_loops_until_the_no_input_turn_is_answered() {
                 "source": url,
                 "channel_options": {"voice_telephony": {"loop": true}}
             }));
+    });
+    // The caller answers the no-input prompt after recognising it: give it time.
+    let json = edit_node(&json, "no_input_first", |node| {
+        node["context"]["vgwPostResponseTimeoutCount"] = json!(8000);
     });
     let skill = voxgate::assistant::DialogSkill::from_json(&json).expect("skill");
     let mut gw = start(skill, settings(true)).await;
@@ -348,6 +349,55 @@ async fn assistant_reconfigures_speech_mid_call() {
         recs[with].extra_message.get("profanity_filter"),
         Some(&json!(false)),
         "other parameters passed through"
+    );
+    gw.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tts_down_plays_the_error_audio_and_the_call_goes_on() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let dir = scratch("err-audio");
+    let err = dir.join("err.wav");
+    tone_wav(&err, 600.0, 400, 200);
+    let url = format!("file://{}", err.display());
+    let json = edit_node(
+        voxgate::assistant::engine::DEMO_SKILL_JSON,
+        "welcome",
+        |node| node["context"]["vgwErrAudioURL"] = json!(url),
+    );
+    let skill = voxgate::assistant::DialogSkill::from_json(&json).expect("skill");
+    let mut providers = Providers::embedded(skill).expect("providers");
+    providers.tts = Arc::new(
+        voxgate::speech::WatsonTts::new(voxgate::speech::WatsonTtsConfig {
+            url: format!("http://{}", down_service().await),
+            credentials: voxgate::speech::Credentials::None,
+            timeouts: voxgate::speech::Timeouts {
+                connect: Duration::from_secs(2),
+                first_byte: Duration::from_secs(3),
+                idle: Duration::from_secs(3),
+            },
+        })
+        .expect("tts"),
+    );
+    let mut gw = start_with(providers, settings(true)).await;
+    let report = call(
+        caller(&gw.app, TransferBehaviour::Accept, false),
+        vec![Step::Press("9".into())],
+    )
+    .await;
+    let (turns, outcome) = notices_until_end(&mut gw.notices, NOTICE_WAIT).await;
+    // The welcome and the goodbye could not be synthesized: each was replaced by the
+    // error audio, and the call went on to the caller's 9 instead of failing.
+    assert_eq!(outcome, Some(CallOutcome::Completed), "{:?}", report.lines);
+    assert!(
+        turns.iter().any(|t| t.input == "9"),
+        "the caller's key was a turn: {turns:?}"
+    );
+    assert_eq!(
+        tone_bursts(&report.audio, 600.0, 10),
+        2,
+        "{:?}",
+        report.lines
     );
     gw.app.shutdown().await;
 }

@@ -129,22 +129,6 @@ async fn silent_call(
     (turns, outcome, report)
 }
 
-/// A loopback service that is down: it takes each connection and drops it at once, so
-/// a client fails fast (a port freed for "connection refused" could be taken by the
-/// gateway's own listeners before the call).
-async fn down_service() -> std::net::SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = l.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((conn, _)) = l.accept().await {
-            drop(conn);
-        }
-    });
-    addr
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn assistant_down_at_call_start_speaks_failure_message_and_transfers_to_failure_target() {
     let _one = ONE_AT_A_TIME.lock().await;

@@ -123,12 +123,14 @@ fn receive_send_play_close_reuse(backend: Backend, ports: std::ops::RangeInclusi
         .map(|n| ((n as f64) * 500.0 / 8000.0 * std::f64::consts::TAU).sin() as f32 * 10000.0)
         .map(|v| v as i16)
         .collect();
+    let played_at = Instant::now();
     engine
         .command(Command::Play {
             id: handles[0].id,
             pcm: pcm.into(),
         })
         .expect("play");
+    let mut started = None;
     let mut loud = Vec::new();
     let mut buf = [0u8; 1500];
     let deadline = Instant::now() + Duration::from_secs(3);
@@ -149,9 +151,19 @@ fn receive_send_play_close_reuse(backend: Backend, ports: std::ops::RangeInclusi
             let ts = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
             loud.push((Instant::now(), seq, ts));
         }
-        while engine.poll_event().is_some() {}
+        while let Some(ev) = engine.poll_event() {
+            if let Event::PlaybackStarted { id, at } = ev {
+                assert_eq!(id, handles[0].id, "only session 0 plays");
+                assert!(started.replace(at).is_none(), "one PlaybackStarted");
+            }
+        }
     }
     assert!(loud.len() >= 40, "only {} tone packets", loud.len());
+    let started = started.expect("PlaybackStarted reported");
+    assert!(
+        played_at <= started && started <= loud[0].0,
+        "stamped between the Play command and the first packet's arrival"
+    );
     for w in loud.windows(2) {
         assert_eq!(
             w[1].1,

@@ -49,6 +49,14 @@ pub struct ConversationConfig {
     pub hold_on_transfer: bool,
     /// Hang up after this many consecutive turns without caller input.
     pub max_no_input_turns: Option<u32>,
+    /// Played instead of a response the TTS service could not say (`vgwErrAudioURL`).
+    pub err_audio_url: Option<String>,
+    /// Played instead of the call-failure message when the TTS service cannot say it
+    /// (`vgwConversationFailedAudioURL`).
+    pub call_failure_audio_url: Option<String>,
+    /// Played instead of the transfer-failure message when the TTS service cannot say
+    /// it (`vgwTransferFailedAudioURL`).
+    pub transfer_failure_audio_url: Option<String>,
 }
 
 impl Default for ConversationConfig {
@@ -72,6 +80,9 @@ impl ConversationConfig {
             call_failure_target: s.call_failure_sip_target.clone(),
             hold_on_transfer: !s.no_hold_on_transfer,
             max_no_input_turns: None,
+            err_audio_url: None,
+            call_failure_audio_url: None,
+            transfer_failure_audio_url: None,
         }
     }
 }
@@ -263,6 +274,10 @@ pub struct Conversation {
     /// Looped audio (hold music) is playing: it goes on under what follows until the
     /// next turn's reply, other audio, or the end of the call.
     music: bool,
+    /// What to play if the TTS service fails on the response being said.
+    speak_fallback: Option<String>,
+    /// What to play if the TTS service fails on the closing message.
+    closing_audio: Option<String>,
 }
 
 impl Conversation {
@@ -290,6 +305,8 @@ impl Conversation {
             tts_down: false,
             closing_message: None,
             music: false,
+            speak_fallback: None,
+            closing_audio: None,
         }
     }
 
@@ -361,22 +378,36 @@ impl Conversation {
             CallEventIn::Dtmf(key) => self.on_dtmf(now, key),
             CallEventIn::PlaybackFinished => self.on_playback_done(now),
             CallEventIn::PlaybackFailed(reason) => {
-                let first_tts_failure = !self.tts_down;
                 self.tts_down = true;
-                if matches!(self.phase, Phase::Closing { .. }) {
-                    match self.closing_message.clone() {
-                        // The TTS service failed on the last message: say it again with
-                        // the embedded synthesiser.
-                        Some(text) if first_tts_failure => {
+                match self.phase {
+                    // The TTS service failed on the last message: play its audio
+                    // (`vgw*FailedAudioURL`), else say it with the embedded synthesiser;
+                    // each fallback once.
+                    Phase::Closing { .. } => {
+                        if let Some(url) = self.closing_audio.take() {
+                            tracing::warn!(%reason, %url, "text to speech failed on the closing message; playing its audio");
+                            self.out.push_back(CallCommand::StopPlayback);
+                            self.out
+                                .push_back(CallCommand::PlayAudio { url, looped: false });
+                        } else if let Some(text) = self.closing_message.take() {
                             tracing::warn!(%reason, "text to speech failed on the closing message; using the embedded synthesiser");
                             self.out.push_back(CallCommand::StopPlayback);
                             self.out.push_back(CallCommand::SpeakEmbedded { text });
+                        } else {
+                            // It could not be said at all; carry on with what follows it.
+                            self.on_playback_done(now);
                         }
-                        // It could not be said at all; carry on with what follows it.
-                        _ => self.on_playback_done(now),
                     }
-                } else {
-                    self.fail_call(now, format!("text to speech: {reason}"));
+                    // A response with an audio fallback (`errAudioURL`, `vgwErrAudioURL`):
+                    // play it instead and go on.
+                    Phase::Acting { playing: true } if self.speak_fallback.is_some() => {
+                        let url = self.speak_fallback.take().unwrap_or_default();
+                        tracing::warn!(%reason, %url, "text to speech failed; playing the response's audio fallback");
+                        self.out.push_back(CallCommand::StopPlayback);
+                        self.out
+                            .push_back(CallCommand::PlayAudio { url, looped: false });
+                    }
+                    _ => self.fail_call(now, format!("text to speech: {reason}")),
                 }
             }
             CallEventIn::HoldResult(result) => self.on_hold_result(now, result),
@@ -502,11 +533,16 @@ impl Conversation {
     fn run_actions(&mut self, now: Instant) {
         while let Some(action) = self.actions.pop_front() {
             match action {
-                VoiceAction::Speak { text, .. } => {
+                VoiceAction::Speak {
+                    text,
+                    fallback_audio_url,
+                } => {
                     if text.trim().is_empty() {
                         continue;
                     }
                     self.stop_music();
+                    self.speak_fallback =
+                        fallback_audio_url.or_else(|| self.cfg.err_audio_url.clone());
                     self.out.push_back(CallCommand::Speak { text });
                     self.phase = Phase::Acting { playing: true };
                     return;
@@ -595,6 +631,13 @@ impl Conversation {
             }
             CallVariable::TransferFailedMessage(m) => self.cfg.transfer_failure_message = m,
             CallVariable::ConversationFailedMessage(m) => self.cfg.call_failure_message = m,
+            CallVariable::ErrAudioUrl(u) => self.cfg.err_audio_url = Some(u),
+            CallVariable::ConversationFailedAudioUrl(u) => {
+                self.cfg.call_failure_audio_url = Some(u)
+            }
+            CallVariable::TransferFailedAudioUrl(u) => {
+                self.cfg.transfer_failure_audio_url = Some(u)
+            }
             CallVariable::CdrCustomData(m) => self.out.push_back(CallCommand::RecordCustomData(m)),
             #[allow(unreachable_patterns)] // the enum is #[non_exhaustive]
             other => tracing::debug!(variable = ?other, "call variable not used by the phone"),
@@ -864,27 +907,38 @@ impl Conversation {
                 } else {
                     Closing::ResumeAfterTransferFailure
                 };
-                self.say_then(now, self.cfg.transfer_failure_message.clone(), then);
+                let audio = self.cfg.transfer_failure_audio_url.clone();
+                self.say_then(now, self.cfg.transfer_failure_message.clone(), audio, then);
             }
         }
     }
 
-    fn say_then(&mut self, now: Instant, text: String, then: Closing) {
+    /// Says a last message (or, when the TTS service cannot, plays `audio`, else says it
+    /// with the embedded synthesiser), then does `then`.
+    fn say_then(&mut self, now: Instant, text: String, audio: Option<String>, then: Closing) {
         self.actions.clear();
         self.stop_music();
+        self.closing_audio = audio;
         if text.trim().is_empty() {
             self.closing_message = None;
+            self.closing_audio = None;
             self.phase = Phase::Closing { then };
             self.on_playback_done(now);
             return;
         }
-        self.closing_message = Some(text.clone());
-        if self.tts_down {
-            self.out.push_back(CallCommand::SpeakEmbedded { text });
-        } else {
-            self.out.push_back(CallCommand::Speak { text });
-        }
         self.phase = Phase::Closing { then };
+        if !self.tts_down {
+            self.closing_message = Some(text.clone());
+            self.out.push_back(CallCommand::Speak { text });
+        } else if let Some(url) = self.closing_audio.take() {
+            // The TTS service already failed in this call: the operator's audio first.
+            self.closing_message = Some(text);
+            self.out
+                .push_back(CallCommand::PlayAudio { url, looped: false });
+        } else {
+            self.closing_message = None;
+            self.out.push_back(CallCommand::SpeakEmbedded { text });
+        }
     }
 
     fn fail_call(&mut self, now: Instant, reason: String) {
@@ -900,7 +954,8 @@ impl Conversation {
             Some(target) => Closing::FailureTransfer(target),
             None => Closing::HangUp(CallOutcome::CallFailed(reason)),
         };
-        self.say_then(now, self.cfg.call_failure_message.clone(), then);
+        let audio = self.cfg.call_failure_audio_url.clone();
+        self.say_then(now, self.cfg.call_failure_message.clone(), audio, then);
     }
 
     fn finish(&mut self, outcome: CallOutcome) {
@@ -1463,6 +1518,18 @@ mod tests {
         );
     }
 
+    /// Playback is stopped before the next thing is said.
+    fn assert_stops_before_speaking(cmds: &[CallCommand]) {
+        let stop = cmds.iter().position(|c| *c == CallCommand::StopPlayback);
+        let say = cmds
+            .iter()
+            .position(|c| matches!(c, CallCommand::Speak { .. }));
+        assert!(
+            matches!((stop, say), (Some(a), Some(b)) if a < b),
+            "{cmds:?}"
+        );
+    }
+
     fn music(url: &str) -> VoiceAction {
         VoiceAction::PlayAudio {
             url: url.to_owned(),
@@ -1551,48 +1618,207 @@ mod tests {
         drain(&mut c);
         c.handle_event(t0, CallEventIn::AssistantFailed("503".into()));
         let cmds = drain(&mut c);
-        let stop = cmds.iter().position(|c| *c == CallCommand::StopPlayback);
-        let say = cmds
-            .iter()
-            .position(|c| matches!(c, CallCommand::Speak { .. }));
-        assert!(
-            matches!((stop, say), (Some(a), Some(b)) if a < b),
-            "{cmds:?}"
-        );
+        assert_stops_before_speaking(&cmds);
     }
 
-    #[test]
-    fn assistant_sets_the_no_input_hang_up_count() {
-        let (mut c, t0) = answered(ConversationConfig::default());
+    /// Answers with `cfg`, the assistant sets `vgwDisconnectCallOnNoUserInputTurnCount`
+    /// to `n`, and the caller stays silent through one post-response timeout.
+    fn silent_turn_with_no_input_count(
+        cfg: ConversationConfig,
+        n: u32,
+    ) -> (Conversation, Vec<CallCommand>) {
+        let (mut c, t0) = answered(cfg);
         c.handle_event(
             t0,
             reply(vec![VoiceAction::Set(
-                CallVariable::DisconnectAfterNoInputTurns(1),
+                CallVariable::DisconnectAfterNoInputTurns(n),
             )]),
         );
         drain(&mut c);
         let due = c.poll_timeout().expect("post-response timer");
         c.handle_timeout(due);
         let cmds = drain(&mut c);
+        (c, cmds)
+    }
+
+    #[test]
+    fn assistant_sets_the_no_input_hang_up_count() {
+        let (c, cmds) = silent_turn_with_no_input_count(ConversationConfig::default(), 1);
         assert!(
             matches!(cmds.first(), Some(CallCommand::HangUp { .. })),
             "{cmds:?}"
         );
         assert!(c.is_ended());
         // 0 turns the limit off again.
-        let (mut c, t0) = answered(ConversationConfig {
+        let cfg = ConversationConfig {
             max_no_input_turns: Some(1),
+            ..Default::default()
+        };
+        let (c, _) = silent_turn_with_no_input_count(cfg, 0);
+        assert!(!c.is_ended());
+    }
+
+    #[test]
+    fn a_response_tts_cannot_say_plays_its_audio_fallback_and_the_call_goes_on() {
+        let (mut c, t0) = answered(ConversationConfig::default());
+        c.handle_event(
+            t0,
+            reply(vec![
+                VoiceAction::Speak {
+                    text: "Your balance".into(),
+                    fallback_audio_url: Some("file:///balance.wav".into()),
+                },
+                speak("Anything else?"),
+            ]),
+        );
+        drain(&mut c);
+        c.handle_event(t0, CallEventIn::PlaybackFailed("503".into()));
+        assert_eq!(
+            drain(&mut c),
+            vec![
+                CallCommand::StopPlayback,
+                CallCommand::PlayAudio {
+                    url: "file:///balance.wav".into(),
+                    looped: false
+                }
+            ]
+        );
+        c.handle_event(t0, CallEventIn::PlaybackFinished);
+        assert_eq!(
+            drain(&mut c),
+            vec![CallCommand::Speak {
+                text: "Anything else?".into()
+            }]
+        );
+        // No fallback for this one: the call fails.
+        c.handle_event(t0, CallEventIn::PlaybackFailed("503".into()));
+        let cmds = drain(&mut c);
+        assert!(
+            cmds.iter()
+                .any(|c| matches!(c, CallCommand::SpeakEmbedded { .. })),
+            "{cmds:?}"
+        );
+    }
+
+    #[test]
+    fn the_integration_wide_error_audio_covers_every_response() {
+        let (mut c, t0) = answered(ConversationConfig::default());
+        c.handle_event(
+            t0,
+            reply(vec![
+                VoiceAction::Set(CallVariable::ErrAudioUrl("file:///err.wav".into())),
+                speak("Hello"),
+            ]),
+        );
+        drain(&mut c);
+        c.handle_event(t0, CallEventIn::PlaybackFailed("timeout".into()));
+        assert!(drain(&mut c).contains(&CallCommand::PlayAudio {
+            url: "file:///err.wav".into(),
+            looped: false
+        }));
+        assert!(!c.is_ended());
+    }
+
+    #[test]
+    fn failure_message_tts_cannot_say_plays_the_failure_audio_then_hangs_up() {
+        let (mut c, t0) = answered(ConversationConfig {
+            call_failure_audio_url: Some("file:///failed.wav".into()),
+            ..Default::default()
+        });
+        c.handle_event(t0, CallEventIn::AssistantFailed("down".into()));
+        let cmds = drain(&mut c);
+        assert!(
+            cmds.iter().any(|c| matches!(c, CallCommand::Speak { .. })),
+            "TTS is tried first: {cmds:?}"
+        );
+        c.handle_event(t0, CallEventIn::PlaybackFailed("503".into()));
+        assert_eq!(
+            drain(&mut c),
+            vec![
+                CallCommand::StopPlayback,
+                CallCommand::PlayAudio {
+                    url: "file:///failed.wav".into(),
+                    looped: false
+                }
+            ]
+        );
+        c.handle_event(t0, CallEventIn::PlaybackFinished);
+        let cmds = drain(&mut c);
+        assert!(
+            matches!(cmds.first(), Some(CallCommand::HangUp { .. })),
+            "{cmds:?}"
+        );
+        assert!(c.is_ended());
+    }
+
+    #[test]
+    fn with_tts_already_down_the_transfer_failure_audio_plays_at_once() {
+        let (mut c, t0) = answered(ConversationConfig {
+            transfer_failure_audio_url: Some("file:///transfer.wav".into()),
+            err_audio_url: Some("file:///err.wav".into()),
             ..Default::default()
         });
         c.handle_event(
             t0,
-            reply(vec![VoiceAction::Set(
-                CallVariable::DisconnectAfterNoInputTurns(0),
-            )]),
+            reply(vec![
+                speak("Connecting you"),
+                VoiceAction::Transfer(Transfer {
+                    target: Some("sip:agent@example.com".into()),
+                    ..Transfer::default()
+                }),
+            ]),
         );
         drain(&mut c);
-        let due = c.poll_timeout().expect("post-response timer");
-        c.handle_timeout(due);
-        assert!(!c.is_ended());
+        // TTS fails on the prompt: the error audio plays, the transfer goes on.
+        c.handle_event(t0, CallEventIn::PlaybackFailed("503".into()));
+        drain(&mut c);
+        c.handle_event(t0, CallEventIn::PlaybackFinished);
+        drain(&mut c);
+        c.handle_event(t0, CallEventIn::HoldResult(Ok(())));
+        drain(&mut c);
+        c.handle_event(
+            t0,
+            CallEventIn::TransferResult(TransferResult::Failed("486".into())),
+        );
+        let cmds = drain(&mut c);
+        assert!(
+            cmds.contains(&CallCommand::PlayAudio {
+                url: "file:///transfer.wav".into(),
+                looped: false
+            }),
+            "{cmds:?}"
+        );
+        assert!(!cmds.iter().any(|c| matches!(c, CallCommand::Speak { .. })));
+    }
+
+    #[test]
+    fn hold_music_started_before_a_transfer_plays_through_hold_and_refer() {
+        let (mut c, t0) = answered(ConversationConfig::default());
+        c.handle_event(
+            t0,
+            reply(vec![
+                music("file:///hold.wav"),
+                VoiceAction::Transfer(Transfer {
+                    target: Some("sip:agent@example.com".into()),
+                    ..Transfer::default()
+                }),
+            ]),
+        );
+        let mut cmds = drain(&mut c);
+        c.handle_event(t0, CallEventIn::HoldResult(Ok(())));
+        cmds.extend(drain(&mut c));
+        assert!(cmds.contains(&CallCommand::Hold), "{cmds:?}");
+        assert!(
+            cmds.iter().any(|c| matches!(c, CallCommand::Refer(_))),
+            "{cmds:?}"
+        );
+        assert!(!cmds.contains(&CallCommand::StopPlayback), "{cmds:?}");
+        // A failed transfer stops it before the failure message.
+        c.handle_event(
+            t0,
+            CallEventIn::TransferResult(TransferResult::Failed("486".into())),
+        );
+        let cmds = drain(&mut c);
+        assert_stops_before_speaking(&cmds);
     }
 }

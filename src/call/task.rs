@@ -221,9 +221,27 @@ async fn call_task(
         }
     }
     let Some(mut media) = svc.media.attach(call) else {
-        tracing::warn!("no media session for the call");
-        let _ = svc.gateway.hangup(call, Vec::new()).await;
-        let outcome = CallOutcome::CallFailed("no media session".into());
+        // The SIP side closes the media session when the dialog ends: a caller who hung
+        // up between the answer and now is a completed (abandoned) call, not a failure.
+        // Its `Ended` may still be on the way: wait for it, bounded.
+        let hung_up = tokio::time::timeout(Duration::from_secs(1), async {
+            while let Some(ev) = sip_events.recv().await {
+                if matches!(ev, SipEvent::Ended { .. }) {
+                    return true;
+                }
+            }
+            false
+        })
+        .await
+        .unwrap_or(false);
+        let outcome = if hung_up {
+            tracing::info!("caller hung up before the call's media was set up");
+            CallOutcome::Completed
+        } else {
+            tracing::warn!("no media session for the call");
+            let _ = svc.gateway.hangup(call, Vec::new()).await;
+            CallOutcome::CallFailed("no media session".into())
+        };
         finish_record(&svc, record, &outcome, 0, Vec::new(), None, None).await;
         return outcome;
     };
@@ -375,6 +393,11 @@ async fn call_task(
                         let _ = media.play(&pcm);
                         synth_done = true;
                         playing = true;
+                        // The turn's answer may be audio (or a response's audio fallback).
+                        if let (None, Some(r)) = (timing.reply_to_audio, reply_at) {
+                            timing.reply_to_audio = Some(Instant::now() - r);
+                            turn_pending = true;
+                        }
                     }
                     Err(e) if looped => tracing::warn!(%url, "looped audio not played: {e}"),
                     Err(e) => {
@@ -547,9 +570,10 @@ async fn call_task(
                     Some(MediaEvent::SpeechStart { .. }) => { heard_at = Some(now); conv.handle_event(now, CallEventIn::SpeechStarted) }
                     Some(MediaEvent::SpeechEnd { .. }) => speech_end_at = Some(now),
                     Some(MediaEvent::Dtmf { digit, .. }) => { input_at = Some(now); heard_at = Some(now); conv.handle_event(now, CallEventIn::Dtmf(digit)) }
-                    Some(MediaEvent::PlaybackStarted { .. }) => {
+                    Some(MediaEvent::PlaybackStarted { at, .. }) => {
                         if std::mem::take(&mut turn_pending) {
-                            timing.reply_to_first_packet = reply_at.map(|r| now.saturating_duration_since(r));
+                            // When the core sent it, not when the event got here.
+                            timing.reply_to_first_packet = reply_at.map(|r| at.saturating_duration_since(r));
                             report_turn(&svc, record, &timing, &mut latencies, &call_id);
                         }
                     }
@@ -649,7 +673,9 @@ async fn call_task(
                 match res {
                     Ok(reply) => {
                         context = reply.context.clone();
-                        if !reply.actions.iter().any(|a| matches!(a, crate::assistant::VoiceAction::Speak { .. })) {
+                        // A reply with nothing to say is reported now; one with speech or
+                        // audio when its first packet is out.
+                        if !reply.actions.iter().any(|a| matches!(a, crate::assistant::VoiceAction::Speak { .. } | crate::assistant::VoiceAction::PlayAudio { looped: false, .. })) {
                             report_turn(&svc, record, &timing, &mut latencies, &call_id);
                         }
                         conv.handle_event(now, CallEventIn::AssistantReplied(reply));

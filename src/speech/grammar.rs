@@ -77,6 +77,8 @@ pub struct Grammar {
     skipped: Vec<String>,
     jsgf: String,
     dict: String,
+    /// Phones in each word's first pronunciation.
+    phones: HashMap<String, usize>,
     dict_path: OnceLock<Result<PathBuf, String>>,
 }
 
@@ -104,11 +106,15 @@ impl Grammar {
             words.extend(p.split(' '));
         }
         let mut dict = String::new();
+        let mut phones = HashMap::new();
         for w in &words {
             let lines = lex
                 .entries
                 .get(*w)
                 .ok_or_else(|| SpeechError::Engine(format!("dictionary lacks {w:?}")))?;
+            if let Some(first) = lines.first() {
+                phones.insert(w.to_string(), first.split_whitespace().count() - 1);
+            }
             for l in lines {
                 dict.push_str(l);
                 dict.push('\n');
@@ -134,6 +140,7 @@ impl Grammar {
             skipped,
             jsgf,
             dict,
+            phones,
             dict_path: OnceLock::new(),
         })
     }
@@ -163,6 +170,15 @@ impl Grammar {
         self.phrases.contains(hyp)
             || YES_NO.contains(&hyp)
             || hyp.split(' ').all(|w| DIGITS.contains(&w))
+    }
+
+    /// Phones in a sentence of the grammar (each word's first pronunciation); `None` when
+    /// a word is not in the grammar.
+    pub fn phone_count(&self, sentence: &str) -> Option<usize> {
+        sentence
+            .split_whitespace()
+            .map(|w| self.phones.get(w).copied())
+            .sum()
     }
 
     /// The trimmed dictionary, written once per process under the temp directory.
@@ -211,5 +227,8 @@ mod tests {
         let dict = std::fs::read_to_string(g.dict_file().expect("dict")).expect("read");
         assert!(dict.lines().any(|l| l.starts_with("balance ")));
         assert!(dict.lines().count() < 60);
+        // check(CH EH K) my(M AY) balance(B AE L AH N S)
+        assert_eq!(g.phone_count("check my balance"), Some(11));
+        assert_eq!(g.phone_count("check my zxqv"), None);
     }
 }

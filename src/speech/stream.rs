@@ -66,8 +66,9 @@ impl Default for RecognizeOptions {
 pub struct Transcript {
     /// Words recognised.
     pub text: String,
-    /// 0..=1 when the provider gives one (Watson: final results; embedded PocketSphinx:
-    /// none with voxgate's decoder settings, which skip the lattice pass).
+    /// 0..=1 on final results (Watson's alternative `confidence`; the embedded recogniser's
+    /// calibrated lattice-and-score measure, see `pocketsphinx.rs`); `None` on interim
+    /// results and when a provider gives none.
     pub confidence: Option<f32>,
     /// Index of the utterance within the stream (Watson `result_index`).
     pub result_index: u32,

@@ -427,6 +427,15 @@ fn variables_come_first_legacy_and_modern() {
             VoiceAction::Set(CallVariable::TransferFailedMessage(
                 "Sorry, the transfer failed.".into()
             )),
+            VoiceAction::Set(CallVariable::ErrAudioUrl(
+                "https://example.com/err.wav".into()
+            )),
+            VoiceAction::Set(CallVariable::ConversationFailedAudioUrl(
+                "https://example.com/failed.wav".into()
+            )),
+            VoiceAction::Set(CallVariable::TransferFailedAudioUrl(
+                "https://example.com/transfer.wav".into()
+            )),
             VoiceAction::Set(CallVariable::ConversationFailedMessage(
                 "We have a problem.".into()
             )),

@@ -116,6 +116,22 @@ pub async fn eventually(within: Duration, mut pred: impl FnMut() -> bool) -> boo
     }
 }
 
+/// A loopback service that is down: it takes each connection and drops it at once, so
+/// a client fails fast (a port freed for "connection refused" could be taken by the
+/// gateway's own listeners before the call).
+pub async fn down_service() -> std::net::SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = l.accept().await {
+            drop(conn);
+        }
+    });
+    addr
+}
+
 /// Settings with the given transfer-failure disconnect.
 pub fn settings(disconnect_on_transfer_failure: bool) -> IntegrationSettings {
     IntegrationSettings {

@@ -208,3 +208,83 @@ pub fn timeouts(ms: u64) -> Timeouts {
         idle: d,
     }
 }
+
+fn median(mut v: Vec<f32>) -> f32 {
+    if v.is_empty() {
+        return f32::NAN;
+    }
+    v.sort_by(f32::total_cmp);
+    v[v.len() / 2]
+}
+
+/// How confidence falls for right and wrong final results.
+#[derive(Debug)]
+pub struct ConfidenceSummary {
+    pub right: usize,
+    pub wrong: usize,
+    pub right_median: f32,
+    pub wrong_median: f32,
+    pub right_mean: f32,
+    pub wrong_mean: f32,
+    /// Right results at or above 0.5 (kept by a 0.5 threshold).
+    pub right_kept: usize,
+    /// Wrong results below 0.5 (rejected by it).
+    pub wrong_rejected: usize,
+}
+
+impl ConfidenceSummary {
+    /// From (result right, confidence) pairs.
+    pub fn of(scored: &[(bool, f32)]) -> Self {
+        let right: Vec<f32> = scored.iter().filter(|s| s.0).map(|s| s.1).collect();
+        let wrong: Vec<f32> = scored.iter().filter(|s| !s.0).map(|s| s.1).collect();
+        let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len().max(1) as f32;
+        ConfidenceSummary {
+            right: right.len(),
+            wrong: wrong.len(),
+            right_mean: mean(&right),
+            wrong_mean: mean(&wrong),
+            right_kept: right.iter().filter(|&&c| c >= 0.5).count(),
+            wrong_rejected: wrong.iter().filter(|&&c| c < 0.5).count(),
+            right_median: median(right),
+            wrong_median: median(wrong),
+        }
+    }
+}
+
+impl std::fmt::Display for ConfidenceSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "right {} (median {:.2}, mean {:.2}, {} at or above 0.5), wrong {} (median {:.2}, \
+             mean {:.2}, {} below 0.5)",
+            self.right,
+            self.right_median,
+            self.right_mean,
+            self.right_kept,
+            self.wrong,
+            self.wrong_median,
+            self.wrong_mean,
+            self.wrong_rejected
+        )
+    }
+}
+
+/// A second of white noise at 8 kHz, loud or soft by seed, amplitude-modulated like
+/// syllables on odd seeds, with 300 ms of silence either side.
+pub fn noise_burst(seed: u64) -> Vec<i16> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1000 + seed);
+    let amp = [600.0, 2500.0, 6000.0][seed as usize % 3];
+    let mut pcm = vec![0i16; 2400];
+    for i in 0..8000 {
+        let syllables = if seed % 2 == 1 {
+            (i as f64 / 8000.0 * std::f64::consts::TAU * 4.0)
+                .sin()
+                .abs()
+        } else {
+            1.0
+        };
+        pcm.push(((rng.random::<f64>() * 2.0 - 1.0) * amp * syllables) as i16);
+    }
+    pcm.extend(std::iter::repeat_n(0i16, 2400));
+    pcm
+}

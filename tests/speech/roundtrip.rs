@@ -19,9 +19,10 @@ async fn embedded_roundtrip_over_mulaw_in_four_voices() {
             total += 1;
             if text_of(&finals) == *phrase {
                 ok += 1;
-                assert!(finals[0]
+                let c = finals[0]
                     .confidence
-                    .is_none_or(|c| (0.0..=1.0).contains(&c)));
+                    .expect("final results carry a confidence");
+                assert!((0.0..=1.0).contains(&c), "{c}");
             } else {
                 misses.push(format!("{voice}: {phrase:?} -> {:?}", text_of(&finals)));
             }
@@ -73,21 +74,68 @@ async fn sixteen_khz_input_and_two_utterances_in_one_stream() {
     assert_eq!(text_of(&finals), "check my balance");
 }
 
+/// Speech outside the grammar (none of these sentences was used to fit the confidence
+/// model) and noise: any final is a sentence of the grammar, and out-of-grammar speech gets
+/// a low confidence. Noise is not caught yet, so it is only printed: of these 4 bursts, the
+/// two steady ones decode as one digit with confidence 0.85 and 0.98 (the syllable-like
+/// ones give a low score or no final); see docs/DECISIONS.md.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn out_of_grammar_speech_gives_no_final() {
+async fn out_of_grammar_speech_gets_low_confidence() {
+    const SPEECH: &[&str] = &[
+        "a cup of tea would be nice",
+        "she sells sea shells by the sea shore",
+        "my brother plays the guitar on sundays",
+        "turn left after the old church",
+        "we are out of milk and bread",
+        "the meeting moved to thursday afternoon",
+    ];
     let stt = PocketSphinxStt::new(grammar());
-    let pcm = speak_8k(
-        "the weather is lovely in the mountains today",
-        "en-US_AllisonV3Voice",
-    )
-    .await;
-    let (finals, _) = recognize(&stt, &pcm, SampleRate::Hz8000)
-        .await
-        .expect("recognize");
-    let g = grammar();
-    for f in &finals {
-        assert!(g.accepts(&f.text), "non-sentence final {:?}", f.text);
+    let mut speech = Vec::new();
+    for (i, text) in SPEECH.iter().enumerate() {
+        for voice in ["en-US_AllisonV3Voice", "en-GB_JamesV3Voice"] {
+            let pcm = telephone_path(&speak_8k(text, voice).await, 0.0, 7 + i as u64);
+            let (finals, _) = recognize(&stt, &pcm, SampleRate::Hz8000)
+                .await
+                .expect("recognize");
+            speech.extend(finals.into_iter().map(|f| (text.to_string(), f)));
+        }
     }
+    let mut noise = Vec::new();
+    for seed in 0..4 {
+        let pcm = telephone_path(&noise_burst(seed), 0.0, seed);
+        let (finals, _) = recognize(&stt, &pcm, SampleRate::Hz8000)
+            .await
+            .expect("recognize");
+        noise.extend(finals.into_iter().map(|f| (format!("noise {seed}"), f)));
+    }
+    let g = grammar();
+    let high = |scored: &[(String, Transcript)]| -> Vec<String> {
+        let mut high = Vec::new();
+        for (what, f) in scored {
+            assert!(g.accepts(&f.text), "non-sentence final {:?}", f.text);
+            let c = f.confidence.expect("a final result carries a confidence");
+            if c >= 0.5 {
+                high.push(format!("{what} -> {:?} ({c:.2})", f.text));
+            }
+        }
+        high
+    };
+    let (speech_high, noise_high) = (high(&speech), high(&noise));
+    println!(
+        "out-of-grammar speech: {} finals, {} at or above 0.5 {speech_high:?}; noise: {} \
+         finals, {} at or above 0.5 {noise_high:?}",
+        speech.len(),
+        speech_high.len(),
+        noise.len(),
+        noise_high.len()
+    );
+    // The digit loop turns most of this speech into digit strings, so there is something
+    // to score.
+    assert!(speech.len() >= 6, "only {} finals", speech.len());
+    assert!(
+        speech_high.len() * 10 <= speech.len(),
+        "more than one in ten out-of-grammar finals at or above 0.5: {speech_high:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,6 +234,13 @@ async fn watson_clients_through_speech_server() {
                 .await
                 .expect("post");
             assert_eq!(text_of(&once), text_of(&finals));
+            // Watson JSON carries the embedded recogniser's confidence on final alternatives,
+            // and the client reads it: the same audio scores the same either way.
+            let confidences = |ts: &[Transcript]| -> Vec<Option<f32>> {
+                ts.iter().map(|t| t.confidence).collect()
+            };
+            assert!(finals.iter().all(|t| t.confidence.is_some()), "{finals:?}");
+            assert_eq!(confidences(&once), confidences(&finals));
         }
     }
     assert!(ok + 1 >= total, "{ok}/{total}");

@@ -16,6 +16,26 @@ pub struct ps_decoder_t {
 pub struct logmath_t {
     _p: [u8; 0],
 }
+#[repr(C)]
+pub struct ps_lattice_t {
+    _p: [u8; 0],
+}
+#[repr(C)]
+pub struct ps_latnode_t {
+    _p: [u8; 0],
+}
+#[repr(C)]
+pub struct ps_latlink_t {
+    _p: [u8; 0],
+}
+#[repr(C)]
+pub struct ps_seg_t {
+    _p: [u8; 0],
+}
+#[repr(C)]
+pub struct ngram_model_t {
+    _p: [u8; 0],
+}
 
 extern "C" {
     pub fn ps_config_init(defn: *const c_void) -> *mut ps_config_t;
@@ -43,11 +63,34 @@ extern "C" {
     ) -> c_int;
     pub fn ps_end_utt(ps: *mut ps_decoder_t) -> c_int;
     pub fn ps_get_hyp(ps: *mut ps_decoder_t, out_best_score: *mut i32) -> *const c_char;
-    pub fn ps_get_prob(ps: *mut ps_decoder_t) -> i32;
-    pub fn ps_get_logmath(ps: *mut ps_decoder_t) -> *mut logmath_t;
     pub fn logmath_exp(lmath: *mut logmath_t, logb_p: c_int) -> f64;
     pub fn err_set_logfp(stream: *mut libc::FILE);
     pub fn ps_get_cmn(ps: *mut ps_decoder_t, update: c_int) -> *const c_char;
+    pub fn ps_get_n_frames(ps: *mut ps_decoder_t) -> c_int;
+    pub fn ps_seg_iter(ps: *mut ps_decoder_t) -> *mut ps_seg_t;
+    pub fn ps_seg_next(seg: *mut ps_seg_t) -> *mut ps_seg_t;
+    pub fn ps_seg_word(seg: *mut ps_seg_t) -> *const c_char;
+    pub fn ps_seg_frames(seg: *mut ps_seg_t, out_sf: *mut c_int, out_ef: *mut c_int);
+    pub fn ps_get_lattice(ps: *mut ps_decoder_t) -> *mut ps_lattice_t;
+    pub fn ps_lattice_get_logmath(dag: *mut ps_lattice_t) -> *mut logmath_t;
+    pub fn ps_lattice_bestpath(
+        dag: *mut ps_lattice_t,
+        lmset: *mut ngram_model_t,
+        lwf: f32,
+        ascale: f32,
+    ) -> *mut ps_latlink_t;
+    pub fn ps_lattice_posterior(
+        dag: *mut ps_lattice_t,
+        lmset: *mut ngram_model_t,
+        ascale: f32,
+    ) -> i32;
+    pub fn ps_latlink_pred(link: *mut ps_latlink_t) -> *mut ps_latlink_t;
+    pub fn ps_latlink_baseword(dag: *mut ps_lattice_t, link: *mut ps_latlink_t) -> *const c_char;
+    pub fn ps_latlink_nodes(
+        link: *mut ps_latlink_t,
+        out_src: *mut *mut ps_latnode_t,
+    ) -> *mut ps_latnode_t;
+    pub fn ps_latnode_baseword(dag: *mut ps_lattice_t, node: *mut ps_latnode_t) -> *const c_char;
 }
 
 pub const AUDIO_OUTPUT_SYNCHRONOUS: c_int = 2;

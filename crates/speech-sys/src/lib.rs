@@ -13,6 +13,7 @@ mod synthesizer;
 
 pub use recognizer::{
     default_model_dir, silence_logging, Hypothesis, Recognizer, RecognizerConfig, RecognizerError,
+    LATTICE_ASCALE,
 };
 pub use synthesizer::{
     Sink, SpeakRequest, SynthEvent, Synthesizer, SynthesizerError, ESPEAK_RATE_HZ,

@@ -62,10 +62,24 @@ pub struct Hypothesis {
     pub text: String,
     /// Decoder path score (log domain, larger is better).
     pub score: i32,
-    /// Posterior probability of the hypothesis in 0..=1, from the decoder lattice; `None`
-    /// when the decoder built none (option `bestpath no`, or a partial hypothesis).
-    pub confidence: Option<f32>,
+    /// Frames (10 ms each) searched in the utterance so far; `score / frames` is the mean
+    /// per-frame path score, comparable between utterances of different lengths.
+    pub frames: u32,
+    /// Final hypotheses only: frames inside the hypothesis's words (silences and noise
+    /// fillers between them excluded), from the decoder's segmentation; with the words'
+    /// phone counts this gives the mean phone duration. 0 for partial hypotheses.
+    pub word_frames: u32,
+    /// Final hypotheses only: the sentence posterior of the word lattice's best path
+    /// (PocketSphinx's `ps_lattice_posterior`, acoustic scale 1/[`LATTICE_ASCALE`]) when that
+    /// path reads as this hypothesis, and `0.0` when the lattice prefers another sentence.
+    /// Evidence for a confidence measure, not itself calibrated: on a grammar the mass
+    /// splits over paths that differ only in silences, so it rarely exceeds ~0.2. `None`
+    /// for partial hypotheses and when the decoder built no lattice.
+    pub lattice_posterior: Option<f32>,
 }
+
+/// The acoustic scale of the lattice posterior (PocketSphinx's default `-ascale 20`).
+pub const LATTICE_ASCALE: f32 = 20.0;
 
 /// One PocketSphinx decoder. Use it from one thread at a time: it is `Send` (it may move
 /// between threads) but not `Sync` (the C decoder has no internal locking).
@@ -191,7 +205,7 @@ impl Recognizer {
         Ok(())
     }
 
-    fn hyp(&mut self, with_prob: bool) -> Option<Hypothesis> {
+    fn hyp(&mut self) -> Option<Hypothesis> {
         let mut score = 0i32;
         // SAFETY: ps is live; the returned string is owned by the decoder and valid until
         // the next decoder call, so it is copied before anything else happens.
@@ -205,26 +219,79 @@ impl Recognizer {
         if text.is_empty() {
             return None;
         }
-        let confidence = if with_prob {
-            // SAFETY: ps is live; the logmath object belongs to the decoder.
-            unsafe {
-                let prob = ffi::ps_get_prob(self.ps.as_ptr());
-                let lm = ffi::ps_get_logmath(self.ps.as_ptr());
-                // 0 (log domain) is what the decoder returns when it has no lattice.
-                if lm.is_null() || prob == 0 {
-                    None
-                } else {
-                    Some((ffi::logmath_exp(lm, prob) as f32).clamp(0.0, 1.0))
-                }
-            }
-        } else {
-            None
-        };
+        // SAFETY: ps is live.
+        let frames = unsafe { ffi::ps_get_n_frames(self.ps.as_ptr()) }.max(0) as u32;
         Some(Hypothesis {
             text,
             score,
-            confidence,
+            frames,
+            word_frames: 0,
+            lattice_posterior: None,
         })
+    }
+
+    /// Frames inside words (not fillers) on the best path, after `ps_end_utt`.
+    fn word_frames(&mut self) -> u32 {
+        let mut n = 0;
+        // SAFETY: ps is live and its utterance has ended; the iterator is walked to its end
+        // (where ps_seg_next frees it and returns NULL), and each word string is read
+        // before the next step.
+        unsafe {
+            let mut seg = ffi::ps_seg_iter(self.ps.as_ptr());
+            while !seg.is_null() {
+                let w = ffi::ps_seg_word(seg);
+                let filler = w.is_null() || matches!(*w as u8, b'<' | b'[' | b'(');
+                if !filler {
+                    let (mut sf, mut ef) = (0, 0);
+                    ffi::ps_seg_frames(seg, &mut sf, &mut ef);
+                    n += (ef - sf + 1).max(0) as u32;
+                }
+                seg = ffi::ps_seg_next(seg);
+            }
+        }
+        n
+    }
+
+    /// The lattice's best path and its sentence posterior, after `ps_end_utt`.
+    fn lattice_best(&mut self) -> Option<(String, f32)> {
+        let ascale = 1.0 / LATTICE_ASCALE;
+        // SAFETY: ps is live and its utterance has ended. The lattice, its links and nodes
+        // are owned by the decoder's search and stay valid until the next utterance starts;
+        // they are only read here, and word strings are copied at once.
+        unsafe {
+            let dag = ffi::ps_get_lattice(self.ps.as_ptr());
+            if dag.is_null() {
+                return None;
+            }
+            let last = ffi::ps_lattice_bestpath(dag, std::ptr::null_mut(), 1.0, ascale);
+            if last.is_null() {
+                return None;
+            }
+            let post = ffi::ps_lattice_posterior(dag, std::ptr::null_mut(), ascale);
+            let lm = ffi::ps_lattice_get_logmath(dag);
+            if lm.is_null() {
+                return None;
+            }
+            let post = (ffi::logmath_exp(lm, post) as f32).clamp(0.0, 1.0);
+            // The path read backwards: the end node's word, then each link's source word.
+            let word = |p: *const std::os::raw::c_char| {
+                (!p.is_null()).then(|| CStr::from_ptr(p).to_string_lossy().into_owned())
+            };
+            let mut words = Vec::new();
+            words.extend(word(ffi::ps_latnode_baseword(
+                dag,
+                ffi::ps_latlink_nodes(last, std::ptr::null_mut()),
+            )));
+            let mut link = last;
+            while !link.is_null() {
+                words.extend(word(ffi::ps_latlink_baseword(dag, link)));
+                link = ffi::ps_latlink_pred(link);
+            }
+            // Fillers and sentence markers are <...> and [...] in the model's noise dictionary.
+            words.retain(|w| !w.starts_with('<') && !w.starts_with('['));
+            words.reverse();
+            Some((words.join(" "), post))
+        }
     }
 
     /// The best hypothesis so far in the current utterance (may be a prefix of a sentence).
@@ -232,7 +299,7 @@ impl Recognizer {
         if !self.in_utt {
             return None;
         }
-        self.hyp(false)
+        self.hyp()
     }
 
     /// The decoder's current cepstral mean, as the comma-separated string the `cmninit`
@@ -258,7 +325,14 @@ impl Recognizer {
         if unsafe { ffi::ps_end_utt(self.ps.as_ptr()) } < 0 {
             return Err(RecognizerError::Decode("ps_end_utt"));
         }
-        Ok(self.hyp(true))
+        let Some(mut h) = self.hyp() else {
+            return Ok(None);
+        };
+        h.word_frames = self.word_frames();
+        h.lattice_posterior = self
+            .lattice_best()
+            .map(|(path, post)| if path == h.text { post } else { 0.0 });
+        Ok(Some(h))
     }
 }
 

@@ -522,7 +522,7 @@ impl<I: PacketIo> MediaCore<I> {
                 let Some(ev) = s.session.poll_event() else {
                     break;
                 };
-                if let Some(ev) = to_event(id, ev) {
+                if let Some(ev) = to_event(id, ev, now) {
                     self.push_event(ev);
                 }
             }
@@ -574,8 +574,9 @@ fn add_delta(counter: &AtomicU64, before: u64, after: u64) {
     }
 }
 
-/// Maps a session event to the engine's event (None: not forwarded).
-fn to_event(id: SessionId, ev: SessionEvent) -> Option<Event> {
+/// Maps a session event to the engine's event (None: not forwarded); `now` is the time
+/// of the service pass that produced it.
+fn to_event(id: SessionId, ev: SessionEvent, now: Instant) -> Option<Event> {
     Some(match ev {
         SessionEvent::Audio(frame) => Event::Audio { id, frame },
         SessionEvent::Dtmf { digit, duration } => Event::Dtmf {
@@ -587,7 +588,7 @@ fn to_event(id: SessionId, ev: SessionEvent) -> Option<Event> {
         SessionEvent::SpeechEnd => Event::SpeechEnd { id },
         SessionEvent::RtpTimeout => Event::RtpTimeout { id },
         SessionEvent::RemoteAddressLearned(addr) => Event::RemoteAddressLearned { id, addr },
-        SessionEvent::PlaybackStarted => Event::PlaybackStarted { id },
+        SessionEvent::PlaybackStarted => Event::PlaybackStarted { id, at: now },
         SessionEvent::PlaybackIdle => Event::PlaybackIdle { id },
     })
 }

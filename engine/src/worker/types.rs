@@ -190,6 +190,8 @@ pub enum Event {
     PlaybackStarted {
         /// Session.
         id: SessionId,
+        /// When the core wrote the packet (it leaves in the same send batch).
+        at: std::time::Instant,
     },
     /// Everything queued with `Play` has been sent (or playback was stopped).
     PlaybackIdle {
@@ -227,7 +229,7 @@ impl Event {
             | Event::SpeechEnd { id }
             | Event::Stats { id, .. }
             | Event::RtpTimeout { id }
-            | Event::PlaybackStarted { id }
+            | Event::PlaybackStarted { id, .. }
             | Event::PlaybackIdle { id }
             | Event::RemoteAddressLearned { id, .. }
             | Event::Closed { id, .. } => *id,

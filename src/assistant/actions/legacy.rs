@@ -191,6 +191,24 @@ pub(super) fn variables(context: &Context) -> Vec<VoiceAction> {
             transfer_failure_text(m),
         )));
     }
+    for (key, var) in [
+        (
+            "vgwErrAudioURL",
+            CallVariable::ErrAudioUrl as fn(String) -> CallVariable,
+        ),
+        (
+            "vgwConversationFailedAudioURL",
+            CallVariable::ConversationFailedAudioUrl,
+        ),
+        (
+            "vgwTransferFailedAudioURL",
+            CallVariable::TransferFailedAudioUrl,
+        ),
+    ] {
+        if let Some(url) = as_str(u(key)).filter(|s| !s.trim().is_empty()) {
+            out.push(VoiceAction::Set(var(url.to_owned())));
+        }
+    }
     if let Some(m) = as_str(u("vgwConversationFailedMessage")) {
         out.push(VoiceAction::Set(CallVariable::ConversationFailedMessage(
             prepare_for_speech(m),

@@ -168,6 +168,14 @@ pub enum CallVariable {
     TransferFailedMessage(String),
     /// `vgwConversationFailedMessage`.
     ConversationFailedMessage(String),
+    /// `vgwErrAudioURL`: played when the TTS service cannot say a response.
+    ErrAudioUrl(String),
+    /// `vgwConversationFailedAudioURL`: played when the TTS service cannot say the
+    /// call-failure message.
+    ConversationFailedAudioUrl(String),
+    /// `vgwTransferFailedAudioURL`: played when the TTS service cannot say the
+    /// transfer-failure message.
+    TransferFailedAudioUrl(String),
     /// `cdr_custom_data`, merged into the call record.
     CdrCustomData(Map<String, Value>),
 }
