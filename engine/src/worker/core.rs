@@ -522,7 +522,7 @@ impl<I: PacketIo> MediaCore<I> {
                 let Some(ev) = s.session.poll_event() else {
                     break;
                 };
-                if let Some(ev) = to_event(id, ev, now) {
+                if let Some(ev) = to_event(id, ev) {
                     self.push_event(ev);
                 }
             }
@@ -574,9 +574,8 @@ fn add_delta(counter: &AtomicU64, before: u64, after: u64) {
     }
 }
 
-/// Maps a session event to the engine's event (None: not forwarded); `now` is the time
-/// of the service pass that produced it.
-fn to_event(id: SessionId, ev: SessionEvent, now: Instant) -> Option<Event> {
+/// Maps a session event to the engine's event (None: not forwarded).
+fn to_event(id: SessionId, ev: SessionEvent) -> Option<Event> {
     Some(match ev {
         SessionEvent::Audio(frame) => Event::Audio { id, frame },
         SessionEvent::Dtmf { digit, duration } => Event::Dtmf {
@@ -588,7 +587,12 @@ fn to_event(id: SessionId, ev: SessionEvent, now: Instant) -> Option<Event> {
         SessionEvent::SpeechEnd => Event::SpeechEnd { id },
         SessionEvent::RtpTimeout => Event::RtpTimeout { id },
         SessionEvent::RemoteAddressLearned(addr) => Event::RemoteAddressLearned { id, addr },
-        SessionEvent::PlaybackStarted => Event::PlaybackStarted { id, at: now },
+        // Read now, not the loop's start: the Play command may have arrived during this
+        // pass. The packet is in the send batch, flushed right after this service pass.
+        SessionEvent::PlaybackStarted => Event::PlaybackStarted {
+            id,
+            at: Instant::now(),
+        },
         SessionEvent::PlaybackIdle => Event::PlaybackIdle { id },
     })
 }
