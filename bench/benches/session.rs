@@ -9,14 +9,30 @@ use voxgate_engine::codec::CodecKind;
 use voxgate_engine::rtp::RtpHeader;
 use voxgate_engine::session::{MediaSession, SessionConfig};
 
-fn echo(c: &mut Criterion, name: &str, pcm_rate: u32) {
-    let from = SocketAddr::from(([127, 0, 0, 1], 4000));
-    let t0 = Instant::now();
-    let mut cfg = SessionConfig::new(7, CodecKind::Pcmu, 0);
+/// A PCMU echo session (SSRC `ssrc`) that never times out.
+fn echo_session(ssrc: u32, pcm_rate: u32, t0: Instant) -> MediaSession {
+    let mut cfg = SessionConfig::new(ssrc, CodecKind::Pcmu, 0);
     cfg.echo = true;
     cfg.pcm_rate = pcm_rate;
     cfg.no_rtp_timeout = Duration::from_secs(3600);
-    let mut s = MediaSession::new(cfg, t0).unwrap();
+    MediaSession::new(cfg, t0).unwrap()
+}
+
+/// The caller's `n`th packet header (20 ms of PCMU each).
+fn caller_header(n: u64) -> RtpHeader {
+    RtpHeader {
+        marker: false,
+        payload_type: 0,
+        sequence_number: n as u16,
+        timestamp: (n * 160) as u32,
+        ssrc: 99,
+    }
+}
+
+fn echo(c: &mut Criterion, name: &str, pcm_rate: u32) {
+    let from = SocketAddr::from(([127, 0, 0, 1], 4000));
+    let t0 = Instant::now();
+    let mut s = echo_session(7, pcm_rate, t0);
     let mut pkt = [0u8; 172];
     let mut out = [0u8; 1500];
     let payload: Vec<u8> = (0..160).map(|i| (i * 7) as u8).collect();
@@ -24,13 +40,7 @@ fn echo(c: &mut Criterion, name: &str, pcm_rate: u32) {
     c.bench_function(name, |b| {
         b.iter(|| {
             let now = t0 + Duration::from_millis(n * 20);
-            let h = RtpHeader {
-                marker: false,
-                payload_type: 0,
-                sequence_number: n as u16,
-                timestamp: (n * 160) as u32,
-                ssrc: 99,
-            };
+            let h = caller_header(n);
             h.write_packet(&mut pkt, &payload).unwrap();
             s.handle_rtp(now, from, &mut pkt);
             s.handle_timeout(now);
@@ -53,12 +63,7 @@ fn echo(c: &mut Criterion, name: &str, pcm_rate: u32) {
 fn echo_many(c: &mut Criterion, name: &str, sessions: usize) {
     let t0 = Instant::now();
     let mut all: Vec<Box<MediaSession>> = (0..sessions)
-        .map(|i| {
-            let mut cfg = SessionConfig::new(7 + i as u32, CodecKind::Pcmu, 0);
-            cfg.echo = true;
-            cfg.no_rtp_timeout = Duration::from_secs(3600);
-            Box::new(MediaSession::new(cfg, t0).unwrap())
-        })
+        .map(|i| Box::new(echo_session(7 + i as u32, 8000, t0)))
         .collect();
     let from: Vec<SocketAddr> = (0..sessions)
         .map(|i| SocketAddr::from(([127, 0, 0, 1], 4000 + i as u16)))
@@ -70,13 +75,7 @@ fn echo_many(c: &mut Criterion, name: &str, sessions: usize) {
     c.bench_function(name, |b| {
         b.iter(|| {
             let now = t0 + Duration::from_millis(n * 20);
-            let h = RtpHeader {
-                marker: false,
-                payload_type: 0,
-                sequence_number: n as u16,
-                timestamp: (n * 160) as u32,
-                ssrc: 99,
-            };
+            let h = caller_header(n);
             for (s, &from) in all.iter_mut().zip(&from) {
                 h.write_packet(&mut pkt, &payload).unwrap();
                 s.handle_rtp(now, from, &mut pkt);
