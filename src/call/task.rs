@@ -264,8 +264,11 @@ async fn call_task(
     // The turn's answer is queued; its report waits for the first RTP packet.
     let mut turn_pending = false;
     // The assistant's speech configuration changes (configure commands).
+    // and what they mean to the providers (derived on each change).
     let mut stt_cfg = SpeechConfig::default();
     let mut tts_cfg = SpeechConfig::default();
+    let mut stt = SttSettings::default();
+    let mut tts = TtsSettings::default();
     let mut timing = TurnTiming::default();
     let mut sent_at: Option<Instant> = None;
     let mut reply_at: Option<Instant> = None;
@@ -289,7 +292,7 @@ async fn call_task(
         }
     }
     if session.is_some() {
-        match start_recognition(&svc, &stt_cfg).await {
+        match start_recognition(&svc, &stt).await {
             Ok(r) => {
                 rec = Some(r);
                 conv.handle_event(Instant::now(), CallEventIn::Answered);
@@ -315,12 +318,13 @@ async fn call_task(
                         report_turn(&svc, record, &timing, &mut latencies, &call_id);
                     }
                     // A one-turn speech configuration ends with the turn it covered.
-                    tts_cfg.end_turn();
-                    if stt_cfg.end_turn() && !is_hangup && rec.is_some() {
-                        rec = None;
-                        match start_recognition(&svc, &stt_cfg).await {
-                            Ok(r) => rec = Some(r),
-                            Err(e) => speech_failed(&mut conv, e),
+                    if tts_cfg.end_turn() {
+                        tts = TtsSettings::from_config(tts_cfg.current());
+                    }
+                    if stt_cfg.end_turn() {
+                        stt = SttSettings::from_config(stt_cfg.current());
+                        if !is_hangup && rec.is_some() {
+                            restart_recognition(&svc, &stt, &mut rec, &mut conv).await;
                         }
                     }
                     if let Some(mut s) = session.take() {
@@ -368,7 +372,7 @@ async fn call_task(
                         &svc.tts_fallback
                     } else {
                         req.voice = svc.settings.tts_voice.clone();
-                        TtsSettings::from_config(tts_cfg.current()).apply_to(&mut req);
+                        tts.apply_to(&mut req);
                         &svc.tts
                     };
                     match tts.synthesize(req).await {
@@ -422,10 +426,7 @@ async fn call_task(
                     if paused {
                         rec = None;
                     } else if rec.is_none() {
-                        match start_recognition(&svc, &stt_cfg).await {
-                            Ok(r) => rec = Some(r),
-                            Err(e) => speech_failed(&mut conv, e),
-                        }
+                        restart_recognition(&svc, &stt, &mut rec, &mut conv).await;
                     }
                 }
                 CallCommand::SendDtmf {
@@ -454,23 +455,20 @@ async fn call_task(
                     );
                 }
                 CallCommand::ConfigureStt(cfg, strategy) => {
-                    let before = SttSettings::from_config(stt_cfg.current());
                     stt_cfg.apply(cfg, strategy);
                     let after = SttSettings::from_config(stt_cfg.current());
                     tracing::info!(?strategy, settings = ?after, "speech-to-text reconfigured");
                     // Recognition parameters are fixed per stream: start a new one.
-                    if before != after && rec.is_some() {
-                        rec = None;
-                        match start_recognition(&svc, &stt_cfg).await {
-                            Ok(r) => rec = Some(r),
-                            Err(e) => speech_failed(&mut conv, e),
-                        }
+                    let changed = after != stt;
+                    stt = after;
+                    if changed && rec.is_some() {
+                        restart_recognition(&svc, &stt, &mut rec, &mut conv).await;
                     }
                 }
                 CallCommand::ConfigureTts(cfg, strategy) => {
                     tts_cfg.apply(cfg, strategy);
-                    let settings = TtsSettings::from_config(tts_cfg.current());
-                    tracing::info!(?strategy, ?settings, "text-to-speech reconfigured");
+                    tts = TtsSettings::from_config(tts_cfg.current());
+                    tracing::info!(?strategy, settings = ?tts, "text-to-speech reconfigured");
                 }
                 CallCommand::Hold | CallCommand::Unhold => {
                     let dir = if matches!(cmd, CallCommand::Hold) {
@@ -599,7 +597,7 @@ async fn call_task(
             ev = next_recognition(&mut rec) => {
                 let now = Instant::now();
                 match ev {
-                    Some(Ok(RecognitionEvent::Final(t))) if t.confidence.is_some_and(|c| c < SttSettings::from_config(stt_cfg.current()).confidence_threshold) => {
+                    Some(Ok(RecognitionEvent::Final(t))) if t.confidence.is_some_and(|c| c < stt.confidence_threshold) => {
                         tracing::info!(text = %t.text, confidence = ?t.confidence, "recognised under the confidence threshold; not sent to the assistant");
                     }
                     Some(Ok(RecognitionEvent::Final(t))) => {
@@ -621,11 +619,7 @@ async fn call_task(
                     Some(Err(SpeechError::Timeout("inactivity"))) | None => {
                         // The recogniser's inactivity limit or a clean end of the stream:
                         // start a fresh one. A service that refuses it fails the call.
-                        rec = None;
-                        match start_recognition(&svc, &stt_cfg).await {
-                            Ok(r) => rec = Some(r),
-                            Err(e) => speech_failed(&mut conv, e),
-                        }
+                        restart_recognition(&svc, &stt, &mut rec, &mut conv).await;
                     }
                     Some(Err(e)) => {
                         // Any other error, a provider's connect/idle timeout included.
@@ -929,7 +923,7 @@ async fn sleep_until(t: Option<Instant>) {
 /// assistant's speech-to-text configuration in force.
 async fn start_recognition(
     svc: &CallServices,
-    cfg: &SpeechConfig,
+    stt: &SttSettings,
 ) -> Result<RecognitionStream, SpeechError> {
     let mut opts = RecognizeOptions {
         grammar: svc.grammar.clone(),
@@ -939,8 +933,23 @@ async fn start_recognition(
         inactivity_timeout: None,
         ..RecognizeOptions::default()
     };
-    SttSettings::from_config(cfg.current()).apply_to(&mut opts);
+    stt.apply_to(&mut opts);
     svc.stt.recognize(opts).await
+}
+
+/// Replaces the recognition stream with a new one; a service that refuses it takes the
+/// call down the failure path.
+async fn restart_recognition(
+    svc: &CallServices,
+    stt: &SttSettings,
+    rec: &mut Option<RecognitionStream>,
+    conv: &mut Conversation,
+) {
+    *rec = None;
+    match start_recognition(svc, stt).await {
+        Ok(r) => *rec = Some(r),
+        Err(e) => speech_failed(conv, e),
+    }
 }
 
 /// Logs a finished turn, keeps its latencies for the call record, and tells the live
