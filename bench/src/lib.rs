@@ -181,16 +181,134 @@ pub fn thread_cpu_ticks(name: &str) -> Option<u64> {
     for entry in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
         let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
         if comm.trim_end() == name {
-            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
-            let rest = stat.rsplit_once(')')?.1;
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            // After the comm: state is field 3, utime 14, stime 15 (1-based).
-            let utime: u64 = f.get(11)?.parse().ok()?;
-            let stime: u64 = f.get(12)?.parse().ok()?;
-            return Some(utime + stime);
+            return stat_cpu_ticks(&entry.path().join("stat"));
         }
     }
     None
+}
+
+/// CPU time (user + system of all its threads, clock ticks) of process `pid`.
+pub fn process_cpu_ticks(pid: u32) -> Option<u64> {
+    stat_cpu_ticks(std::path::Path::new(&format!("/proc/{pid}/stat")))
+}
+
+/// utime + stime from a `/proc/.../stat` file.
+fn stat_cpu_ticks(path: &std::path::Path) -> Option<u64> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After the comm: state is field 3, utime 14, stime 15 (1-based).
+    let utime: u64 = f.get(11)?.parse().ok()?;
+    let stime: u64 = f.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// How [`drive`] runs the generator and what it measures.
+#[derive(Debug, Clone, Copy)]
+pub struct DriveOptions {
+    /// CPU the generator thread is pinned to.
+    pub load_cpu: usize,
+    /// CPU whose busy % is measured (/proc/stat).
+    pub measured_cpu: usize,
+    /// SCHED_FIFO priority of the generator (0: `nice`).
+    pub rt_priority: i32,
+    /// Nice value when `rt_priority` is 0.
+    pub nice: i32,
+    /// Seconds of sending.
+    pub seconds: f64,
+}
+
+/// What [`drive`] measured around the sending phase.
+#[derive(Debug)]
+pub struct Driven {
+    /// The generator's outcome.
+    pub outcome: LoadOutcome,
+    /// Busy % of the measured CPU.
+    pub cpu_pct: f64,
+    /// `cpu_ticks` over the sending phase, % of one CPU (-1 if unreadable).
+    pub thread_pct: f64,
+    /// 1-minute load average at the start.
+    pub loadavg: f64,
+}
+
+/// Runs `generator` from a thread pinned to `opts.load_cpu` for `opts.seconds` (plus a
+/// 500 ms drain), calling `idle` between batches, and measures the busy % of
+/// `opts.measured_cpu` and the growth of `cpu_ticks` (the measured thread or process)
+/// over the sending phase.
+pub fn drive(
+    generator: &LoadGenerator,
+    opts: DriveOptions,
+    cpu_ticks: &(dyn Fn() -> Option<u64> + Sync),
+    idle: &mut (dyn FnMut() + Send),
+) -> anyhow::Result<Driven> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(move || {
+                let load_cpu = opts.load_cpu;
+                if !core_affinity::set_for_current(core_affinity::CoreId { id: load_cpu }) {
+                    eprintln!("voxgate-load: could not pin the generator to CPU {load_cpu}");
+                }
+                if !set_thread_priority(None, opts.rt_priority, opts.nice) {
+                    eprintln!("could not raise the priority of the generator");
+                }
+                let loadavg = loadavg();
+                let ticks_before = cpu_ticks();
+                let mut ticks_after = None;
+                let before = CpuSample::read(opts.measured_cpu);
+                let mut after = None;
+                let mut cpu_done = false;
+                let start = Instant::now();
+                let outcome = generator.run(opts.seconds, Duration::from_millis(500), || {
+                    idle();
+                    if !cpu_done && start.elapsed().as_secs_f64() >= opts.seconds {
+                        after = CpuSample::read(opts.measured_cpu).ok();
+                        ticks_after = cpu_ticks();
+                        cpu_done = true;
+                    }
+                })?;
+                let cpu_pct = match (before, after) {
+                    (Ok(b), Some(a)) => b.busy_pct(&a),
+                    _ => -1.0,
+                };
+                let thread_pct = match (ticks_before, ticks_after) {
+                    (Some(b), Some(a)) => {
+                        100.0 * (a.saturating_sub(b)) as f64
+                            / clock_ticks_per_second()
+                            / opts.seconds
+                    }
+                    _ => -1.0,
+                };
+                Ok(Driven {
+                    outcome,
+                    cpu_pct,
+                    thread_pct,
+                    loadavg,
+                })
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("generator thread panicked"))?
+    })
+}
+
+/// Prints (stderr) the generator's send lateness and the latency beyond each session's
+/// minimum; takes the lateness samples out of `outcome`.
+pub fn print_latency_summary(outcome: &mut LoadOutcome) {
+    let mut lateness = std::mem::take(&mut outcome.send_lateness_us);
+    eprintln!(
+        "voxgate-load: generator send lateness p50 {} us p99 {} us max {} us",
+        percentile(&mut lateness, 50.0),
+        percentile(&mut lateness, 99.0),
+        percentile(&mut lateness, 100.0)
+    );
+    let mut excess = outcome.excess_us();
+    eprintln!(
+        "voxgate-load: latency beyond each session's minimum: p50 {} p90 {} p99 {} p99.9 {} max {} us",
+        percentile(&mut excess, 50.0),
+        percentile(&mut excess, 90.0),
+        percentile(&mut excess, 99.0),
+        percentile(&mut excess, 99.9),
+        percentile(&mut excess, 100.0)
+    );
 }
 
 /// Gives this process's thread named `name` (None: the calling thread) a real-time
@@ -269,14 +387,18 @@ fn set_buffer(sock: &UdpSocket, bytes: usize) {
     }
 }
 
+/// A target's SRTP contexts: (protect what is sent, unprotect what comes back).
+type SrtpPair = (Option<SrtpContext>, Option<SrtpContext>);
+
 /// The RTP load generator: one socket, N targets.
 #[derive(Debug)]
 pub struct LoadGenerator {
     socket: UdpSocket,
     targets: Vec<SocketAddr>,
     by_port: HashMap<u16, usize>,
-    /// Per target with SRTP: (protect what we send, unprotect what comes back).
-    srtp: Mutex<Vec<Option<(SrtpContext, SrtpContext)>>>,
+    /// Per target: (protect what we send, unprotect what comes back), each when that
+    /// direction is SRTP.
+    srtp: Mutex<Vec<SrtpPair>>,
     /// Zero: wake for every due send and every arriving echo. Otherwise: wake at most
     /// once per `tick` (send what is due, take what arrived), see [`LoadGenerator::set_tick`].
     tick: Duration,
@@ -315,14 +437,27 @@ impl LoadGenerator {
         }
     }
 
-    /// Adds a session to send to (its local RTP address).
+    /// Adds a session to send to (its local RTP address), which echoes from there.
     pub fn add_target(&mut self, addr: SocketAddr) {
-        self.by_port.insert(addr.port(), self.targets.len());
-        self.targets.push(addr);
+        self.add_relayed_target(addr, addr.port(), None, None);
+    }
+
+    /// Adds a stream sent to `send_to` whose packets come back from port `reply_from`
+    /// (a relay's other leg, e.g. rtpengine's; the echo sessions reply from the port
+    /// they are sent to), protected and unprotected with the given SRTP contexts.
+    pub fn add_relayed_target(
+        &mut self,
+        send_to: SocketAddr,
+        reply_from: u16,
+        protect: Option<SrtpContext>,
+        unprotect: Option<SrtpContext>,
+    ) {
+        self.by_port.insert(reply_from, self.targets.len());
+        self.targets.push(send_to);
         self.srtp
             .get_mut()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(None);
+            .push((protect, unprotect));
     }
 
     /// Wakes at most once per `tick` instead of for every due packet and echo. Waking
@@ -342,15 +477,7 @@ impl LoadGenerator {
         protect: SrtpContext,
         unprotect: SrtpContext,
     ) {
-        self.add_target(addr);
-        if let Some(last) = self
-            .srtp
-            .get_mut()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .last_mut()
-        {
-            *last = Some((protect, unprotect));
-        }
+        self.add_relayed_target(addr, addr.port(), Some(protect), Some(unprotect));
     }
 
     /// Sends for `seconds`, then keeps receiving for `drain` more; calls `idle` between
@@ -435,7 +562,7 @@ impl LoadGenerator {
                         RTP_HEADER + SAMPLES
                     }
                 };
-                if let Some(Some((tx, _))) = srtp.get_mut(i) {
+                if let Some((Some(tx), _)) = srtp.get_mut(i) {
                     match tx.protect_rtp(pkt, slens[b]) {
                         Ok(len) => slens[b] = len,
                         // Unreachable within a key's lifetime; sent as is, the engine counts it.
@@ -478,7 +605,7 @@ impl LoadGenerator {
                     let Some(&i) = self.by_port.get(&port) else {
                         continue;
                     };
-                    if let Some(Some((_, rx))) = srtp.get_mut(i) {
+                    if let Some((_, Some(rx))) = srtp.get_mut(i) {
                         let pkt = &mut rbufs[j][..len.min(2048)];
                         // rtcp-mux (RFC 5761): RTCP packet types 192..=223 are SRTCP.
                         if matches!(pkt.get(1), Some(192..=223)) {
@@ -739,3 +866,6 @@ mod tests {
 /// libsrtp2 FFI, for interop tests and comparison benchmarks only.
 #[allow(unsafe_code)]
 pub mod libsrtp;
+
+/// rtpengine ng-protocol client, for the same-run comparison with rtpengine.
+pub mod ng;

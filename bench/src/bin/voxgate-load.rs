@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use voxgate_bench::{CpuSample, LoadGenerator, LoadReport};
+use voxgate_bench::{DriveOptions, LoadGenerator, LoadReport};
 use voxgate_engine::session::SrtpKeys;
 use voxgate_engine::srtp::sdes::CryptoAttribute;
 use voxgate_engine::srtp::SrtpSuite;
@@ -172,73 +172,27 @@ fn main() -> anyhow::Result<()> {
     if !voxgate_bench::set_thread_priority(Some(THREAD), args.rt_priority, args.nice) {
         eprintln!("could not raise the priority of {THREAD}");
     }
-    let (rt_priority, nice) = (args.rt_priority, args.nice);
-    let load_cpu = args.load_cpu;
-    let seconds = args.seconds;
-    let engine_cpu = args.engine_cpu;
-    let (outcome, cpu_pct, thread_pct, load, events) = std::thread::scope(|scope| {
-        let engine = &engine;
-        let generator = &generator;
-        scope
-            .spawn(move || {
-                if !core_affinity::set_for_current(core_affinity::CoreId { id: load_cpu }) {
-                    eprintln!("voxgate-load: could not pin the generator to CPU {load_cpu}");
-                }
-                let mut events = 0u64;
-                if !voxgate_bench::set_thread_priority(None, rt_priority, nice) {
-                    eprintln!("could not raise the priority of the generator");
-                }
-                let load = voxgate_bench::loadavg();
-                let thread_before = voxgate_bench::thread_cpu_ticks(THREAD);
-                let mut thread_after = None;
-                let before = CpuSample::read(engine_cpu);
-                let mut after = None;
-                let mut cpu_done = false;
-                let start = std::time::Instant::now();
-                let out = generator.run(seconds, Duration::from_millis(500), || {
-                    while engine.poll_event().is_some() {
-                        events += 1;
-                    }
-                    if !cpu_done && start.elapsed().as_secs_f64() >= seconds {
-                        after = CpuSample::read(engine_cpu).ok();
-                        thread_after = voxgate_bench::thread_cpu_ticks(THREAD);
-                        cpu_done = true;
-                    }
-                });
-                let pct = match (before, after) {
-                    (Ok(b), Some(a)) => b.busy_pct(&a),
-                    _ => -1.0,
-                };
-                let thread_pct = match (thread_before, thread_after) {
-                    (Some(b), Some(a)) => {
-                        100.0 * (a.saturating_sub(b)) as f64
-                            / voxgate_bench::clock_ticks_per_second()
-                            / seconds
-                    }
-                    _ => -1.0,
-                };
-                (out, pct, thread_pct, load, events)
-            })
-            .join()
-            .map_err(|_| anyhow::anyhow!("generator thread panicked"))
-    })?;
-    let mut outcome = outcome.context("load generator")?;
-    let mut lateness = std::mem::take(&mut outcome.send_lateness_us);
-    eprintln!(
-        "voxgate-load: generator send lateness p50 {} us p99 {} us max {} us",
-        voxgate_bench::percentile(&mut lateness, 50.0),
-        voxgate_bench::percentile(&mut lateness, 99.0),
-        voxgate_bench::percentile(&mut lateness, 100.0)
-    );
-    let mut excess = outcome.excess_us();
-    eprintln!(
-        "voxgate-load: latency beyond each session's minimum: p50 {} p90 {} p99 {} p99.9 {} max {} us",
-        voxgate_bench::percentile(&mut excess, 50.0),
-        voxgate_bench::percentile(&mut excess, 90.0),
-        voxgate_bench::percentile(&mut excess, 99.0),
-        voxgate_bench::percentile(&mut excess, 99.9),
-        voxgate_bench::percentile(&mut excess, 100.0)
-    );
+    let mut events = 0u64;
+    let driven = voxgate_bench::drive(
+        &generator,
+        DriveOptions {
+            load_cpu: args.load_cpu,
+            measured_cpu: args.engine_cpu,
+            rt_priority: args.rt_priority,
+            nice: args.nice,
+            seconds: args.seconds,
+        },
+        &|| voxgate_bench::thread_cpu_ticks(THREAD),
+        &mut || {
+            while engine.poll_event().is_some() {
+                events += 1;
+            }
+        },
+    )
+    .context("load generator")?;
+    let (mut outcome, cpu_pct, thread_pct, load) =
+        (driven.outcome, driven.cpu_pct, driven.thread_pct, driven.loadavg);
+    voxgate_bench::print_latency_summary(&mut outcome);
     // Close every session and sum what their jitter buffers saw.
     for id in &ids {
         let mut cmd = Command::Close { id: *id };
