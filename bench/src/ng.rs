@@ -185,7 +185,12 @@ impl NgClient {
             self.socket.send(&datagram)?;
             let n = match self.socket.recv(&mut buf) {
                 Ok(n) => n,
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -288,7 +293,11 @@ pub struct RelayedCall {
 }
 
 fn sdp(leg: SocketAddr, crypto: Option<&str>) -> String {
-    let proto = if crypto.is_some() { "RTP/SAVP" } else { "RTP/AVP" };
+    let proto = if crypto.is_some() {
+        "RTP/SAVP"
+    } else {
+        "RTP/AVP"
+    };
     let mut s = format!(
         "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} {proto} 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n",
         ip = leg.ip(),
@@ -305,7 +314,12 @@ fn sdp_port(sdp: &str) -> io::Result<u16> {
         .find_map(|l| l.strip_prefix("m=audio "))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|p| p.parse().ok())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no m=audio port in rtpengine's SDP"))
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "no m=audio port in rtpengine's SDP",
+            )
+        })
 }
 
 #[cfg(test)]
@@ -326,8 +340,19 @@ mod tests {
 
     #[test]
     fn bencode_rejects_truncated_and_foreign_input() {
-        for bad in [&b"d6:result2:o"[..], b"i12", b"5:abc", b"x", b"", b"d1:ai1e"] {
-            assert!(Bencode::decode(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        for bad in [
+            &b"d6:result2:o"[..],
+            b"i12",
+            b"5:abc",
+            b"x",
+            b"",
+            b"d1:ai1e",
+        ] {
+            assert!(
+                Bencode::decode(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
         let deep = vec![b'l'; 100];
         assert!(Bencode::decode(&deep).is_err());
@@ -335,7 +360,10 @@ mod tests {
 
     #[test]
     fn the_port_comes_from_the_audio_line() {
-        let s = sdp("127.0.0.1:4000".parse().expect("addr"), Some("1 AES_CM_128_HMAC_SHA1_80 inline:x"));
+        let s = sdp(
+            "127.0.0.1:4000".parse().expect("addr"),
+            Some("1 AES_CM_128_HMAC_SHA1_80 inline:x"),
+        );
         assert_eq!(sdp_port(&s).expect("port"), 4000);
         assert!(s.contains("RTP/SAVP"));
         assert!(sdp_port("v=0\r\n").is_err());

@@ -70,7 +70,10 @@ fn main() -> anyhow::Result<()> {
     for c in 0..args.calls / 2 {
         let call_id = format!("vg-load-{run_id}-{c}");
         let caller_key = if args.srtp {
-            Some(CryptoAttribute::generate(1, SrtpSuite::AesCm128HmacSha1_80)?)
+            Some(CryptoAttribute::generate(
+                1,
+                SrtpSuite::AesCm128HmacSha1_80,
+            )?)
         } else {
             None
         };
@@ -90,7 +93,10 @@ fn main() -> anyhow::Result<()> {
         generator.add_relayed_target(
             SocketAddr::new(relay_ip, call.caller_side),
             call.callee_side,
-            caller_key.as_ref().map(CryptoAttribute::context).transpose()?,
+            caller_key
+                .as_ref()
+                .map(CryptoAttribute::context)
+                .transpose()?,
             None,
         );
         // Callee -> caller: sent plain, arrives protected with rtpengine's key.
@@ -98,7 +104,10 @@ fn main() -> anyhow::Result<()> {
             SocketAddr::new(relay_ip, call.callee_side),
             call.caller_side,
             None,
-            relay_key.as_ref().map(CryptoAttribute::context).transpose()?,
+            relay_key
+                .as_ref()
+                .map(CryptoAttribute::context)
+                .transpose()?,
         );
     }
     eprintln!(

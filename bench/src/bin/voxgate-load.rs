@@ -190,8 +190,12 @@ fn main() -> anyhow::Result<()> {
         },
     )
     .context("load generator")?;
-    let (mut outcome, cpu_pct, thread_pct, load) =
-        (driven.outcome, driven.cpu_pct, driven.thread_pct, driven.loadavg);
+    let (mut outcome, cpu_pct, thread_pct, load) = (
+        driven.outcome,
+        driven.cpu_pct,
+        driven.thread_pct,
+        driven.loadavg,
+    );
     voxgate_bench::print_latency_summary(&mut outcome);
     // Close every session and sum what their jitter buffers saw.
     for id in &ids {

@@ -217,3 +217,48 @@ fn uring_rearms_after_running_out_of_buffers() {
     assert_eq!(count, total, "received {count}/{total}, counters {c:?}");
     assert!(c.rearms >= 1, "expected an ENOBUFS re-arm, counters {c:?}");
 }
+
+/// After a stall, datagrams for hundreds of sessions wait in the kernel (io_uring:
+/// as deferred receives, of which the kernel runs only a chunk per enter). One wait and
+/// one drain must hand over every one, before the core plays its due frames.
+fn backlog_of_many_sockets_in_one_drain<I: PacketIo>(io: &mut I) {
+    let sockets: Vec<UdpSocket> = (0..400)
+        .map(|_| {
+            let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+            s.set_nonblocking(true).expect("nonblocking");
+            s
+        })
+        .collect();
+    for (key, s) in sockets.iter().enumerate() {
+        io.register(key as u32, s.as_raw_fd()).expect("register");
+    }
+    io.wait(Some(Instant::now())).expect("submit");
+    let client = UdpSocket::bind("127.0.0.1:0").expect("client");
+    for s in &sockets {
+        client
+            .send_to(b"frame", s.local_addr().expect("addr"))
+            .expect("send");
+    }
+    io.wait(Some(Instant::now() + Duration::from_millis(200)))
+        .expect("wait");
+    let mut keys = std::collections::HashSet::new();
+    io.drain(&mut |ev| {
+        if let IoEvent::Datagram { key, .. } = ev {
+            keys.insert(key);
+        }
+    });
+    assert_eq!(
+        keys.len(),
+        sockets.len(),
+        "{}: counters {:?}",
+        io.name(),
+        io.counters()
+    );
+}
+
+#[test]
+fn both_backends_hand_over_a_backlog_of_many_sockets_in_one_drain() {
+    let wake = Wakeup::new().expect("eventfd");
+    backlog_of_many_sockets_in_one_drain(&mut UringIo::new(wake.raw()).expect("io_uring"));
+    backlog_of_many_sockets_in_one_drain(&mut MmsgIo::new(wake.raw()).expect("mmsg"));
+}

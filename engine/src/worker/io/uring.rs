@@ -12,6 +12,12 @@
 //!   `io_uring_enter` with min-complete 64 and an `EXT_ARG` timeout of at most
 //!   `BATCH_WINDOW` (0.5 ms) or the deadline; with `DEFER_TASKRUN` the thread is not
 //!   woken per datagram (waking per datagram cost 42 % of the core in the bench).
+//! - Drain: the kernel runs deferred receives in chunks (at most max(20, min-complete)
+//!   per enter) and leaves the rest queued; a drain whose reap looks like a backlog
+//!   enters again (min-complete 0, no wait) and reaps until it does not, so everything
+//!   that arrived during a stall reaches the sessions before their due frames play.
+//!   Without it, 1,500 sessions lost 0.2–0.3 % of packets in half the runs (jitter
+//!   buffers ran dry, stepped a frame deeper and later shrank by discarding).
 //! - Wake-up: a `READ` of the core's eventfd, re-armed after each completion.
 //! - No `IOSQE_ASYNC` anywhere: sockets and the eventfd are pollable, so nothing is
 //!   handed to io-wq.
@@ -43,6 +49,12 @@ const SQ_ENTRIES: u32 = 1024;
 /// Completions that end a wait early (before the batch window or deadline).
 const WAKE_BATCH: usize = 64;
 const CQ_ENTRIES: u32 = 16384;
+/// A reap of at least this many completions may have left deferred receives queued in
+/// the kernel (its default chunk of deferred work per enter is 20).
+const BACKLOG_HINT: usize = 20;
+/// Backlog rounds per drain, at most (so timers still run under a flood): 256 chunks
+/// of 20 is over 5,000 datagrams, 70 ms of 1,500 sessions.
+const BACKLOG_ROUNDS: usize = 256;
 
 const KIND_RECV: u64 = 1;
 const KIND_SEND: u64 = 2;
@@ -353,6 +365,97 @@ impl UringIo {
         }
         Ok(())
     }
+
+    /// Hands the completions now in the CQ to `on_event` and gives their receive
+    /// buffers back; returns how many completions there were.
+    fn reap(&mut self, on_event: &mut dyn FnMut(IoEvent<'_>), rewake: &mut bool) -> usize {
+        let mut returned = 0u32;
+        let mut reaped = 0usize;
+        {
+            let Self {
+                ring,
+                bufs,
+                recv_hdr,
+                regs,
+                to_arm,
+                slots: _,
+                free_slots,
+                wake_armed,
+                timeout_at,
+                timeout_seq,
+                counters,
+                ..
+            } = self;
+            for cqe in ring.completion() {
+                reaped += 1;
+                let (kind, gen, key) = split_user_data(cqe.user_data());
+                let res = cqe.result();
+                let flags = cqe.flags();
+                match kind {
+                    KIND_RECV => {
+                        let more = cqueue::more(flags);
+                        let live = matches!(regs.get(key as usize), Some(Some(r)) if r.gen == gen);
+                        if let Some(bid) = cqueue::buffer_select(flags) {
+                            if res >= 0 && live {
+                                deliver(bufs, bid, res as usize, recv_hdr, key, counters, on_event);
+                            }
+                            bufs.push(bid);
+                            returned += 1;
+                        } else if res < 0 && res != -libc::ENOBUFS && res != -libc::ECANCELED {
+                            counters.recv_errors += 1;
+                        }
+                        if !more && live {
+                            let slot = regs.get_mut(key as usize);
+                            if let Some(entry) = slot {
+                                let cancelling =
+                                    matches!(entry, Some(r) if r.state == RegState::Cancelling);
+                                if cancelling {
+                                    *entry = None;
+                                    on_event(IoEvent::Released { key });
+                                } else if let Some(r) = entry {
+                                    r.state = RegState::NeedsArm;
+                                    to_arm.push(key);
+                                    if res == -libc::ENOBUFS {
+                                        counters.rearms += 1;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    KIND_SEND => {
+                        if res < 0 {
+                            counters.send_errors += 1;
+                        } else {
+                            counters.sent += 1;
+                        }
+                        free_slots.push(key);
+                    }
+                    KIND_TIMEOUT if key == *timeout_seq => *timeout_at = None,
+                    KIND_WAKE => {
+                        *wake_armed = false;
+                        *rewake = true;
+                        on_event(IoEvent::Wake);
+                    }
+                    // -ENOENT: the multishot had already ended and no final CQE
+                    // will follow; if it was being cancelled, release now.
+                    KIND_CANCEL if res == -libc::ENOENT => {
+                        if let Some(entry) = regs.get_mut(key as usize) {
+                            if matches!(entry, Some(r) if r.gen == gen && r.state == RegState::Cancelling)
+                            {
+                                *entry = None;
+                                on_event(IoEvent::Released { key });
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if returned > 0 {
+            self.bufs.publish();
+        }
+        reaped
+    }
 }
 
 impl PacketIo for UringIo {
@@ -458,88 +561,21 @@ impl PacketIo for UringIo {
             on_event(IoEvent::Released { key });
         }
         let mut rewake = false;
-        let mut returned = 0u32;
-        {
-            let Self {
-                ring,
-                bufs,
-                recv_hdr,
-                regs,
-                to_arm,
-                slots: _,
-                free_slots,
-                wake_armed,
-                timeout_at,
-                timeout_seq,
-                counters,
-                ..
-            } = self;
-            for cqe in ring.completion() {
-                let (kind, gen, key) = split_user_data(cqe.user_data());
-                let res = cqe.result();
-                let flags = cqe.flags();
-                match kind {
-                    KIND_RECV => {
-                        let more = cqueue::more(flags);
-                        let live = matches!(regs.get(key as usize), Some(Some(r)) if r.gen == gen);
-                        if let Some(bid) = cqueue::buffer_select(flags) {
-                            if res >= 0 && live {
-                                deliver(bufs, bid, res as usize, recv_hdr, key, counters, on_event);
-                            }
-                            bufs.push(bid);
-                            returned += 1;
-                        } else if res < 0 && res != -libc::ENOBUFS && res != -libc::ECANCELED {
-                            counters.recv_errors += 1;
-                        }
-                        if !more && live {
-                            let slot = regs.get_mut(key as usize);
-                            if let Some(entry) = slot {
-                                let cancelling =
-                                    matches!(entry, Some(r) if r.state == RegState::Cancelling);
-                                if cancelling {
-                                    *entry = None;
-                                    on_event(IoEvent::Released { key });
-                                } else if let Some(r) = entry {
-                                    r.state = RegState::NeedsArm;
-                                    to_arm.push(key);
-                                    if res == -libc::ENOBUFS {
-                                        counters.rearms += 1;
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    KIND_SEND => {
-                        if res < 0 {
-                            counters.send_errors += 1;
-                        } else {
-                            counters.sent += 1;
-                        }
-                        free_slots.push(key);
-                    }
-                    KIND_TIMEOUT if key == *timeout_seq => *timeout_at = None,
-                    KIND_WAKE => {
-                        *wake_armed = false;
-                        rewake = true;
-                        on_event(IoEvent::Wake);
-                    }
-                    // -ENOENT: the multishot had already ended and no final CQE
-                    // will follow; if it was being cancelled, release now.
-                    KIND_CANCEL if res == -libc::ENOENT => {
-                        if let Some(entry) = regs.get_mut(key as usize) {
-                            if matches!(entry, Some(r) if r.gen == gen && r.state == RegState::Cancelling)
-                            {
-                                *entry = None;
-                                on_event(IoEvent::Released { key });
-                            }
-                        }
-                    }
-                    _ => {}
-                }
+        // The kernel runs at most max(20, min-complete) deferred receives per enter and
+        // leaves the rest queued: after a stall of the thread, most datagrams that
+        // arrived during it would still be in the kernel when the core plays its due
+        // frames, and their sessions would conceal a frame and step one frame deeper.
+        // So while the reap looks like a backlog, run the queued work and reap again,
+        // all before the core's timers run.
+        let mut reaped = self.reap(on_event, &mut rewake);
+        let mut rounds = 0;
+        while reaped >= BACKLOG_HINT && rounds < BACKLOG_ROUNDS {
+            // GETEVENTS with min-complete 0: runs up to the kernel's chunk, never waits.
+            if self.enter(0).is_err() {
+                break;
             }
-        }
-        if returned > 0 {
-            self.bufs.publish();
+            reaped = self.reap(on_event, &mut rewake);
+            rounds += 1;
         }
         let keys = std::mem::take(&mut self.to_arm);
         for key in &keys {
