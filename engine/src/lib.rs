@@ -19,6 +19,7 @@ pub mod dtmf;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod jitter;
+mod prefault;
 pub mod rtcp;
 pub mod rtp;
 pub mod session;

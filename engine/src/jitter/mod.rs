@@ -142,6 +142,14 @@ const LATE_EVENT_POPS: u32 = 10;
 /// Consecutive underrun pops after which the buffer re-prebuffers.
 const REBUFFER_AFTER: u32 = 5;
 
+const EMPTY_SLOT: Slot = Slot {
+    seq: 0,
+    timestamp: 0,
+    len: 0,
+    marker: false,
+    state: SlotState::Empty,
+};
+
 /// Adaptive jitter buffer; see the module docs.
 #[derive(Debug, Clone)]
 pub struct JitterBuffer {
@@ -167,24 +175,30 @@ pub struct JitterBuffer {
 }
 
 impl JitterBuffer {
-    /// Allocates the buffer.
+    /// Allocates the buffer, its pages written now (see [`crate::prefault`]).
     pub fn new(cfg: JitterConfig) -> Self {
         let cap = cfg.capacity.max(4).next_power_of_two();
-        let empty = Slot {
-            seq: 0,
-            timestamp: 0,
-            len: 0,
-            marker: false,
-            state: SlotState::Empty,
-        };
-        let mut jb = Self {
-            cfg: JitterConfig {
+        let slots = vec![EMPTY_SLOT; cap];
+        let data = crate::prefault::zeroed(cap * cfg.max_payload);
+        Self::with_storage(
+            JitterConfig {
                 capacity: cap,
                 ..cfg
             },
+            slots,
+            data,
+        )
+    }
+
+    /// A buffer in its initial state over `slots` (all empty, a power of two) and their
+    /// payload storage.
+    fn with_storage(cfg: JitterConfig, slots: Vec<Slot>, data: Vec<u8>) -> Self {
+        let cap = slots.len();
+        let mut jb = Self {
+            cfg,
             mask: cap - 1,
-            slots: vec![empty; cap],
-            data: vec![0; cap * cfg.max_payload],
+            slots,
+            data,
             next: None,
             highest: 0,
             playing: false,
@@ -209,10 +223,14 @@ impl JitterBuffer {
         &self.cfg
     }
 
-    /// Forgets all packets and measurements (new SSRC or a sequence resync).
+    /// Forgets all packets and measurements (new SSRC or a sequence resync). Keeps its
+    /// storage: a media core allocates nothing here.
     pub fn reset(&mut self) {
         let stats = self.stats;
-        *self = Self::new(self.cfg);
+        let mut slots = std::mem::take(&mut self.slots);
+        slots.fill(EMPTY_SLOT);
+        let data = std::mem::take(&mut self.data);
+        *self = Self::with_storage(self.cfg, slots, data);
         self.stats = JitterStats { depth: 0, ..stats };
     }
 

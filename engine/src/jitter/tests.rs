@@ -327,3 +327,42 @@ fn oversized_and_far_ahead_packets() {
     assert_eq!(jb.stats().too_large, 1);
     assert!(jb.stats().depth <= 32);
 }
+
+#[test]
+fn reset_forgets_the_stream_but_keeps_its_storage_and_counters() {
+    let t0 = Instant::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    let mut jb = JitterBuffer::new(JitterConfig::new(8000, 20));
+    let storage = (jb.slots.as_ptr(), jb.data.as_ptr(), jb.data.len());
+    for k in 0..4u64 {
+        jb.insert(
+            ms(20 * k),
+            100 + k,
+            (160 * k) as u32,
+            false,
+            &[k as u8; 160],
+        );
+    }
+    let stored = jb.stats().stored;
+    assert_eq!(stored, 4);
+    jb.reset();
+    // Same memory: a media core allocates nothing on a new SSRC.
+    assert_eq!(
+        (jb.slots.as_ptr(), jb.data.as_ptr(), jb.data.len()),
+        storage
+    );
+    assert_eq!(jb.stats().stored, stored, "counters survive a reset");
+    assert_eq!(jb.stats().depth, 0);
+    // The old packets are gone: a new stream from another base starts afresh and
+    // plays its own payload, after its own prebuffering.
+    assert!(matches!(jb.pop(ms(100)), Playout::Empty));
+    jb.insert(ms(100), 7000, 50_000, true, &[0xaa; 160]);
+    jb.insert(ms(120), 7001, 50_160, false, &[0xbb; 160]);
+    match jb.pop(ms(125)) {
+        Playout::Packet { seq, payload, .. } => {
+            assert_eq!(seq, 7000);
+            assert_eq!(payload, &[0xaa; 160][..]);
+        }
+        other => panic!("expected the new stream's first packet, got {other:?}"),
+    }
+}

@@ -217,7 +217,7 @@ impl MediaSession {
             rx: None,
             timeout_fired: false,
             next_playout: None,
-            play: VecDeque::with_capacity(play_cap),
+            play: VecDeque::from(crate::prefault::with_capacity(play_cap)),
             play_cap,
             was_playing: false,
             talkspurt_start: true,
