@@ -10,7 +10,8 @@
 # sessions or 500 relayed calls; "800s" is the same with SRTP (voxgate: both directions
 # of every session; rtpengine: SDES-SRTP on the caller's leg, plain on the callee's, so
 # each relayed packet is protected or unprotected once, as in an echo session).
-# Every JSON line goes to bench/results/rtpengine-compare-<date>.jsonl; the medians are
+# Every JSON line is appended to $OUT (default bench/results/rtpengine-compare-<date>.jsonl);
+# the medians of that file are
 # printed at the end.
 set -eu
 cd "$(dirname "$0")/.."
@@ -44,7 +45,7 @@ sys.exit(0 if b'pong' in s.recv(1000) else 1)" 2>/dev/null; then ready=1; break;
 done
 [ "$ready" -eq 1 ] || { echo "rtpengine did not start:"; cat "$log"; exit 1; }
 
-out=bench/results/rtpengine-compare-$(date +%Y-%m-%d).jsonl
+out=${OUT:-bench/results/rtpengine-compare-$(date +%Y-%m-%d).jsonl}
 for round in $(seq "$rounds"); do
   for load in $loads; do
     calls=${load%s}
