@@ -203,6 +203,43 @@ fn stat_cpu_ticks(path: &std::path::Path) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// The generator's command-line options, shared by the load binaries.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct GeneratorArgs {
+    /// CPU of the load generator.
+    #[arg(long, default_value_t = 1)]
+    pub load_cpu: usize,
+    /// SCHED_FIFO priority of the measured thread and the generator (0: use --nice);
+    /// the machine is shared, see `set_thread_priority`.
+    #[arg(long, default_value_t = 10)]
+    pub rt_priority: i32,
+    /// Nice value when --rt-priority is 0.
+    #[arg(long, default_value_t = -20, allow_hyphen_values = true)]
+    pub nice: i32,
+    /// The generator wakes at most once per this many µs (0: for every packet and echo).
+    #[arg(long, default_value_t = 50)]
+    pub gen_tick_us: u64,
+}
+
+impl GeneratorArgs {
+    /// Sets the generator's tick and returns the options for [`drive`].
+    pub fn apply(
+        &self,
+        generator: &mut LoadGenerator,
+        measured_cpu: usize,
+        seconds: f64,
+    ) -> DriveOptions {
+        generator.set_tick(Duration::from_micros(self.gen_tick_us));
+        DriveOptions {
+            load_cpu: self.load_cpu,
+            measured_cpu,
+            rt_priority: self.rt_priority,
+            nice: self.nice,
+            seconds,
+        }
+    }
+}
+
 /// How [`drive`] runs the generator and what it measures.
 #[derive(Debug, Clone, Copy)]
 pub struct DriveOptions {

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use anyhow::{bail, Context};
 use clap::Parser;
 use voxgate_bench::ng::NgClient;
-use voxgate_bench::{DriveOptions, LoadGenerator, LoadReport};
+use voxgate_bench::{GeneratorArgs, LoadGenerator, LoadReport};
 use voxgate_engine::srtp::sdes::CryptoAttribute;
 use voxgate_engine::srtp::SrtpSuite;
 
@@ -41,18 +41,9 @@ struct Args {
     /// CPU rtpengine is pinned to (its busy % is reported).
     #[arg(long, default_value_t = 0)]
     relay_cpu: usize,
-    /// CPU of the load generator.
-    #[arg(long, default_value_t = 1)]
-    load_cpu: usize,
-    /// SCHED_FIFO priority of the generator (0: use --nice).
-    #[arg(long, default_value_t = 10)]
-    rt_priority: i32,
-    /// Nice value when --rt-priority is 0.
-    #[arg(long, default_value_t = -20, allow_hyphen_values = true)]
-    nice: i32,
-    /// The generator wakes at most once per this many µs.
-    #[arg(long, default_value_t = 50)]
-    gen_tick_us: u64,
+    /// The generator.
+    #[command(flatten)]
+    gen: GeneratorArgs,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -61,7 +52,6 @@ fn main() -> anyhow::Result<()> {
         bail!("--calls counts streams, two per relayed call: give an even number");
     }
     let mut generator = LoadGenerator::bind().context("binding the generator socket")?;
-    generator.set_tick(std::time::Duration::from_micros(args.gen_tick_us));
     let leg = generator.local_addr()?;
     let mut ng = NgClient::connect(args.ng).context("ng control socket")?;
     let relay_ip = args.ng.ip();
@@ -118,15 +108,10 @@ fn main() -> anyhow::Result<()> {
         args.relay_cpu
     );
     let pid = args.pid;
+    let drive_options = args.gen.apply(&mut generator, args.relay_cpu, args.seconds);
     let driven = voxgate_bench::drive(
         &generator,
-        DriveOptions {
-            load_cpu: args.load_cpu,
-            measured_cpu: args.relay_cpu,
-            rt_priority: args.rt_priority,
-            nice: args.nice,
-            seconds: args.seconds,
-        },
+        drive_options,
         &|| voxgate_bench::process_cpu_ticks(pid),
         &mut || {},
     )?;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use voxgate_bench::{CpuSample, LoadGenerator, LoadReport};
+use voxgate_bench::{GeneratorArgs, LoadGenerator, LoadReport};
 use voxgate_engine::worker::media::{CodecKind, MediaSession, SessionConfig};
 
 /// Name of the thread whose CPU time is reported.
@@ -32,16 +32,9 @@ struct Args {
     /// CPU of the tokio-uring thread.
     #[arg(long, default_value_t = 0)]
     engine_cpu: usize,
-    /// CPU of the load generator.
-    #[arg(long, default_value_t = 1)]
-    load_cpu: usize,
-    /// SCHED_FIFO priority of the measured thread and the generator (0: use --nice);
-    /// the machine is shared, see `voxgate_bench::set_thread_priority`.
-    #[arg(long, default_value_t = 10)]
-    rt_priority: i32,
-    /// Nice value when --rt-priority is 0.
-    #[arg(long, default_value_t = -20, allow_hyphen_values = true)]
-    nice: i32,
+    /// The generator.
+    #[command(flatten)]
+    gen: GeneratorArgs,
 }
 
 fn session_config(i: usize, remote: SocketAddr) -> SessionConfig {
@@ -150,52 +143,23 @@ fn main() -> anyhow::Result<()> {
     if ready_rx.recv().is_err() {
         bail!("tokio-uring runtime failed to start");
     }
-    if !voxgate_bench::set_thread_priority(Some(THREAD), args.rt_priority, args.nice) {
+    if !voxgate_bench::set_thread_priority(Some(THREAD), args.gen.rt_priority, args.gen.nice) {
         eprintln!("could not raise the priority of {THREAD}");
     }
-    let (rt_priority, nice) = (args.rt_priority, args.nice);
-    let load_cpu = args.load_cpu;
-    let seconds = args.seconds;
-    let (outcome, cpu_pct, thread_pct, load) = std::thread::scope(|scope| {
-        let generator = &generator;
-        scope
-            .spawn(move || {
-                if !core_affinity::set_for_current(core_affinity::CoreId { id: load_cpu }) {
-                    eprintln!("could not pin the generator to CPU {load_cpu}");
-                }
-                if !voxgate_bench::set_thread_priority(None, rt_priority, nice) {
-                    eprintln!("could not raise the priority of the generator");
-                }
-                let load = voxgate_bench::loadavg();
-                let thread_before = voxgate_bench::thread_cpu_ticks(THREAD);
-                let mut thread_after = None;
-                let before = CpuSample::read(engine_cpu);
-                let mut after = None;
-                let start = Instant::now();
-                let out = generator.run(seconds, Duration::from_millis(500), || {
-                    if after.is_none() && start.elapsed().as_secs_f64() >= seconds {
-                        after = CpuSample::read(engine_cpu).ok();
-                        thread_after = voxgate_bench::thread_cpu_ticks(THREAD);
-                    }
-                });
-                let pct = match (before, after) {
-                    (Ok(b), Some(a)) => b.busy_pct(&a),
-                    _ => -1.0,
-                };
-                let thread_pct = match (thread_before, thread_after) {
-                    (Some(b), Some(a)) => {
-                        100.0 * (a.saturating_sub(b)) as f64
-                            / voxgate_bench::clock_ticks_per_second()
-                            / seconds
-                    }
-                    _ => -1.0,
-                };
-                (out, pct, thread_pct, load)
-            })
-            .join()
-            .map_err(|_| anyhow::anyhow!("generator thread panicked"))
-    })?;
-    let outcome = outcome.context("load generator")?;
+    let drive_options = args.gen.apply(&mut generator, engine_cpu, args.seconds);
+    let driven = voxgate_bench::drive(
+        &generator,
+        drive_options,
+        &|| voxgate_bench::thread_cpu_ticks(THREAD),
+        &mut || {},
+    )
+    .context("load generator")?;
+    let (outcome, cpu_pct, thread_pct, load) = (
+        driven.outcome,
+        driven.cpu_pct,
+        driven.thread_pct,
+        driven.loadavg,
+    );
     eprintln!(
         "voxgate-load-tokio-uring: sent {} received {} matched {}",
         outcome.sent, outcome.received, outcome.matched

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use voxgate_bench::{DriveOptions, LoadGenerator, LoadReport};
+use voxgate_bench::{GeneratorArgs, LoadGenerator, LoadReport};
 use voxgate_engine::session::SrtpKeys;
 use voxgate_engine::srtp::sdes::CryptoAttribute;
 use voxgate_engine::srtp::SrtpSuite;
@@ -46,19 +46,9 @@ struct Args {
     /// CPU of the media core.
     #[arg(long, default_value_t = 0)]
     engine_cpu: usize,
-    /// CPU of the load generator.
-    #[arg(long, default_value_t = 1)]
-    load_cpu: usize,
-    /// SCHED_FIFO priority of the measured thread and the generator (0: use --nice);
-    /// the machine is shared, see `voxgate_bench::set_thread_priority`.
-    #[arg(long, default_value_t = 10)]
-    rt_priority: i32,
-    /// Nice value when --rt-priority is 0.
-    #[arg(long, default_value_t = -20, allow_hyphen_values = true)]
-    nice: i32,
-    /// The generator wakes at most once per this many µs (0: for every packet and echo).
-    #[arg(long, default_value_t = 50)]
-    gen_tick_us: u64,
+    /// The generator.
+    #[command(flatten)]
+    gen: GeneratorArgs,
     /// First RTP port of the engine's range.
     #[arg(long, default_value_t = 30000)]
     port_base: u16,
@@ -120,7 +110,6 @@ fn main() -> anyhow::Result<()> {
         generator.set_payloads(opus_frames()?, 960);
     }
     let remote = generator.local_addr()?;
-    generator.set_tick(Duration::from_micros(args.gen_tick_us));
     let mut ids = Vec::with_capacity(args.calls);
     for i in 0..args.calls {
         // SDES keys as a call would have them: the engine's (local) and the peer's.
@@ -169,19 +158,16 @@ fn main() -> anyhow::Result<()> {
         args.calls
     );
     let backend_name = engine.backend().name();
-    if !voxgate_bench::set_thread_priority(Some(THREAD), args.rt_priority, args.nice) {
+    if !voxgate_bench::set_thread_priority(Some(THREAD), args.gen.rt_priority, args.gen.nice) {
         eprintln!("could not raise the priority of {THREAD}");
     }
+    let drive_options = args
+        .gen
+        .apply(&mut generator, args.engine_cpu, args.seconds);
     let mut events = 0u64;
     let driven = voxgate_bench::drive(
         &generator,
-        DriveOptions {
-            load_cpu: args.load_cpu,
-            measured_cpu: args.engine_cpu,
-            rt_priority: args.rt_priority,
-            nice: args.nice,
-            seconds: args.seconds,
-        },
+        drive_options,
         &|| voxgate_bench::thread_cpu_ticks(THREAD),
         &mut || {
             while engine.poll_event().is_some() {
