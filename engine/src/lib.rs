@@ -2,7 +2,8 @@
 //!
 //! The protocol code here (RTP/RTCP, SRTP, codecs, jitter buffer, media session) is
 //! sans-IO: bytes and `now` in, packets, events and the next timeout out. Only the
-//! worker I/O modules touch sockets or io_uring, and only they contain `unsafe`.
+//! worker I/O modules touch sockets or io_uring, and only `worker` contains `unsafe` (the
+//! I/O backends and a cache-prefetch hint).
 //!
 //! Protocol modules: [`rtp`] (packet view/writer, RFC 3550 A.1/A.8 receive statistics),
 //! [`rtcp`] (SR/RR/SDES/BYE compounds), [`codec`] (G.711, the encoder/decoder interface,

@@ -466,6 +466,17 @@ impl JitterBuffer {
         self.data.get(at..at + usize::from(s.len))
     }
 
+    /// The storage of the next packet to play (whether or not it has arrived), at most
+    /// its first 192 bytes: for a worker to prefetch before the playout reads it.
+    pub fn next_storage(&self) -> &[u8] {
+        let Some(next) = self.next else {
+            return &[];
+        };
+        let at = ((next as usize) & self.mask) * self.cfg.max_payload;
+        let len = self.cfg.max_payload.min(192);
+        self.data.get(at..at + len).unwrap_or(&[])
+    }
+
     /// Counters and current figures.
     pub fn stats(&self) -> JitterStats {
         self.stats

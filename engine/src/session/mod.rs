@@ -753,6 +753,26 @@ impl MediaSession {
         self.events.pop_front()
     }
 
+    /// What serving this session at `now` reads first, for a worker to prefetch across
+    /// all of a turn's due sessions before serving any (each session's state is cold by
+    /// its turn): the jitter buffer's next payload when a playout is due, and the head of
+    /// the play queue (one packet of PCM) when a send is due. Empty slices otherwise.
+    pub fn due_reads(&self, now: Instant) -> (&[u8], &[i16]) {
+        let jitter = if self.next_playout.is_some_and(|t| t <= now) {
+            self.jitter.next_storage()
+        } else {
+            &[]
+        };
+        let play = if self.next_send <= now {
+            let frame = (self.cfg.pcm_rate * u32::from(self.cfg.ptime_ms) / 1000) as usize;
+            let (head, _) = self.play.as_slices();
+            &head[..head.len().min(frame)]
+        } else {
+            &[]
+        };
+        (jitter, play)
+    }
+
     /// When [`MediaSession::handle_timeout`] (or [`MediaSession::poll_transmit`]) next has
     /// work to do.
     pub fn poll_timeout(&self) -> Instant {

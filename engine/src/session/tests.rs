@@ -624,3 +624,39 @@ fn queued_audio_is_sent_sample_exact_across_the_queue_ring() {
         }
     }
 }
+
+#[test]
+fn due_reads_name_what_the_next_service_reads() {
+    let t0 = Instant::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    let mut c = SessionConfig::new(7, CodecKind::Pcmu, 0);
+    c.remote_rtp = Some(addr(4000));
+    c.echo = true;
+    let mut s = MediaSession::new(c, t0).unwrap();
+    // Before any packet: nothing to play out; nothing queued to send.
+    let (jitter, play) = s.due_reads(ms(0));
+    assert!(jitter.is_empty() && play.is_empty());
+    // Packets arrive; once a playout is due, the jitter buffer's next slot is named.
+    for k in 0..3u16 {
+        let mut p = rtp(k, 160 * u32::from(k), 0, &[0x80 + k as u8; 160]);
+        s.handle_rtp(ms(20 * u64::from(k)), addr(4000), &mut p);
+    }
+    let playout_at = s.next_playout.expect("playout clock started");
+    assert!(s
+        .due_reads(playout_at - Duration::from_micros(1))
+        .0
+        .is_empty());
+    let (jitter, _) = s.due_reads(playout_at);
+    assert_eq!(jitter.len(), 192);
+    assert_eq!(jitter.as_ptr(), s.jitter.next_storage().as_ptr());
+    // After playout the echo's PCM waits in the play queue; when its send is due, the
+    // head of the queue (one packet, 160 samples) is named.
+    s.handle_timeout(ms(60));
+    let queued = s.play.len();
+    assert!(queued > 0, "echo queued nothing");
+    let send_at = s.next_send;
+    assert!(s.due_reads(send_at - Duration::from_micros(1)).1.is_empty());
+    let (_, play) = s.due_reads(send_at);
+    assert_eq!(play.len(), queued.min(160));
+    assert_eq!(play.as_ptr(), s.play.as_slices().0.as_ptr());
+}

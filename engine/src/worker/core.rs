@@ -446,6 +446,15 @@ impl<I: PacketIo> MediaCore<I> {
         let mut ran = false;
         let mut due = std::mem::take(&mut self.due);
         self.timers.expire(now, &mut due);
+        // Each due session's state is cold: start fetching what each will read first,
+        // for all of them, before serving the first (the misses then overlap).
+        for &slot in &due {
+            if let Some(Some(s)) = self.slots.get(slot as usize) {
+                let (jitter, play) = s.session.due_reads(now);
+                super::prefetch::lines(jitter);
+                super::prefetch::lines(play);
+            }
+        }
         for slot in due.drain(..) {
             let Some(Some(s)) = self.slots.get_mut(slot as usize) else {
                 continue;
