@@ -175,7 +175,8 @@ pub struct JitterBuffer {
 }
 
 impl JitterBuffer {
-    /// Allocates the buffer, its pages written now (see [`crate::prefault`]).
+    /// Allocates the buffer, its pages written now (the first write to a page faults;
+    /// better on the thread making the session than on its media core).
     pub fn new(cfg: JitterConfig) -> Self {
         let cap = cfg.capacity.max(4).next_power_of_two();
         let slots = vec![EMPTY_SLOT; cap];
