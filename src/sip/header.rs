@@ -169,7 +169,9 @@ impl<'a> Via<'a> {
     /// `None` means RFC 2543 transaction matching applies (RFC 4475 §3.2.1).
     pub fn rfc3261_branch(&self) -> Option<&'a str> {
         self.branch()
-            .filter(|b| b.len() > 7 && b[..7].eq_ignore_ascii_case("z9hG4bK"))
+            // Bytes, not a str slice: the branch may hold a multi-byte character
+            // across byte 7 (a fuzz finding, tests/data/sip_message).
+            .filter(|b| b.len() > 7 && b.as_bytes()[..7].eq_ignore_ascii_case(b"z9hG4bK"))
     }
 
     /// `received` parameter.
@@ -450,6 +452,17 @@ mod tests {
                 assert_eq!(HeaderName::from_bytes(want.as_str().as_bytes()), want);
             }
         }
+    }
+
+    #[test]
+    fn rfc3261_branch_with_a_multibyte_character_across_the_cookie() {
+        // Byte 7 falls inside 'е' (2 bytes): a str slice there panicked (fuzz finding).
+        let via = Via::parse("SIP/2.0/UDP h;branch=39\u{442}\u{43e}\u{435}x").unwrap();
+        assert_eq!(via.rfc3261_branch(), None);
+        let via = Via::parse("SIP/2.0/UDP h;branch=z9hG4bK\u{442}").unwrap();
+        assert_eq!(via.rfc3261_branch(), Some("z9hG4bK\u{442}"));
+        let via = Via::parse("SIP/2.0/UDP h;branch=Z9HG4BKabc").unwrap();
+        assert_eq!(via.rfc3261_branch(), Some("Z9HG4BKabc"));
     }
 
     #[test]
