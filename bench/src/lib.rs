@@ -221,40 +221,6 @@ pub struct GeneratorArgs {
     pub gen_tick_us: u64,
 }
 
-impl GeneratorArgs {
-    /// Sets the generator's tick and returns the options for [`drive`].
-    pub fn apply(
-        &self,
-        generator: &mut LoadGenerator,
-        measured_cpu: usize,
-        seconds: f64,
-    ) -> DriveOptions {
-        generator.set_tick(Duration::from_micros(self.gen_tick_us));
-        DriveOptions {
-            load_cpu: self.load_cpu,
-            measured_cpu,
-            rt_priority: self.rt_priority,
-            nice: self.nice,
-            seconds,
-        }
-    }
-}
-
-/// How [`drive`] runs the generator and what it measures.
-#[derive(Debug, Clone, Copy)]
-pub struct DriveOptions {
-    /// CPU the generator thread is pinned to.
-    pub load_cpu: usize,
-    /// CPU whose busy % is measured (/proc/stat).
-    pub measured_cpu: usize,
-    /// SCHED_FIFO priority of the generator (0: `nice`).
-    pub rt_priority: i32,
-    /// Nice value when `rt_priority` is 0.
-    pub nice: i32,
-    /// Seconds of sending.
-    pub seconds: f64,
-}
-
 /// What [`drive`] measured around the sending phase.
 #[derive(Debug)]
 pub struct Driven {
@@ -268,16 +234,20 @@ pub struct Driven {
     pub loadavg: f64,
 }
 
-/// Runs `generator` from a thread pinned to `opts.load_cpu` for `opts.seconds` (plus a
-/// 500 ms drain), calling `idle` between batches, and measures the busy % of
-/// `opts.measured_cpu` and the growth of `cpu_ticks` (the measured thread or process)
+/// Runs `generator` (with `opts`' tick) from a thread pinned to `opts.load_cpu` for
+/// `seconds` (plus a 500 ms drain), calling `idle` between batches, and measures the busy
+/// % of `measured_cpu` and the growth of `cpu_ticks` (the measured thread or process)
 /// over the sending phase.
 pub fn drive(
-    generator: &LoadGenerator,
-    opts: DriveOptions,
+    generator: &mut LoadGenerator,
+    opts: &GeneratorArgs,
+    measured_cpu: usize,
+    seconds: f64,
     cpu_ticks: &(dyn Fn() -> Option<u64> + Sync),
     idle: &mut (dyn FnMut() + Send),
 ) -> anyhow::Result<Driven> {
+    generator.set_tick(Duration::from_micros(opts.gen_tick_us));
+    let generator = &*generator;
     std::thread::scope(|scope| {
         scope
             .spawn(move || {
@@ -291,14 +261,14 @@ pub fn drive(
                 let loadavg = loadavg();
                 let ticks_before = cpu_ticks();
                 let mut ticks_after = None;
-                let before = CpuSample::read(opts.measured_cpu);
+                let before = CpuSample::read(measured_cpu);
                 let mut after = None;
                 let mut cpu_done = false;
                 let start = Instant::now();
-                let outcome = generator.run(opts.seconds, Duration::from_millis(500), || {
+                let outcome = generator.run(seconds, Duration::from_millis(500), || {
                     idle();
-                    if !cpu_done && start.elapsed().as_secs_f64() >= opts.seconds {
-                        after = CpuSample::read(opts.measured_cpu).ok();
+                    if !cpu_done && start.elapsed().as_secs_f64() >= seconds {
+                        after = CpuSample::read(measured_cpu).ok();
                         ticks_after = cpu_ticks();
                         cpu_done = true;
                     }
@@ -309,9 +279,7 @@ pub fn drive(
                 };
                 let thread_pct = match (ticks_before, ticks_after) {
                     (Some(b), Some(a)) => {
-                        100.0 * (a.saturating_sub(b)) as f64
-                            / clock_ticks_per_second()
-                            / opts.seconds
+                        100.0 * (a.saturating_sub(b)) as f64 / clock_ticks_per_second() / seconds
                     }
                     _ => -1.0,
                 };

@@ -108,10 +108,11 @@ fn main() -> anyhow::Result<()> {
         args.relay_cpu
     );
     let pid = args.pid;
-    let drive_options = args.gen.apply(&mut generator, args.relay_cpu, args.seconds);
     let driven = voxgate_bench::drive(
-        &generator,
-        drive_options,
+        &mut generator,
+        &args.gen,
+        args.relay_cpu,
+        args.seconds,
         &|| voxgate_bench::process_cpu_ticks(pid),
         &mut || {},
     )?;

@@ -161,13 +161,12 @@ fn main() -> anyhow::Result<()> {
     if !voxgate_bench::set_thread_priority(Some(THREAD), args.gen.rt_priority, args.gen.nice) {
         eprintln!("could not raise the priority of {THREAD}");
     }
-    let drive_options = args
-        .gen
-        .apply(&mut generator, args.engine_cpu, args.seconds);
     let mut events = 0u64;
     let driven = voxgate_bench::drive(
-        &generator,
-        drive_options,
+        &mut generator,
+        &args.gen,
+        args.engine_cpu,
+        args.seconds,
         &|| voxgate_bench::thread_cpu_ticks(THREAD),
         &mut || {
             while engine.poll_event().is_some() {

@@ -287,6 +287,12 @@ impl MediaSession {
         Duration::from_millis(u64::from(self.cfg.ptime_ms))
     }
 
+    /// PCM samples (at `pcm_rate`) in one packet time: what one send takes from the play
+    /// queue.
+    fn pcm_frame(&self) -> usize {
+        (self.cfg.pcm_rate * u32::from(self.cfg.ptime_ms) / 1000) as usize
+    }
+
     /// Handles a datagram from the RTP port. With rtcp-mux, RTCP arriving here is
     /// recognised (RFC 5761) and handled as RTCP. Bad input is counted, never an error.
     pub fn handle_rtp(&mut self, now: Instant, from: SocketAddr, packet: &mut [u8]) {
@@ -599,7 +605,7 @@ impl MediaSession {
             self.talkspurt_start = true;
             return Some(RTP_HEADER_LEN + p.len);
         }
-        let pcm_n = (self.cfg.pcm_rate * u32::from(self.cfg.ptime_ms) / 1000) as usize;
+        let pcm_n = self.pcm_frame();
         let queued = self.play.len().min(pcm_n);
         let playing = queued > 0;
         let n = match (&mut self.encoder, &self.down) {
@@ -764,9 +770,8 @@ impl MediaSession {
             &[]
         };
         let play = if self.next_send <= now {
-            let frame = (self.cfg.pcm_rate * u32::from(self.cfg.ptime_ms) / 1000) as usize;
             let (head, _) = self.play.as_slices();
-            &head[..head.len().min(frame)]
+            &head[..head.len().min(self.pcm_frame())]
         } else {
             &[]
         };
