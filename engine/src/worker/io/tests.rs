@@ -21,7 +21,8 @@ fn bound_pair() -> (UdpSocket, UdpSocket) {
 }
 
 /// Sends `count` datagrams, echoes each back through the backend, and checks the
-/// client gets every one back with its payload intact.
+/// client gets every one back with its payload intact; then deregisters, closes the
+/// socket and binds its port again (the backend must not keep the socket open).
 fn echo_round_trip<I: PacketIo>(io: &mut I, count: usize) {
     let (server, client) = bound_pair();
     let server_addr = server.local_addr().expect("addr");
@@ -94,6 +95,13 @@ fn echo_round_trip<I: PacketIo>(io: &mut I, count: usize) {
         });
     }
     assert!(released, "{}: no Released after deregister", io.name());
+    drop(server);
+    UdpSocket::bind(server_addr).unwrap_or_else(|e| {
+        panic!(
+            "{}: port still held after release and close: {e}",
+            io.name()
+        )
+    });
 }
 
 fn wake_is_reported<I: PacketIo>(io: &mut I, wake: &Wakeup) {
