@@ -110,6 +110,8 @@ pub struct MediaSession {
     was_playing: bool,
     /// The next audio packet starts a talkspurt (after a telephone-event).
     talkspurt_start: bool,
+    /// The send clock is on the playout clock's ticks (see `align_send_to_playout`).
+    send_aligned: bool,
     seq: u16,
     ts: u32,
     next_send: Instant,
@@ -221,6 +223,7 @@ impl MediaSession {
             play_cap,
             was_playing: false,
             talkspurt_start: true,
+            send_aligned: false,
             // Deterministic but SSRC-dependent starting points (RFC 3550 wants them
             // unpredictable; SRTP protects the stream where that matters).
             seq: ((ssrc >> 16) as u16) ^ 0x5a5a,
@@ -385,21 +388,61 @@ impl MediaSession {
         }
     }
 
-    /// Echo mode: puts the send clock half a packet time after the playout clock
-    /// (playout at `playout_at`). With independent phases, a session whose send tick
-    /// falls just before its playout tick has its send served sometimes before the
-    /// playout (alone, on time) and sometimes with it (timers coalesced in one wake-up).
-    /// A send served first finds the play queue empty and sends silence; the frame then
-    /// waits a whole packet time, and as the FIFO never drains below its depth, the echo
-    /// delay stays one packet time longer for the rest of the call. Half a period apart,
-    /// the playout is always served first (a late worker serves both in one turn, in
-    /// deadline order, and catches up on sends); the mean delay is unchanged (a random
-    /// phase costs ptime/2 on average). RTP timestamps keep their one-packet steps: the
-    /// first interval after the lock is shorter or longer, once.
+    /// Echo mode: puts the send clock on the playout clock (playout at `playout_at`), so
+    /// that a frame is played out and sent back in the same service, in that order
+    /// ([`MediaSession::poll_transmit`] plays out what is due first, whichever the driver
+    /// calls first). With independent phases a session whose send tick fell just before
+    /// its playout tick had its send served sometimes before the playout and sometimes
+    /// with it (timers coalesced in one wake-up): a send served first found the play
+    /// queue empty and sent silence, and since the FIFO never drains below its depth the
+    /// echo delay stayed a packet time longer for the rest of the call. On one tick the
+    /// order is fixed, the echo leaves as soon as it is decoded, and the session needs one
+    /// service per packet time instead of two. RTP timestamps keep their one-packet
+    /// steps: the first interval after the lock is shorter or longer, once.
     fn lock_echo_send(&mut self, playout_at: Instant) {
         if self.cfg.echo {
-            self.next_send = playout_at + self.ptime() / 2;
+            self.next_send = playout_at;
+            self.send_aligned = true;
         }
+    }
+
+    /// Any other session: while nothing plays, moves the send clock onto the playout
+    /// clock's ticks (by at most half a packet time, once per idle period), so that a
+    /// worker serves both in one visit per packet time instead of two. The timestamp
+    /// moves with the clock, so it stays true to the sampling instant (the receiver sees
+    /// a steady stream, not jitter), as when a talkspurt starts early.
+    fn align_send_to_playout(&mut self) {
+        if self.send_aligned || self.cfg.echo {
+            return;
+        }
+        let Some(playout) = self.next_playout else {
+            return;
+        };
+        let period = self.ptime().as_nanos() as i128;
+        if period == 0 {
+            return;
+        }
+        let diff = if self.next_send >= playout {
+            (self.next_send - playout).as_nanos() as i128
+        } else {
+            -((playout - self.next_send).as_nanos() as i128)
+        };
+        // The offset from the nearest playout tick, in (-period/2, period/2].
+        let mut offset = diff.rem_euclid(period);
+        if offset > period / 2 {
+            offset -= period;
+        }
+        let shift = Duration::from_nanos(offset.unsigned_abs() as u64);
+        let units = (offset.unsigned_abs() * u128::from(self.cfg.codec.rtp_clock_rate())
+            / 1_000_000_000) as u32;
+        if offset > 0 {
+            self.next_send -= shift;
+            self.ts = self.ts.wrapping_sub(units);
+        } else {
+            self.next_send += shift;
+            self.ts = self.ts.wrapping_add(units);
+        }
+        self.send_aligned = true;
     }
 
     fn push_digit(&mut self, d: crate::dtmf::ReceivedDigit) {
@@ -496,6 +539,11 @@ impl MediaSession {
     /// bytes after it); call until it returns `None`.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        if self.cfg.echo && self.next_playout.is_some_and(|t| t <= now) {
+            // An echo's send shares its playout's tick: play out first, whichever the
+            // driver called first.
+            self.handle_timeout(now);
+        }
         loop {
             let t = self.poll_transmit_plain(now, buf)?;
             match self.protect(buf, t) {
@@ -537,6 +585,8 @@ impl MediaSession {
             let units = early.as_micros() * u128::from(self.cfg.codec.rtp_clock_rate()) / 1_000_000;
             self.ts = self.ts.wrapping_sub(units as u32);
             self.next_send = now;
+            // Off the playout ticks until the talkspurt ends.
+            self.send_aligned = false;
         }
         if self.next_send > now {
             return None;
@@ -563,6 +613,9 @@ impl MediaSession {
         let res = self.build_rtp(buf);
         self.next_send += ptime;
         self.ts = self.ts.wrapping_add(self.samples_per_packet());
+        if self.play.is_empty() && !self.dtmf_tx.is_active() {
+            self.align_send_to_playout();
+        }
         let len = res?;
         self.seq = self.seq.wrapping_add(1);
         self.stats.packets_out += 1;
@@ -808,10 +861,11 @@ impl MediaSession {
             steps += 1;
             if steps > MAX_CATCH_UP_PACKETS {
                 self.next_playout = Some(now + self.ptime());
+                self.send_aligned = false;
                 self.lock_echo_send(now + self.ptime());
                 break;
             }
-            let dur = self.playout_step(now);
+            let dur = self.playout_step(now, at);
             self.next_playout = Some(at + dur);
         }
         // A digit whose end packets were all lost is reported once events stop.
@@ -830,19 +884,19 @@ impl MediaSession {
     }
 
     /// One jitter-buffer pop; returns how long the produced audio lasts.
-    fn playout_step(&mut self, now: Instant) -> Duration {
+    fn playout_step(&mut self, now: Instant, tick: Instant) -> Duration {
         // Zeroing the buffer is most of its cost: G.711 (8 kHz) needs half the largest.
         if self.dec_max <= DEC_MAX_SAMPLES / 2 {
             let mut dec = [0i16; DEC_MAX_SAMPLES / 2];
-            self.playout_into(now, &mut dec)
+            self.playout_into(now, tick, &mut dec)
         } else {
             let mut dec = [0i16; DEC_MAX_SAMPLES];
-            self.playout_into(now, &mut dec)
+            self.playout_into(now, tick, &mut dec)
         }
     }
 
     /// [`Self::playout_step`], decoding into `dec_buf` (at least `dec_max` samples).
-    fn playout_into(&mut self, now: Instant, dec_buf: &mut [i16]) -> Duration {
+    fn playout_into(&mut self, now: Instant, tick: Instant, dec_buf: &mut [i16]) -> Duration {
         let dec_rate = self.decoder.pcm_rate();
         let nominal = (dec_rate * u32::from(self.cfg.ptime_ms) / 1000) as usize;
         let dec = &mut dec_buf[..self.dec_max];
@@ -931,7 +985,7 @@ impl MediaSession {
             // clock skips ahead, playout is re-locked). Drop it, or the echo delay grows
             // by those frames for good (the FIFO never drains below its depth). While a
             // send is overdue the queue is about to drain (sends catch up too).
-            if !self.play.is_empty() && self.next_send > now {
+            if !self.play.is_empty() && self.next_send >= tick {
                 self.stats.echo_dropped_samples += self.play.len() as u64;
                 self.play.clear();
             }

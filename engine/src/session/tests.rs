@@ -385,8 +385,8 @@ fn echo_delay_does_not_step_with_timer_coalescing() {
         max - min <= 1_000,
         "echo delay varies {min}..{max} us: {delays_us:?}"
     );
-    // And it is the jitter buffer plus half a packet time, not more.
-    assert!(max <= 40_000 + 10_000 + 20_000 + 1_000, "max {max} us");
+    // And it is the jitter buffer's depth, not more: the echo leaves at its playout tick.
+    assert!(max <= 40_000 + 20_000 + 1_000, "max {max} us");
 }
 
 /// After a stall longer than the catch-up (several frames played out at once), an echo
@@ -454,7 +454,7 @@ fn echo_queue_does_not_grow_after_a_long_stall() {
 
 /// Packets that arrive exactly on the session's own 20 ms grid (no jitter) give the same
 /// echo delay whether the worker serves a packet before or after a timer due at the same
-/// instant: the playout clock starts half a packet time after the first arrival, so no
+/// instant: the playout clock starts an eighth of a packet time after the first arrival, so no
 /// playout tick coincides with an arrival and the start depth is never a coin flip.
 #[test]
 fn start_depth_does_not_depend_on_service_order() {
@@ -659,4 +659,147 @@ fn due_reads_name_what_the_next_service_reads() {
     let (_, play) = s.due_reads(send_at);
     assert_eq!(play.len(), queued.min(160));
     assert_eq!(play.as_ptr(), s.play.as_slices().0.as_ptr());
+}
+
+/// Serves `s` like a worker in virtual time: at each arrival (every 20 ms, `phase_us`
+/// into the slot) and at each deadline, nothing in between; every other service calls
+/// `poll_transmit` before `handle_timeout` (a worker serving a datagram before its
+/// timers). Returns (service instants, sent RTP packets as (µs, timestamp, first payload
+/// byte)) over `until_us`.
+fn serve_in_virtual_time(
+    s: &mut MediaSession,
+    t0: Instant,
+    phase_us: u64,
+    until_us: u64,
+) -> (Vec<u64>, Vec<(u64, u32, u8)>) {
+    let mut buf = [0u8; 1500];
+    let (mut services, mut sent) = (Vec::new(), Vec::new());
+    let mut next_arrival = phase_us;
+    let mut n = 0u16;
+    let mut transmit = |s: &mut MediaSession, now: Instant, sent: &mut Vec<(u64, u32, u8)>| {
+        while let Some(t) = s.poll_transmit(now, &mut buf) {
+            if t.kind == PacketKind::Rtp {
+                let p = RtpPacket::parse(&buf[..t.len]).unwrap();
+                let us = now.duration_since(t0).as_micros() as u64;
+                sent.push((us, p.timestamp(), p.payload()[0]));
+            }
+        }
+    };
+    for turn in 0..100_000u32 {
+        let deadline = s.poll_timeout().duration_since(t0).as_micros() as u64;
+        let us = deadline.min(next_arrival);
+        if us >= until_us {
+            break;
+        }
+        let now = t0 + Duration::from_micros(us);
+        if us == next_arrival {
+            let mut payload = [0x10u8; 160];
+            payload[0] = 0x80 | (n % 127) as u8;
+            s.handle_rtp(
+                now,
+                addr(7000),
+                &mut rtp(n, u32::from(n) * 160, 0, &payload),
+            );
+            n = n.wrapping_add(1);
+            next_arrival += 20_000;
+        }
+        if s.poll_timeout() <= now {
+            services.push(us);
+            if turn % 2 == 0 {
+                transmit(s, now, &mut sent);
+                s.handle_timeout(now);
+            } else {
+                s.handle_timeout(now);
+            }
+            transmit(s, now, &mut sent);
+        }
+    }
+    (services, sent)
+}
+
+/// An echo is sent in the service that plays its frame out: one service per packet
+/// time (plus RTCP), the echo delay is the jitter buffer's alone, and a worker that
+/// polls for packets before running timers still sends the frame, not silence.
+#[test]
+fn echo_leaves_in_the_service_that_plays_it_out() {
+    let t0 = Instant::now();
+    let mut c = SessionConfig::new(9, CodecKind::Pcmu, 0);
+    c.echo = true;
+    c.remote_rtp = Some(addr(7000));
+    let mut s = MediaSession::new(c, t0).unwrap();
+    let (services, sent) = serve_in_virtual_time(&mut s, t0, 3_000, 3_000_000);
+    // Steady state (1–3 s): 100 packet times, 100 services and a few RTCP reports; with
+    // the send clock half a packet time off the playout clock it was 200.
+    let steady = services.iter().filter(|&&us| us >= 1_000_000).count();
+    assert!((100..=104).contains(&steady), "{steady} services in 2 s");
+    // Every echo in the steady state carries the caller's frame, sent at its playout
+    // tick: arrival + 2.5 ms (the playout clock's offset) + whole packet times of
+    // jitter-buffer depth, the same for all.
+    let delays: Vec<u64> = sent
+        .iter()
+        .filter(|p| p.0 >= 1_000_000)
+        .map(|&(us, _, first)| {
+            assert!((0x80..0xff).contains(&first), "silence sent at {us} us");
+            // The payload names the packet number modulo 127 (2.54 s of packets).
+            let arrival = u64::from(first & 0x7f) * 20_000 + 3_000;
+            (us as i64 - arrival as i64).rem_euclid(127 * 20_000) as u64
+        })
+        .collect();
+    assert!(delays.len() >= 99, "{} echoes", delays.len());
+    let (min, max) = (delays.iter().min().unwrap(), delays.iter().max().unwrap());
+    assert_eq!(min, max, "echo delay varies");
+    assert_eq!(
+        min % 20_000,
+        2_500,
+        "echo delay {min} us is not on a playout tick"
+    );
+}
+
+/// A session that is not an echo moves its send clock onto its playout clock while
+/// nothing plays (one service per packet time), with timestamps that stay true to the
+/// send times; a talkspurt still starts at once, and the clock is re-aligned after it.
+#[test]
+fn idle_send_clock_follows_the_playout_clock_with_true_timestamps() {
+    let t0 = Instant::now();
+    let mut c = SessionConfig::new(0x5150, CodecKind::Pcmu, 0);
+    c.remote_rtp = Some(addr(7000));
+    let mut s = MediaSession::new(c, t0).unwrap();
+    // Opened at t0 (send clock phase 0), caller packets 7 ms into each slot: playout
+    // ticks at 9.5 ms into each slot.
+    let (services, sent) = serve_in_virtual_time(&mut s, t0, 7_000, 1_000_000);
+    assert!(s.send_aligned);
+    let tail = services.iter().filter(|&&us| us >= 500_000).count();
+    assert!((25..=27).contains(&tail), "{tail} services in 0.5 s");
+    for w in sent.windows(2) {
+        let (dt_us, dts) = (w[1].0 - w[0].0, w[1].1.wrapping_sub(w[0].1));
+        // 8 kHz: 8 units per ms, to within a unit of truncation.
+        assert!(
+            (dts as i64 - (dt_us * 8 / 1000) as i64).abs() <= 1,
+            "{dt_us} us but {dts} timestamp units: {sent:?}"
+        );
+        assert!(dt_us >= 10_000, "two packets {dt_us} us apart");
+    }
+    assert!(sent
+        .iter()
+        .filter(|p| p.0 >= 100_000)
+        .all(|p| p.0 % 20_000 == 9_500));
+
+    // A talkspurt queued mid-slot leaves at once, off the ticks; once it has played,
+    // the clock is back on them.
+    let now = t0 + Duration::from_micros(1_004_000);
+    s.handle_timeout(now);
+    assert_eq!(s.play(&[1000; 480]), 480);
+    let mut buf = [0u8; 1500];
+    assert!(
+        s.poll_transmit(now, &mut buf).is_some(),
+        "talkspurt did not start at once"
+    );
+    assert!(!s.send_aligned);
+    for _ in 0..10 {
+        let now = s.poll_timeout();
+        s.handle_timeout(now);
+        while s.poll_transmit(now, &mut buf).is_some() {}
+    }
+    assert!(s.send_aligned, "not re-aligned after the talkspurt");
+    assert_eq!(Some(s.next_send), s.next_playout);
 }
