@@ -69,42 +69,67 @@ fn rtp_payload(p: &[u8]) -> Option<&[u8]> {
     p.get(off..)
 }
 
-/// Busy and total jiffies of one CPU from `/proc/stat`.
+/// The idle time of one CPU from `/proc/stat`, and when it was read.
+///
+/// Busy is measured as wall time minus idle time (idle + iowait: an io_uring wait counts
+/// as iowait). Under NO_HZ the kernel reports idle and iowait from its precise sleep
+/// accounting, but user/system/softirq from timer-tick samples, which miss work that
+/// runs between ticks: here the sampled fields summed to 519 of 600 ticks of wall time
+/// while the media thread ran, and busy as their share read 52 % against the thread's
+/// own 57 %, some runs reading under half of it. Wall minus idle does not depend on
+/// the samples.
 #[derive(Debug, Clone, Copy)]
 pub struct CpuSample {
-    busy: u64,
-    total: u64,
+    idle: u64,
+    at: Instant,
 }
 
 impl CpuSample {
     /// Reads the line `cpuN` of `/proc/stat`.
     pub fn read(cpu: usize) -> io::Result<CpuSample> {
         let stat = std::fs::read_to_string("/proc/stat")?;
+        let at = Instant::now();
         let name = format!("cpu{cpu}");
         let line = stat
             .lines()
             .find(|l| l.split_whitespace().next() == Some(name.as_str()))
             .ok_or_else(|| io::Error::other(format!("{name} not in /proc/stat")))?;
+        Self::from_line(line, at)
+    }
+
+    /// Parses a `cpuN user nice system idle iowait …` line read at `at`.
+    pub fn from_line(line: &str, at: Instant) -> io::Result<CpuSample> {
         let v: Vec<u64> = line
             .split_whitespace()
             .skip(1)
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        let total: u64 = v.iter().take(8).sum();
-        let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-        Ok(CpuSample {
-            busy: total - idle,
-            total,
-        })
+            .map(|x| x.parse())
+            .collect::<Result<_, _>>()
+            .map_err(|e| io::Error::other(format!("/proc/stat line {line:?}: {e}")))?;
+        match (v.get(3), v.get(4)) {
+            (Some(idle), Some(iowait)) => Ok(CpuSample {
+                idle: idle + iowait,
+                at,
+            }),
+            _ => Err(io::Error::other(format!(
+                "/proc/stat line {line:?}: no idle and iowait fields"
+            ))),
+        }
     }
 
-    /// Busy percentage between `self` (earlier) and `later`.
-    pub fn busy_pct(&self, later: &CpuSample) -> f64 {
-        let total = later.total.saturating_sub(self.total);
-        if total == 0 {
+    /// Busy percentage between `self` (earlier) and `later`, with `ticks_per_second`
+    /// clock ticks (USER_HZ) per second; 0–100.
+    pub fn busy_pct_at(&self, later: &CpuSample, ticks_per_second: f64) -> f64 {
+        let wall = later.at.saturating_duration_since(self.at).as_secs_f64() * ticks_per_second;
+        if wall <= 0.0 {
             return 0.0;
         }
-        100.0 * later.busy.saturating_sub(self.busy) as f64 / total as f64
+        let idle = later.idle.saturating_sub(self.idle) as f64;
+        (100.0 * (1.0 - idle / wall)).clamp(0.0, 100.0)
+    }
+
+    /// [`CpuSample::busy_pct_at`] with this machine's clock ticks per second.
+    pub fn busy_pct(&self, later: &CpuSample) -> f64 {
+        self.busy_pct_at(later, clock_ticks_per_second())
     }
 }
 
@@ -865,6 +890,33 @@ mod tests {
         assert_eq!(get_counter(&[0x7f, 0x80, 0x80]), None);
         assert_eq!(get_counter(&[0xff, 0x80, 0x80]), None);
         assert_eq!(get_counter(&[0x80]), None);
+    }
+
+    #[test]
+    fn cpu_busy_is_wall_time_minus_idle_and_iowait() {
+        let t0 = Instant::now();
+        // Fields: user nice system idle iowait irq softirq steal.
+        let a = CpuSample::from_line("cpu0 1000 0 500 2000 300 0 10 0 0 0", t0).unwrap();
+        // 6 s later at 100 ticks/s: 249 ticks idle or iowait of 600; the sampled busy
+        // fields grew by 269 only (they would say 52 %).
+        let b = CpuSample::from_line(
+            "cpu0 1088 0 653 2000 549 0 38 1 0 0",
+            t0 + Duration::from_secs(6),
+        )
+        .unwrap();
+        let busy = a.busy_pct_at(&b, 100.0);
+        assert!((busy - 58.5).abs() < 0.01, "{busy}");
+        // Clamped, and no time is no busy.
+        let idle_all = CpuSample::from_line(
+            "cpu0 1000 0 500 2700 300 0 10 0 0 0",
+            t0 + Duration::from_secs(6),
+        )
+        .unwrap();
+        assert_eq!(a.busy_pct_at(&idle_all, 100.0), 0.0);
+        assert_eq!(a.busy_pct_at(&a, 100.0), 0.0);
+        // Malformed lines are errors, not zeros.
+        assert!(CpuSample::from_line("cpu0 1 2 3", t0).is_err());
+        assert!(CpuSample::from_line("cpu0 1 2 x 4 5", t0).is_err());
     }
 }
 
