@@ -613,7 +613,10 @@ impl MediaSession {
         let res = self.build_rtp(buf);
         self.next_send += ptime;
         self.ts = self.ts.wrapping_add(self.samples_per_packet());
-        if self.play.is_empty() && !self.dtmf_tx.is_active() {
+        // Only between two packets without audio: moving the clock after the last packet
+        // of a talkspurt would put a gap (or an overlap) in the timestamps right there,
+        // and audio that streams in just after each send would not be seamless.
+        if self.play.is_empty() && !self.was_playing && !self.dtmf_tx.is_active() {
             self.align_send_to_playout();
         }
         let len = res?;
@@ -862,6 +865,13 @@ impl MediaSession {
             if steps > MAX_CATCH_UP_PACKETS {
                 self.next_playout = Some(now + self.ptime());
                 self.send_aligned = false;
+                if self.cfg.echo {
+                    // The frames this catch-up played out will never be sent on time
+                    // (the send clock restarts with playout): drop them, or the echo
+                    // delay grows by them for the rest of the call.
+                    self.stats.echo_dropped_samples += self.play.len() as u64;
+                    self.play.clear();
+                }
                 self.lock_echo_send(now + self.ptime());
                 break;
             }
@@ -980,12 +990,13 @@ impl MediaSession {
             }
         }
         if self.cfg.echo {
-            // Audio still queued while no send is overdue will never catch up: playout
-            // caught up more frames than the send clock after a long stall (the send
-            // clock skips ahead, playout is re-locked). Drop it, or the echo delay grows
-            // by those frames for good (the FIFO never drains below its depth). While a
-            // send is overdue the queue is about to drain (sends catch up too).
-            if !self.play.is_empty() && self.next_send >= tick {
+            // Audio still queued when the send clock is already past this tick will never
+            // catch up (the send clock skipped ahead after a stall): drop it, or the echo
+            // delay grows by those frames for good (the FIFO never drains below its
+            // depth). On the tick itself the send follows in this service, and while a
+            // send is overdue the queue is about to drain (sends catch up too). The
+            // frames of a catch-up cut short are dropped where playout is re-locked.
+            if !self.play.is_empty() && self.next_send > tick {
                 self.stats.echo_dropped_samples += self.play.len() as u64;
                 self.play.clear();
             }

@@ -661,17 +661,18 @@ fn due_reads_name_what_the_next_service_reads() {
     assert_eq!(play.as_ptr(), s.play.as_slices().0.as_ptr());
 }
 
-/// Serves `s` like a worker in virtual time: at each arrival (every 20 ms, `phase_us`
-/// into the slot) and at each deadline, nothing in between; every other service calls
-/// `poll_transmit` before `handle_timeout` (a worker serving a datagram before its
-/// timers). Returns (service instants, sent RTP packets as (µs, timestamp, first payload
-/// byte)) over `until_us`.
+/// Serves `s` like a worker in virtual time: at each arrival (a G.711 packet of
+/// `period_us`, the first `phase_us` after t0) and at each deadline, nothing in between;
+/// every other service calls `poll_transmit` before `handle_timeout` (a worker serving a
+/// datagram before its timers). Returns (service instants, sent RTP packets as (µs,
+/// timestamp, first payload byte)) over `until_us`.
 fn serve_in_virtual_time(
     s: &mut MediaSession,
     t0: Instant,
-    phase_us: u64,
+    (phase_us, period_us): (u64, u64),
     until_us: u64,
 ) -> (Vec<u64>, Vec<(u64, u32, u8)>) {
+    let samples = (period_us / 125) as usize;
     let mut buf = [0u8; 1500];
     let (mut services, mut sent) = (Vec::new(), Vec::new());
     let mut next_arrival = phase_us;
@@ -693,15 +694,12 @@ fn serve_in_virtual_time(
         }
         let now = t0 + Duration::from_micros(us);
         if us == next_arrival {
-            let mut payload = [0x10u8; 160];
+            let mut payload = vec![0x10u8; samples];
             payload[0] = 0x80 | (n % 127) as u8;
-            s.handle_rtp(
-                now,
-                addr(7000),
-                &mut rtp(n, u32::from(n) * 160, 0, &payload),
-            );
+            let ts = u32::from(n) * samples as u32;
+            s.handle_rtp(now, addr(7000), &mut rtp(n, ts, 0, &payload));
             n = n.wrapping_add(1);
-            next_arrival += 20_000;
+            next_arrival += period_us;
         }
         if s.poll_timeout() <= now {
             services.push(us);
@@ -727,7 +725,7 @@ fn echo_leaves_in_the_service_that_plays_it_out() {
     c.echo = true;
     c.remote_rtp = Some(addr(7000));
     let mut s = MediaSession::new(c, t0).unwrap();
-    let (services, sent) = serve_in_virtual_time(&mut s, t0, 3_000, 3_000_000);
+    let (services, sent) = serve_in_virtual_time(&mut s, t0, (3_000, 20_000), 3_000_000);
     // Steady state (1–3 s): 100 packet times, 100 services and a few RTCP reports; with
     // the send clock half a packet time off the playout clock it was 200.
     let steady = services.iter().filter(|&&us| us >= 1_000_000).count();
@@ -766,7 +764,7 @@ fn idle_send_clock_follows_the_playout_clock_with_true_timestamps() {
     let mut s = MediaSession::new(c, t0).unwrap();
     // Opened at t0 (send clock phase 0), caller packets 7 ms into each slot: playout
     // ticks at 9.5 ms into each slot.
-    let (services, sent) = serve_in_virtual_time(&mut s, t0, 7_000, 1_000_000);
+    let (services, sent) = serve_in_virtual_time(&mut s, t0, (7_000, 20_000), 1_000_000);
     assert!(s.send_aligned);
     let tail = services.iter().filter(|&&us| us >= 500_000).count();
     assert!((25..=27).contains(&tail), "{tail} services in 0.5 s");
@@ -802,4 +800,71 @@ fn idle_send_clock_follows_the_playout_clock_with_true_timestamps() {
     }
     assert!(s.send_aligned, "not re-aligned after the talkspurt");
     assert_eq!(Some(s.next_send), s.next_playout);
+}
+
+/// An echo of a caller whose packets are longer than ours (30 ms against 20 ms) sends
+/// all of the caller's audio: the clocks meet only every 60 ms, and what is left in the
+/// play queue on those ticks is sent next, not dropped as stale.
+#[test]
+fn echo_of_a_caller_with_another_ptime_keeps_all_audio() {
+    let t0 = Instant::now();
+    let mut c = SessionConfig::new(11, CodecKind::Pcmu, 0);
+    c.echo = true;
+    c.remote_rtp = Some(addr(7000));
+    let mut s = MediaSession::new(c, t0).unwrap();
+    let (_, sent) = serve_in_virtual_time(&mut s, t0, (3_000, 30_000), 2_000_000);
+    assert_eq!(s.stats().echo_dropped_samples, 0);
+    // Steady state (0.5–2 s): every packet carries the caller's audio, none silence.
+    let steady: Vec<_> = sent.iter().filter(|p| p.0 >= 500_000).collect();
+    assert!(steady.len() >= 74, "{} packets", steady.len());
+    assert!(
+        steady.iter().all(|p| p.2 != 0xff),
+        "silence in the echo: {steady:?}"
+    );
+}
+
+/// Audio that streams in just after each send (a TTS engine's chunks) leaves as one
+/// seamless talkspurt: timestamps step by one packet, 20 ms apart, the clock is not
+/// moved onto the playout ticks in the middle of it.
+#[test]
+fn streamed_audio_is_not_split_by_the_send_clock_alignment() {
+    let t0 = Instant::now();
+    let mut c = SessionConfig::new(0x7a7a, CodecKind::Pcmu, 0);
+    c.remote_rtp = Some(addr(7000));
+    let mut s = MediaSession::new(c, t0).unwrap();
+    // Caller packets 7 ms into each slot; the idle send clock aligns onto the playout
+    // ticks (9.5 ms into each slot).
+    serve_in_virtual_time(&mut s, t0, (7_000, 20_000), 500_000);
+    assert!(s.send_aligned);
+    let mut buf = [0u8; 1500];
+    let mut now = t0 + Duration::from_micros(503_000);
+    s.handle_timeout(now);
+    // Mid-slot: the talkspurt starts at once, off the ticks.
+    assert_eq!(s.play(&[1000; 160]), 160);
+    let mut audio: Vec<(u64, u32)> = Vec::new();
+    for _ in 0..200 {
+        if audio.len() >= 20 {
+            break;
+        }
+        while let Some(t) = s.poll_transmit(now, &mut buf) {
+            if t.kind != PacketKind::Rtp {
+                continue;
+            }
+            let p = RtpPacket::parse(&buf[..t.len]).unwrap();
+            if p.payload()[0] != 0xff {
+                audio.push((now.duration_since(t0).as_micros() as u64, p.timestamp()));
+                // The next chunk arrives right after this send.
+                if audio.len() < 20 {
+                    assert_eq!(s.play(&[1000; 160]), 160);
+                }
+            }
+        }
+        now = s.poll_timeout();
+        s.handle_timeout(now);
+    }
+    assert_eq!(audio.len(), 20, "{audio:?}");
+    for w in audio.windows(2) {
+        assert_eq!(w[1].0 - w[0].0, 20_000, "{audio:?}");
+        assert_eq!(w[1].1.wrapping_sub(w[0].1), 160, "{audio:?}");
+    }
 }
