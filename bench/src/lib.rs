@@ -5,7 +5,10 @@
 //! CPU, sends each session 50 G.711 µ-law RTP packets per second (sessions evenly
 //! staggered over the 20 ms period), receives the echoes, and matches every echo to the
 //! packet it came from by a counter carried in the first three payload bytes (µ-law
-//! code words 0x80..=0xFE, which survive decode → re-encode unchanged).
+//! code words 0x80..=0xFE, which survive decode → re-encode unchanged). An echo's
+//! arrival is the kernel's receive timestamp of the datagram (`SO_TIMESTAMPNS`; on
+//! loopback, taken while the engine's send is delivered), not the time the generator
+//! got round to reading it: the generator's own scheduling is not the engine's latency.
 #![deny(missing_docs)]
 
 use std::collections::HashMap;
@@ -155,6 +158,11 @@ pub struct LoadOutcome {
     pub seconds: f64,
     /// How late the generator itself sent packets (µs after their due time), sampled.
     pub send_lateness_us: Vec<u32>,
+    /// How long echoes waited in the generator's socket before it read them (µs after
+    /// their kernel receive timestamp), sampled; empty without kernel timestamps.
+    pub read_lag_us: Vec<u32>,
+    /// Echoes matched without a kernel receive timestamp (timed at the read instead).
+    pub untimestamped: u64,
     /// SRTP packets received that did not unprotect (dropped).
     pub srtp_failed: u64,
 }
@@ -330,6 +338,14 @@ pub fn print_latency_summary(outcome: &mut LoadOutcome) {
         percentile(&mut lateness, 99.0),
         percentile(&mut lateness, 100.0)
     );
+    let mut lag = std::mem::take(&mut outcome.read_lag_us);
+    eprintln!(
+        "voxgate-load: echoes read from the socket after their arrival p50 {} us p99 {} us max {} us ({} matched without a kernel timestamp)",
+        percentile(&mut lag, 50.0),
+        percentile(&mut lag, 99.0),
+        percentile(&mut lag, 100.0),
+        outcome.untimestamped
+    );
     let mut excess = outcome.excess_us();
     eprintln!(
         "voxgate-load: latency beyond each session's minimum: p50 {} p90 {} p99 {} p99.9 {} max {} us",
@@ -443,6 +459,23 @@ impl LoadGenerator {
         let socket = UdpSocket::bind("127.0.0.1:0")?;
         socket.set_nonblocking(true)?;
         set_buffer(&socket, 32 << 20);
+        let on: libc::c_int = 1;
+        // SAFETY: setsockopt with a live c_int and its size.
+        let r = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            eprintln!(
+                "voxgate-load: no kernel receive timestamps ({}); echoes are timed when read",
+                io::Error::last_os_error()
+            );
+        }
         Ok(LoadGenerator {
             socket,
             targets: Vec::new(),
@@ -561,6 +594,7 @@ impl LoadGenerator {
         // SAFETY: as above.
         let mut rhdr: Vec<libc::mmsghdr> =
             (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
+        let mut rctl = vec![[0u64; CTL_WORDS]; BATCH];
         let end = send_for + drain;
         loop {
             let now = start.elapsed();
@@ -621,13 +655,30 @@ impl LoadGenerator {
             }
             // Receive everything ready.
             loop {
-                let got = recv_batch(fd, &mut rbufs, &mut raddrs, &mut riov, &mut rhdr);
+                let got = recv_batch(fd, &mut rbufs, &mut raddrs, &mut riov, &mut rhdr, &mut rctl);
                 if got == 0 {
                     break;
                 }
-                let t = start.elapsed().as_nanos() as u64;
-                let in_window = t < send_for.as_nanos() as u64;
+                let read_at = start.elapsed().as_nanos() as u64;
+                let real_at = realtime_ns();
                 for j in 0..got {
+                    // The kernel's receive time, on this run's clock: its distance
+                    // back from the realtime clock read just now.
+                    let t = match kernel_rx_ns(&rhdr[j].msg_hdr) {
+                        Some(rx) => {
+                            let lag = real_at.saturating_sub(rx);
+                            if out.received % 16 == 0 {
+                                out.read_lag_us
+                                    .push((lag / 1000).min(u64::from(u32::MAX)) as u32);
+                            }
+                            read_at.saturating_sub(lag)
+                        }
+                        None => {
+                            out.untimestamped += 1;
+                            read_at
+                        }
+                    };
+                    let in_window = t < send_for.as_nanos() as u64;
                     out.received += 1;
                     out.received_in_window += u64::from(in_window);
                     let mut len = rhdr[j].msg_len as usize;
@@ -748,14 +799,58 @@ fn send_batch(
     }
 }
 
+/// Control-message room per received datagram, in u64 words (aligned for cmsghdr): one
+/// `SCM_TIMESTAMPNS` (16 + 16 bytes) with room to spare.
+const CTL_WORDS: usize = 8;
+
+/// The realtime clock (the clock of `SO_TIMESTAMPNS`), in ns.
+fn realtime_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    timespec_ns(&ts)
+}
+
+fn timespec_ns(ts: &libc::timespec) -> u64 {
+    (ts.tv_sec.max(0) as u64) * 1_000_000_000 + ts.tv_nsec.max(0) as u64
+}
+
+/// The `SCM_TIMESTAMPNS` of a received message (realtime ns), if the kernel gave one.
+fn kernel_rx_ns(msg: &libc::msghdr) -> Option<u64> {
+    if msg.msg_control.is_null() || (msg.msg_flags & libc::MSG_CTRUNC) != 0 {
+        return None;
+    }
+    // SAFETY: msg_control/msg_controllen describe the buffer the kernel filled for this
+    // message (set by recv_batch, length updated by recvmmsg); the CMSG_* macros stay
+    // inside it, and the timestamp is read unaligned from its data.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::timespec>());
+                return Some(timespec_ns(&ts));
+            }
+            c = libc::CMSG_NXTHDR(msg, c);
+        }
+    }
+    None
+}
+
 fn recv_batch(
     fd: i32,
     bufs: &mut [[u8; 2048]],
     addrs: &mut [libc::sockaddr_in],
     iov: &mut [libc::iovec],
     hdr: &mut [libc::mmsghdr],
+    ctl: &mut [[u64; CTL_WORDS]],
 ) -> usize {
     for j in 0..BATCH {
+        hdr[j].msg_hdr.msg_control = ctl[j].as_mut_ptr().cast();
+        hdr[j].msg_hdr.msg_controllen = std::mem::size_of::<[u64; CTL_WORDS]>() as _;
+        hdr[j].msg_hdr.msg_flags = 0;
         iov[j].iov_base = bufs[j].as_mut_ptr().cast();
         iov[j].iov_len = bufs[j].len();
         hdr[j].msg_hdr.msg_name = (&mut addrs[j] as *mut libc::sockaddr_in).cast();
@@ -890,6 +985,46 @@ mod tests {
         assert_eq!(get_counter(&[0x7f, 0x80, 0x80]), None);
         assert_eq!(get_counter(&[0xff, 0x80, 0x80]), None);
         assert_eq!(get_counter(&[0x80]), None);
+    }
+
+    #[test]
+    fn echoes_carry_the_kernel_receive_time() {
+        let generator = LoadGenerator::bind().expect("bind");
+        let to = generator.local_addr().expect("addr");
+        let peer = UdpSocket::bind("127.0.0.1:0").expect("peer");
+        let before = realtime_ns();
+        peer.send_to(b"echo", to).expect("send");
+        let fd = generator.socket.as_raw_fd();
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one live pollfd; waits at most 5 s for the datagram.
+        let ready = unsafe { libc::poll(&mut pfd, 1, 5000) };
+        assert_eq!(ready, 1, "datagram did not arrive");
+        let mut bufs = vec![[0u8; 2048]; BATCH];
+        let mut addrs: Vec<libc::sockaddr_in> = (0..BATCH).map(|_| zero_sockaddr_in()).collect();
+        let mut iov: Vec<libc::iovec> = (0..BATCH)
+            .map(|_| libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            })
+            .collect();
+        // SAFETY: all-zero mmsghdr is valid.
+        let mut hdr: Vec<libc::mmsghdr> =
+            (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
+        let mut ctl = vec![[0u64; CTL_WORDS]; BATCH];
+        let got = recv_batch(fd, &mut bufs, &mut addrs, &mut iov, &mut hdr, &mut ctl);
+        let after = realtime_ns();
+        assert_eq!(got, 1);
+        assert_eq!(&bufs[0][..hdr[0].msg_len as usize], b"echo");
+        let rx = kernel_rx_ns(&hdr[0].msg_hdr).expect("no SCM_TIMESTAMPNS");
+        assert!(before <= rx && rx <= after, "{before} <= {rx} <= {after}");
+        // A message without control data has no timestamp.
+        // SAFETY: all-zero msghdr is valid (null control pointer).
+        let empty: libc::msghdr = unsafe { std::mem::zeroed() };
+        assert_eq!(kernel_rx_ns(&empty), None);
     }
 
     #[test]
