@@ -583,18 +583,7 @@ impl LoadGenerator {
         // SAFETY: all-zero mmsghdr is valid (null pointers, zero lengths).
         let mut shdr: Vec<libc::mmsghdr> =
             (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
-        let mut rbufs = vec![[0u8; 2048]; BATCH];
-        let mut raddrs: Vec<libc::sockaddr_in> = (0..BATCH).map(|_| zero_sockaddr_in()).collect();
-        let mut riov: Vec<libc::iovec> = (0..BATCH)
-            .map(|_| libc::iovec {
-                iov_base: std::ptr::null_mut(),
-                iov_len: 0,
-            })
-            .collect();
-        // SAFETY: as above.
-        let mut rhdr: Vec<libc::mmsghdr> =
-            (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
-        let mut rctl = vec![[0u64; CTL_WORDS]; BATCH];
+        let mut rb = RecvBatch::new();
         let end = send_for + drain;
         loop {
             let now = start.elapsed();
@@ -655,7 +644,7 @@ impl LoadGenerator {
             }
             // Receive everything ready.
             loop {
-                let got = recv_batch(fd, &mut rbufs, &mut raddrs, &mut riov, &mut rhdr, &mut rctl);
+                let got = rb.recv(fd);
                 if got == 0 {
                     break;
                 }
@@ -664,7 +653,7 @@ impl LoadGenerator {
                 for j in 0..got {
                     // The kernel's receive time, on this run's clock: its distance
                     // back from the realtime clock read just now.
-                    let t = match kernel_rx_ns(&rhdr[j].msg_hdr) {
+                    let t = match kernel_rx_ns(&rb.hdr[j].msg_hdr) {
                         Some(rx) => {
                             let lag = real_at.saturating_sub(rx);
                             if out.received % 16 == 0 {
@@ -681,13 +670,13 @@ impl LoadGenerator {
                     let in_window = t < send_for.as_nanos() as u64;
                     out.received += 1;
                     out.received_in_window += u64::from(in_window);
-                    let mut len = rhdr[j].msg_len as usize;
-                    let port = u16::from_be(raddrs[j].sin_port);
+                    let mut len = rb.hdr[j].msg_len as usize;
+                    let port = u16::from_be(rb.addrs[j].sin_port);
                     let Some(&i) = self.by_port.get(&port) else {
                         continue;
                     };
                     if let Some((_, Some(rx))) = srtp.get_mut(i) {
-                        let pkt = &mut rbufs[j][..len.min(2048)];
+                        let pkt = &mut rb.bufs[j][..len.min(2048)];
                         // rtcp-mux (RFC 5761): RTCP packet types 192..=223 are SRTCP.
                         if matches!(pkt.get(1), Some(192..=223)) {
                             if rx.unprotect_rtcp(pkt).is_err() {
@@ -703,7 +692,7 @@ impl LoadGenerator {
                             }
                         }
                     }
-                    let Some(k) = rbufs[j]
+                    let Some(k) = rb.bufs[j]
                         .get(..len)
                         .and_then(rtp_payload)
                         .and_then(get_counter)
@@ -839,40 +828,65 @@ fn kernel_rx_ns(msg: &libc::msghdr) -> Option<u64> {
     None
 }
 
-fn recv_batch(
-    fd: i32,
-    bufs: &mut [[u8; 2048]],
-    addrs: &mut [libc::sockaddr_in],
-    iov: &mut [libc::iovec],
-    hdr: &mut [libc::mmsghdr],
-    ctl: &mut [[u64; CTL_WORDS]],
-) -> usize {
-    for j in 0..BATCH {
-        hdr[j].msg_hdr.msg_control = ctl[j].as_mut_ptr().cast();
-        hdr[j].msg_hdr.msg_controllen = std::mem::size_of::<[u64; CTL_WORDS]>() as _;
-        hdr[j].msg_hdr.msg_flags = 0;
-        iov[j].iov_base = bufs[j].as_mut_ptr().cast();
-        iov[j].iov_len = bufs[j].len();
-        hdr[j].msg_hdr.msg_name = (&mut addrs[j] as *mut libc::sockaddr_in).cast();
-        hdr[j].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-        hdr[j].msg_hdr.msg_iov = &mut iov[j];
-        hdr[j].msg_hdr.msg_iovlen = 1;
-        hdr[j].msg_len = 0;
+/// Receive buffers, addresses, headers and control room for one `recvmmsg` of up to
+/// [`BATCH`] datagrams.
+struct RecvBatch {
+    bufs: Vec<[u8; 2048]>,
+    addrs: Vec<libc::sockaddr_in>,
+    iov: Vec<libc::iovec>,
+    hdr: Vec<libc::mmsghdr>,
+    ctl: Vec<[u64; CTL_WORDS]>,
+}
+
+impl RecvBatch {
+    fn new() -> Self {
+        RecvBatch {
+            bufs: vec![[0u8; 2048]; BATCH],
+            addrs: (0..BATCH).map(|_| zero_sockaddr_in()).collect(),
+            iov: (0..BATCH)
+                .map(|_| libc::iovec {
+                    iov_base: std::ptr::null_mut(),
+                    iov_len: 0,
+                })
+                .collect(),
+            // SAFETY: all-zero mmsghdr is valid (null pointers, zero lengths).
+            hdr: (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect(),
+            ctl: vec![[0u64; CTL_WORDS]; BATCH],
+        }
     }
-    // SAFETY: BATCH headers pointing at live buffers/addresses owned by the caller.
-    let r = unsafe {
-        libc::recvmmsg(
-            fd,
-            hdr.as_mut_ptr(),
-            BATCH as libc::c_uint,
-            libc::MSG_DONTWAIT,
-            std::ptr::null_mut(),
-        )
-    };
-    if r > 0 {
-        r as usize
-    } else {
-        0
+
+    /// Takes what is ready on `fd` without waiting; returns how many datagrams (their
+    /// bytes, sources, lengths and control data in the first that many entries).
+    fn recv(&mut self, fd: i32) -> usize {
+        for j in 0..BATCH {
+            self.hdr[j].msg_hdr.msg_control = self.ctl[j].as_mut_ptr().cast();
+            self.hdr[j].msg_hdr.msg_controllen = std::mem::size_of::<[u64; CTL_WORDS]>() as _;
+            self.hdr[j].msg_hdr.msg_flags = 0;
+            self.iov[j].iov_base = self.bufs[j].as_mut_ptr().cast();
+            self.iov[j].iov_len = self.bufs[j].len();
+            self.hdr[j].msg_hdr.msg_name = (&mut self.addrs[j] as *mut libc::sockaddr_in).cast();
+            self.hdr[j].msg_hdr.msg_namelen =
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            self.hdr[j].msg_hdr.msg_iov = &mut self.iov[j];
+            self.hdr[j].msg_hdr.msg_iovlen = 1;
+            self.hdr[j].msg_len = 0;
+        }
+        // SAFETY: BATCH headers pointing at this struct's live buffers, addresses and
+        // control buffers.
+        let r = unsafe {
+            libc::recvmmsg(
+                fd,
+                self.hdr.as_mut_ptr(),
+                BATCH as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if r > 0 {
+            r as usize
+        } else {
+            0
+        }
     }
 }
 
@@ -1003,23 +1017,12 @@ mod tests {
         // SAFETY: one live pollfd; waits at most 5 s for the datagram.
         let ready = unsafe { libc::poll(&mut pfd, 1, 5000) };
         assert_eq!(ready, 1, "datagram did not arrive");
-        let mut bufs = vec![[0u8; 2048]; BATCH];
-        let mut addrs: Vec<libc::sockaddr_in> = (0..BATCH).map(|_| zero_sockaddr_in()).collect();
-        let mut iov: Vec<libc::iovec> = (0..BATCH)
-            .map(|_| libc::iovec {
-                iov_base: std::ptr::null_mut(),
-                iov_len: 0,
-            })
-            .collect();
-        // SAFETY: all-zero mmsghdr is valid.
-        let mut hdr: Vec<libc::mmsghdr> =
-            (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
-        let mut ctl = vec![[0u64; CTL_WORDS]; BATCH];
-        let got = recv_batch(fd, &mut bufs, &mut addrs, &mut iov, &mut hdr, &mut ctl);
+        let mut rb = RecvBatch::new();
+        let got = rb.recv(fd);
         let after = realtime_ns();
         assert_eq!(got, 1);
-        assert_eq!(&bufs[0][..hdr[0].msg_len as usize], b"echo");
-        let rx = kernel_rx_ns(&hdr[0].msg_hdr).expect("no SCM_TIMESTAMPNS");
+        assert_eq!(&rb.bufs[0][..rb.hdr[0].msg_len as usize], b"echo");
+        let rx = kernel_rx_ns(&rb.hdr[0].msg_hdr).expect("no SCM_TIMESTAMPNS");
         assert!(before <= rx && rx <= after, "{before} <= {rx} <= {after}");
         // A message without control data has no timestamp.
         // SAFETY: all-zero msghdr is valid (null control pointer).
