@@ -433,16 +433,22 @@ impl MediaSession {
             offset -= period;
         }
         let shift = Duration::from_nanos(offset.unsigned_abs() as u64);
-        let units = (offset.unsigned_abs() * u128::from(self.cfg.codec.rtp_clock_rate())
-            / 1_000_000_000) as u32;
-        if offset > 0 {
-            self.next_send -= shift;
+        self.move_send_clock(shift, offset > 0);
+        self.send_aligned = true;
+    }
+
+    /// Moves the send clock `by` earlier (or later) and the RTP timestamp with it, so
+    /// the timestamps stay true to the sampling instants.
+    fn move_send_clock(&mut self, by: Duration, earlier: bool) {
+        let units =
+            (by.as_nanos() * u128::from(self.cfg.codec.rtp_clock_rate()) / 1_000_000_000) as u32;
+        if earlier {
+            self.next_send -= by;
             self.ts = self.ts.wrapping_sub(units);
         } else {
-            self.next_send += shift;
+            self.next_send += by;
             self.ts = self.ts.wrapping_add(units);
         }
-        self.send_aligned = true;
     }
 
     fn push_digit(&mut self, d: crate::dtmf::ReceivedDigit) {
@@ -581,10 +587,7 @@ impl MediaSession {
             // slot (up to a packet time later). The timestamp moves back with the clock,
             // so it stays true to the sampling instant (the receiver sees no jitter), and
             // the marker bit tells the receiver a talkspurt begins.
-            let early = self.next_send - now;
-            let units = early.as_micros() * u128::from(self.cfg.codec.rtp_clock_rate()) / 1_000_000;
-            self.ts = self.ts.wrapping_sub(units as u32);
-            self.next_send = now;
+            self.move_send_clock(self.next_send - now, true);
             // Off the playout ticks until the talkspurt ends.
             self.send_aligned = false;
         }
