@@ -22,6 +22,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use voxgate_engine::worker::{SERVICE_LATENESS_BOUNDS_US, SERVICE_LATENESS_BUCKETS};
+
 use crate::store::CallOutcome;
 
 /// Highest number of media cores with their own series.
@@ -144,6 +146,9 @@ pub struct CoreMetrics {
     jb_concealed: Counter,
     command_queue_full: Counter,
     event_queue_full: Counter,
+    service_lateness: [Counter; SERVICE_LATENESS_BUCKETS],
+    service_lateness_sum_us: Counter,
+    cpu_ns: Counter,
 }
 
 impl CoreMetrics {
@@ -168,6 +173,19 @@ impl CoreMetrics {
             JitterEvent::Late => &self.jb_late,
             JitterEvent::Concealed => &self.jb_concealed,
         }
+    }
+    /// Adds session timer services by lateness bucket (the engine's
+    /// `CoreStats::service_lateness` buckets) and their summed lateness, µs.
+    pub fn add_service_lateness(&self, buckets: &[u64; SERVICE_LATENESS_BUCKETS], sum_us: u64) {
+        for (c, n) in self.service_lateness.iter().zip(buckets) {
+            c.add(*n);
+        }
+        self.service_lateness_sum_us.add(sum_us);
+    }
+    /// CPU time of the core's thread, ns.
+    #[inline]
+    pub fn cpu_ns(&self) -> &Counter {
+        &self.cpu_ns
     }
     /// A queue to or from this core was full.
     #[inline]
@@ -412,6 +430,50 @@ impl Metrics {
                 c.event_queue_full.get()
             );
         }
+        header(
+            &mut o,
+            "voxgate_media_core_service_lateness_seconds",
+            "histogram",
+            "How late each media core served session timers (playout, send, RTCP) past their deadlines; above 0.00025 s (the coalescing tick) the core fell behind.",
+        );
+        for (i, c) in self.cores[..cores].iter().enumerate() {
+            let mut cum = 0;
+            for (b, n) in SERVICE_LATENESS_BOUNDS_US.iter().zip(&c.service_lateness) {
+                cum += n.get();
+                let _ = writeln!(
+                    o,
+                    "voxgate_media_core_service_lateness_seconds_bucket{{core=\"{i}\",le=\"{}\"}} {cum}",
+                    *b as f64 / 1e6
+                );
+            }
+            let total: u64 = c.service_lateness.iter().map(Counter::get).sum();
+            let _ = writeln!(
+                o,
+                "voxgate_media_core_service_lateness_seconds_bucket{{core=\"{i}\",le=\"+Inf\"}} {total}"
+            );
+            let _ = writeln!(
+                o,
+                "voxgate_media_core_service_lateness_seconds_sum{{core=\"{i}\"}} {}",
+                c.service_lateness_sum_us.get() as f64 / 1e6
+            );
+            let _ = writeln!(
+                o,
+                "voxgate_media_core_service_lateness_seconds_count{{core=\"{i}\"}} {total}"
+            );
+        }
+        header(
+            &mut o,
+            "voxgate_media_core_cpu_seconds_total",
+            "counter",
+            "CPU time of each media core's thread (user and system, the kernel's packet work for its sockets included).",
+        );
+        for (i, c) in self.cores[..cores].iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "voxgate_media_core_cpu_seconds_total{{core=\"{i}\"}} {}",
+                c.cpu_ns.get() as f64 / 1e9
+            );
+        }
         header(&mut o, "voxgate_provider_latency_seconds", "histogram", "Provider latency: stt end-of-speech to final, tts request to first audio, assistant round trip.");
         for p in Provider::ALL {
             let h = &self.provider_latency[p as usize];
@@ -512,6 +574,31 @@ mod tests {
             "voxgate_provider_latency_seconds_bucket{provider=\"assistant\",le=\"0.5\"} 2"
         ));
         assert!(text.contains("voxgate_provider_latency_seconds_count{provider=\"assistant\"} 2"));
+    }
+
+    #[test]
+    fn core_service_lateness_is_a_cumulative_histogram_per_core() {
+        let m = Metrics::default();
+        let mut buckets = [0; SERVICE_LATENESS_BUCKETS];
+        buckets[0] = 97;
+        buckets[2] = 2;
+        buckets[SERVICE_LATENESS_BUCKETS - 1] = 1;
+        m.core(1).add_service_lateness(&buckets, 80_500);
+        m.core(1).cpu_ns().add(1_500_000_000);
+        let text = m.render(2);
+        for line in [
+            "voxgate_media_core_service_lateness_seconds_bucket{core=\"1\",le=\"0.00025\"} 97",
+            "voxgate_media_core_service_lateness_seconds_bucket{core=\"1\",le=\"0.0005\"} 97",
+            "voxgate_media_core_service_lateness_seconds_bucket{core=\"1\",le=\"0.001\"} 99",
+            "voxgate_media_core_service_lateness_seconds_bucket{core=\"1\",le=\"0.05\"} 99",
+            "voxgate_media_core_service_lateness_seconds_bucket{core=\"1\",le=\"+Inf\"} 100",
+            "voxgate_media_core_service_lateness_seconds_sum{core=\"1\"} 0.0805",
+            "voxgate_media_core_service_lateness_seconds_count{core=\"1\"} 100",
+            "voxgate_media_core_service_lateness_seconds_count{core=\"0\"} 0",
+            "voxgate_media_core_cpu_seconds_total{core=\"1\"} 1.5",
+        ] {
+            assert!(text.contains(line), "missing {line}");
+        }
     }
 
     #[test]

@@ -153,6 +153,27 @@ async fn a_real_call_moves_rtp_and_sip_response_counters() {
     ] {
         assert!(text.contains(series), "{series} missing");
     }
+    // The core's health (copied about every second): it served the session's timers
+    // (playout of the 25 packets) and used CPU time.
+    let text = scrape_until(&h, Duration::from_secs(20), |text| {
+        sample(
+            text,
+            "voxgate_media_core_service_lateness_seconds_count{core=\"0\"}",
+        ) >= 1.0
+            && sample(text, "voxgate_media_core_cpu_seconds_total{core=\"0\"}") > 0.0
+    })
+    .await;
+    assert_eq!(
+        sample(
+            &text,
+            "voxgate_media_core_service_lateness_seconds_bucket{core=\"0\",le=\"+Inf\"}"
+        ),
+        sample(
+            &text,
+            "voxgate_media_core_service_lateness_seconds_count{core=\"0\"}"
+        ),
+        "the +Inf bucket holds every service:\n{text}"
+    );
     app.shutdown().await;
 }
 

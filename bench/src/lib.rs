@@ -926,6 +926,12 @@ pub struct LoadReport {
     pub loadavg: f64,
     /// SRTP (AES_CM_128_HMAC_SHA1_80) in both directions.
     pub srtp: bool,
+    /// The engine's own view (voxgate's cores only): the 99th percentile of how late
+    /// its core served session timers over the run (the upper bound of the histogram
+    /// bucket holding it), µs. Low while the echo's p99 excess is high puts the tail
+    /// outside the core's loop (the generator, the host); high puts it in the core.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine_service_late_p99_us: Option<u64>,
 }
 
 impl LoadReport {
@@ -968,6 +974,7 @@ impl LoadReport {
             p99_excess_sent_us,
             loadavg,
             srtp: false,
+            engine_service_late_p99_us: None,
         }
     }
 }

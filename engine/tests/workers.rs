@@ -405,3 +405,63 @@ fn uring_retarget_follows_the_peer() {
 fn mmsg_retarget_follows_the_peer() {
     retarget_follows_the_peer(Backend::Mmsg, 41800..=41803);
 }
+
+/// The core's health counters: every session timer it serves is counted in the lateness
+/// histogram (playout and send every 20 ms, so at least one per packet the peer hears),
+/// and its thread's CPU time grows.
+fn core_health_is_counted(backend: Backend, ports: std::ops::RangeInclusive<u16>) {
+    let engine = engine(backend, ports, 64);
+    let before = engine.core_stats()[0];
+    let peer = UdpSocket::bind("127.0.0.1:0").expect("peer");
+    peer.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let h = engine
+        .open_session(config(9, peer.local_addr().expect("addr")))
+        .expect("open");
+    // The session sends codec silence every 20 ms from the start.
+    let mut heard = 0u64;
+    let mut buf = [0u8; 1500];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while heard < 25 && Instant::now() < deadline {
+        if let Ok((_, from)) = peer.recv_from(&mut buf) {
+            if from == h.local_rtp {
+                heard += 1;
+            }
+        }
+    }
+    assert_eq!(heard, 25, "the session streams");
+    // The core publishes its tally after each timer turn: wait for it to catch up with
+    // what the peer heard (it is at most one turn behind).
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut now = engine.core_stats()[0];
+    while now.services() < before.services() + heard && Instant::now() < deadline {
+        engine.wait_events(Some(Duration::from_millis(20)));
+        now = engine.core_stats()[0];
+    }
+    assert!(
+        now.services() >= before.services() + heard,
+        "{} services counted for {heard} packets heard",
+        now.services() - before.services()
+    );
+    assert!(
+        now.service_lateness_max_us >= before.service_lateness_max_us,
+        "the largest lateness never shrinks"
+    );
+    assert!(
+        now.service_lateness_quantile_us(0.5).is_some(),
+        "a median lateness once services are counted"
+    );
+    assert!(now.cpu_ns > before.cpu_ns, "the core's CPU time grows");
+    engine.command(Command::Close { id: h.id }).expect("close");
+    engine.shutdown();
+}
+
+#[test]
+fn uring_core_health_is_counted() {
+    core_health_is_counted(Backend::Uring, 41900..=41903);
+}
+
+#[test]
+fn mmsg_core_health_is_counted() {
+    core_health_is_counted(Backend::Mmsg, 42000..=42003);
+}

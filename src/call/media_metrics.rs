@@ -64,7 +64,7 @@ impl MediaMetrics {
     }
 
     /// Copies the engine's per-core counters (SRTP authentication failures, full
-    /// queues) when [`CORE_COPY_INTERVAL`] has passed since the last copy.
+    /// queues, timer-service lateness, CPU time) when [`CORE_COPY_INTERVAL`] has passed since the last copy.
     pub fn copy_engine(&mut self, engine: &Engine, now: Instant) {
         if self
             .last_core_copy
@@ -90,6 +90,9 @@ impl MediaMetrics {
                 .add(s.commands_rejected.saturating_sub(last.commands_rejected));
             m.queue_full(Queue::Event)
                 .add(s.events_dropped.saturating_sub(last.events_dropped));
+            let grown = s.since(last);
+            m.add_service_lateness(&grown.service_lateness, grown.service_lateness_sum_us);
+            m.cpu_ns().add(grown.cpu_ns);
             *last = *s;
         }
     }

@@ -18,7 +18,7 @@ use socket2::Socket;
 use super::io::{IoEvent, PacketIo};
 use super::media::{MediaSession, PacketKind, SessionEvent};
 use super::timers::TimerWheel;
-use super::types::{Command, Event, SessionId};
+use super::types::{service_lateness_bucket, Command, Event, SessionId, SERVICE_LATENESS_BUCKETS};
 use super::wakeup::Wakeup;
 
 /// Timers closer together than this are served in one wake-up under load. 0.25 ms:
@@ -34,6 +34,8 @@ const TRANSMITS_PER_SERVICE: usize = 64;
 pub(crate) const STATS_INTERVAL: Duration = Duration::from_secs(5);
 /// Events taken from one session per service call.
 const EVENTS_PER_SERVICE: usize = 64;
+/// How often the core samples its thread's CPU time (`CoreStats::cpu_ns`).
+const CPU_SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// A command as the core sees it.
 #[derive(Debug)]
@@ -61,6 +63,65 @@ pub(crate) struct CoreMailbox {
     pub(crate) srtp_auth_failed: AtomicU64,
     pub(crate) srtp_replayed: AtomicU64,
     pub(crate) srtp_protect_failed: AtomicU64,
+    pub(crate) health: CoreHealth,
+}
+
+/// How well the core keeps its deadlines, and its CPU time (written by the core only, a
+/// few times per millisecond at most; read by `Engine::core_stats`). Its own cache lines:
+/// the control side's reads do not disturb the queues' indices.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub(crate) struct CoreHealth {
+    late: [AtomicU64; SERVICE_LATENESS_BUCKETS],
+    pub(crate) late_max_us: AtomicU64,
+    pub(crate) late_sum_us: AtomicU64,
+    pub(crate) cpu_ns: AtomicU64,
+}
+
+impl CoreHealth {
+    pub(crate) fn service_lateness(&self) -> [u64; SERVICE_LATENESS_BUCKETS] {
+        std::array::from_fn(|i| self.late[i].load(Ordering::Relaxed))
+    }
+}
+
+/// The core's own tally of timer-service lateness, published to [`CoreHealth`] once per
+/// timer turn (plain stores: the core is the only writer).
+#[derive(Debug, Default)]
+struct LatenessTally {
+    late: [u64; SERVICE_LATENESS_BUCKETS],
+    max_us: u64,
+    sum_us: u64,
+}
+
+impl LatenessTally {
+    fn record(&mut self, late: Duration) {
+        let us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
+        self.late[service_lateness_bucket(us)] += 1;
+        self.max_us = self.max_us.max(us);
+        self.sum_us = self.sum_us.saturating_add(us);
+    }
+
+    fn publish(&self, to: &CoreHealth) {
+        for (n, a) in self.late.iter().zip(&to.late) {
+            a.store(*n, Ordering::Relaxed);
+        }
+        to.late_max_us.store(self.max_us, Ordering::Relaxed);
+        to.late_sum_us.store(self.sum_us, Ordering::Relaxed);
+    }
+}
+
+/// CPU time the calling thread has used, ns (`None` if the clock cannot be read).
+fn thread_cpu_ns() -> Option<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a live timespec the call writes.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    (r == 0).then(|| {
+        u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000
+            + u64::try_from(ts.tv_nsec).unwrap_or(0)
+    })
 }
 
 impl CoreMailbox {
@@ -75,6 +136,7 @@ impl CoreMailbox {
             srtp_auth_failed: AtomicU64::new(0),
             srtp_replayed: AtomicU64::new(0),
             srtp_protect_failed: AtomicU64::new(0),
+            health: CoreHealth::default(),
         })
     }
 }
@@ -118,6 +180,8 @@ pub(crate) struct MediaCore<I: PacketIo> {
     held_back: VecDeque<Event>,
     last_timer_turn: Instant,
     next_stats: Instant,
+    lateness: LatenessTally,
+    next_cpu_sample: Instant,
 }
 
 impl<I: PacketIo> MediaCore<I> {
@@ -143,6 +207,8 @@ impl<I: PacketIo> MediaCore<I> {
             held_back: VecDeque::new(),
             last_timer_turn: Instant::now(),
             next_stats: Instant::now() + STATS_INTERVAL,
+            lateness: LatenessTally::default(),
+            next_cpu_sample: Instant::now(),
         }
     }
 
@@ -175,6 +241,12 @@ impl<I: PacketIo> MediaCore<I> {
             if now >= self.next_stats {
                 self.next_stats = now + STATS_INTERVAL;
                 self.report_stats();
+            }
+            if now >= self.next_cpu_sample {
+                self.next_cpu_sample = now + CPU_SAMPLE_INTERVAL;
+                if let Some(ns) = thread_cpu_ns() {
+                    self.mailbox.health.cpu_ns.store(ns, Ordering::Relaxed);
+                }
             }
             self.service_dirty(now);
             self.io.flush();
@@ -459,7 +531,10 @@ impl<I: PacketIo> MediaCore<I> {
             let Some(Some(s)) = self.slots.get_mut(slot as usize) else {
                 continue;
             };
-            s.next_timeout = None;
+            if let Some(deadline) = s.next_timeout.take() {
+                self.lateness
+                    .record(now.saturating_duration_since(deadline));
+            }
             if s.closing {
                 continue;
             }
@@ -475,6 +550,7 @@ impl<I: PacketIo> MediaCore<I> {
         self.due = due;
         if ran {
             self.last_timer_turn = now;
+            self.lateness.publish(&self.mailbox.health);
         }
     }
 

@@ -69,7 +69,7 @@ pub mod media {
 pub use ports::PortAllocator;
 pub use types::{
     Backend, Command, CoreStats, EngineConfig, EngineError, Event, QueueCounters, SessionHandle,
-    SessionId,
+    SessionId, SERVICE_LATENESS_BOUNDS_US, SERVICE_LATENESS_BUCKETS,
 };
 
 use self::core::{CoreCommand, CoreMailbox, MediaCore};
@@ -436,6 +436,10 @@ impl Engine {
                 srtp_protect_failed: h.mailbox.srtp_protect_failed.load(Ordering::Relaxed),
                 commands_rejected: h.mailbox.commands_rejected.load(Ordering::Relaxed),
                 events_dropped: h.mailbox.events_dropped.load(Ordering::Relaxed),
+                service_lateness: h.mailbox.health.service_lateness(),
+                service_lateness_max_us: h.mailbox.health.late_max_us.load(Ordering::Relaxed),
+                service_lateness_sum_us: h.mailbox.health.late_sum_us.load(Ordering::Relaxed),
+                cpu_ns: h.mailbox.health.cpu_ns.load(Ordering::Relaxed),
             })
             .collect()
     }

@@ -300,6 +300,90 @@ pub struct CoreStats {
     pub commands_rejected: u64,
     /// Events this core could not queue because its event queue was full.
     pub events_dropped: u64,
+    /// Session timer services (playout, send, RTCP, timeouts) by how late the core ran
+    /// them past the session's deadline: bucket `i` counts lateness up to
+    /// [`SERVICE_LATENESS_BOUNDS_US`]`[i]` µs (above the bound before it); the last bucket
+    /// counts the rest. Under load the core serves deadlines up to its timer coalescing
+    /// tick (250 µs) late by design; later than that means the core fell behind: long
+    /// turns, or its thread did not run (another task on its CPU, a hypervisor stall).
+    pub service_lateness: [u64; SERVICE_LATENESS_BUCKETS],
+    /// The latest a session timer was served, µs past its deadline.
+    pub service_lateness_max_us: u64,
+    /// The sum of every service's lateness, µs (with the count, the mean).
+    pub service_lateness_sum_us: u64,
+    /// CPU time the core's thread has used, ns (user and system, the kernel's packet
+    /// work for the core's sockets included; sampled by the core every 100 ms).
+    pub cpu_ns: u64,
+}
+
+/// Upper bounds, µs, of the buckets of [`CoreStats::service_lateness`] but the last.
+pub const SERVICE_LATENESS_BOUNDS_US: [u64; 8] =
+    [250, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000];
+/// Buckets of [`CoreStats::service_lateness`]: one per bound and one past the last.
+pub const SERVICE_LATENESS_BUCKETS: usize = SERVICE_LATENESS_BOUNDS_US.len() + 1;
+
+/// The [`CoreStats::service_lateness`] bucket of a lateness of `late_us` µs.
+pub(crate) fn service_lateness_bucket(late_us: u64) -> usize {
+    SERVICE_LATENESS_BOUNDS_US.partition_point(|&bound| bound < late_us)
+}
+
+impl CoreStats {
+    /// What the counters grew by since `earlier` (a snapshot of the same core); the
+    /// largest lateness stays the largest since the engine started.
+    pub fn since(&self, earlier: &CoreStats) -> CoreStats {
+        CoreStats {
+            core: self.core,
+            srtp_auth_failed: self
+                .srtp_auth_failed
+                .saturating_sub(earlier.srtp_auth_failed),
+            srtp_replayed: self.srtp_replayed.saturating_sub(earlier.srtp_replayed),
+            srtp_protect_failed: self
+                .srtp_protect_failed
+                .saturating_sub(earlier.srtp_protect_failed),
+            commands_rejected: self
+                .commands_rejected
+                .saturating_sub(earlier.commands_rejected),
+            events_dropped: self.events_dropped.saturating_sub(earlier.events_dropped),
+            service_lateness: std::array::from_fn(|i| {
+                self.service_lateness[i].saturating_sub(earlier.service_lateness[i])
+            }),
+            service_lateness_max_us: self.service_lateness_max_us,
+            service_lateness_sum_us: self
+                .service_lateness_sum_us
+                .saturating_sub(earlier.service_lateness_sum_us),
+            cpu_ns: self.cpu_ns.saturating_sub(earlier.cpu_ns),
+        }
+    }
+
+    /// Session timer services counted in [`Self::service_lateness`].
+    pub fn services(&self) -> u64 {
+        self.service_lateness.iter().sum()
+    }
+
+    /// The upper bound (µs) of the bucket that holds the `q`-quantile (0..=1) of the
+    /// service lateness, [`Self::service_lateness_max_us`] for the last bucket; `None`
+    /// before any service.
+    pub fn service_lateness_quantile_us(&self, q: f64) -> Option<u64> {
+        let total = self.services();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, n) in self.service_lateness.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return Some(
+                    SERVICE_LATENESS_BOUNDS_US
+                        .get(i)
+                        .map_or(self.service_lateness_max_us, |b| {
+                            (*b).min(self.service_lateness_max_us)
+                        }),
+                );
+            }
+        }
+        Some(self.service_lateness_max_us)
+    }
 }
 
 /// Queue-full counters (cumulative, all cores).
@@ -310,4 +394,68 @@ pub struct QueueCounters {
     /// Events a core could not queue because its event queue was full (dropped, except
     /// `Closed`, which the core keeps and retries).
     pub events_dropped: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lateness_buckets_hold_their_upper_bound() {
+        assert_eq!(service_lateness_bucket(0), 0);
+        assert_eq!(service_lateness_bucket(250), 0);
+        assert_eq!(service_lateness_bucket(251), 1);
+        assert_eq!(service_lateness_bucket(1_000), 2);
+        assert_eq!(service_lateness_bucket(1_001), 3);
+        assert_eq!(service_lateness_bucket(50_000), 7);
+        assert_eq!(service_lateness_bucket(50_001), 8);
+        assert_eq!(
+            service_lateness_bucket(u64::MAX),
+            SERVICE_LATENESS_BUCKETS - 1
+        );
+    }
+
+    #[test]
+    fn lateness_quantiles_name_the_bucket_bound() {
+        let mut s = CoreStats::default();
+        assert_eq!(s.service_lateness_quantile_us(0.99), None);
+        // 990 services within 250 µs, 9 within 5 ms, one 70 ms late.
+        s.service_lateness[0] = 990;
+        s.service_lateness[service_lateness_bucket(4_000)] = 9;
+        s.service_lateness[SERVICE_LATENESS_BUCKETS - 1] = 1;
+        s.service_lateness_max_us = 70_000;
+        assert_eq!(s.services(), 1_000);
+        assert_eq!(s.service_lateness_quantile_us(0.5), Some(250));
+        assert_eq!(s.service_lateness_quantile_us(0.99), Some(250));
+        assert_eq!(s.service_lateness_quantile_us(0.995), Some(5_000));
+        assert_eq!(s.service_lateness_quantile_us(1.0), Some(70_000));
+        // A bound above the largest lateness seen is not reported.
+        s.service_lateness = [0; SERVICE_LATENESS_BUCKETS];
+        s.service_lateness[service_lateness_bucket(40_000)] = 5;
+        s.service_lateness_max_us = 30_000;
+        assert_eq!(s.service_lateness_quantile_us(0.5), Some(30_000));
+    }
+
+    #[test]
+    fn since_is_what_grew() {
+        let mut a = CoreStats::default();
+        a.service_lateness[0] = 10;
+        a.service_lateness_sum_us = 500;
+        a.service_lateness_max_us = 90;
+        a.cpu_ns = 1_000;
+        a.srtp_auth_failed = 3;
+        let mut b = a;
+        b.service_lateness[0] = 25;
+        b.service_lateness[3] = 2;
+        b.service_lateness_sum_us = 4_000;
+        b.service_lateness_max_us = 1_900;
+        b.cpu_ns = 5_000;
+        let d = b.since(&a);
+        assert_eq!(d.services(), 17);
+        assert_eq!(d.service_lateness[3], 2);
+        assert_eq!(d.service_lateness_sum_us, 3_500);
+        assert_eq!(d.service_lateness_max_us, 1_900);
+        assert_eq!(d.cpu_ns, 4_000);
+        assert_eq!(d.srtp_auth_failed, 0);
+    }
 }
