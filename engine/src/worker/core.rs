@@ -307,12 +307,7 @@ impl<I: PacketIo> MediaCore<I> {
             ..
         } = self;
         io.drain(&mut |ev| match ev {
-            IoEvent::Datagram {
-                key,
-                from,
-                data,
-                at,
-            } => {
+            IoEvent::Datagram { key, from, data } => {
                 let slot = (key >> 1) as usize;
                 if let Some(Some(s)) = slots.get_mut(slot) {
                     if s.closing {
@@ -324,13 +319,10 @@ impl<I: PacketIo> MediaCore<I> {
                     } else {
                         (0, 0, 0)
                     };
-                    // The session sees each packet at the instant the kernel received it
-                    // (the drain time when it has no stamp; never later than now).
-                    let at = at.map_or(now, |at| at.min(now));
                     if key & 1 == 0 {
-                        s.session.handle_rtp(at, from, data);
+                        s.session.handle_rtp(now, from, data);
                     } else {
-                        s.session.handle_rtcp(at, from, data);
+                        s.session.handle_rtcp(now, from, data);
                     }
                     if srtp {
                         let after = s.session.srtp_drops();

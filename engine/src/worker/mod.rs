@@ -106,11 +106,6 @@ pub struct Engine {
     next_poll: AtomicUsize,
     backend: Backend,
     config: EngineConfig,
-    /// An unbound UDP socket that asks for receive stamps, open as long as the engine:
-    /// the kernel stamps datagrams only while some socket wants it and turns stamping
-    /// on a little later than asked (from a work queue), so without it the first
-    /// packets of a call after an idle spell could carry their read time.
-    _stamp_keeper: Option<Socket>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -196,12 +191,7 @@ impl Engine {
         }
         tracing::info!(backend = backend.name(), cores = ?config.cores, "media engine started");
         let ports = PortAllocator::new(config.rtp_port_range.clone());
-        let stamp_keeper = Socket::new(Domain::IPV4, Type::DGRAM.cloexec(), Some(Protocol::UDP))
-            .and_then(|s| io::rxtime::enable(std::os::fd::AsRawFd::as_raw_fd(&s)).map(|()| s))
-            .map_err(|e| tracing::warn!(error = %e, "media engine: no receive timestamps (SO_TIMESTAMPNS)"))
-            .ok();
         Ok(Engine {
-            _stamp_keeper: stamp_keeper,
             state: Mutex::new(ControlState {
                 ports,
                 sessions: HashMap::new(),
@@ -330,11 +320,6 @@ impl Engine {
         // Buffer sizes are a request; the kernel clamps them to its limits.
         let _ = socket.set_recv_buffer_size(self.config.socket_buffer_bytes);
         let _ = socket.set_send_buffer_size(self.config.socket_buffer_bytes);
-        // Each datagram carries its receive time (io/rxtime.rs); without it the
-        // sessions see the time the core read it.
-        if let Err(e) = io::rxtime::enable(std::os::fd::AsRawFd::as_raw_fd(&socket)) {
-            tracing::warn!(%addr, error = %e, "media socket: no receive timestamps (SO_TIMESTAMPNS)");
-        }
         match socket.bind(&addr.into()) {
             Ok(()) => Ok(socket),
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(BindError::InUse),

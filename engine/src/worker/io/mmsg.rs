@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
-use super::rxtime::{self, RxClock};
 use super::sockaddr;
 use super::{IoCounters, IoEvent, PacketIo, MAX_DATAGRAM};
 
@@ -57,8 +56,6 @@ pub(crate) struct MmsgIo {
     recv_bufs: Box<[[u8; MAX_DATAGRAM]]>,
     recv_iovs: Box<[libc::iovec]>,
     recv_addrs: Box<[libc::sockaddr_storage]>,
-    /// Control-message room per datagram (the receive stamp), aligned for cmsghdr.
-    recv_ctrl: Box<[[u64; rxtime::CONTROL_LEN / 8]]>,
     recv_hdrs: Box<[libc::mmsghdr]>,
     send_bufs: Box<[[u8; MAX_DATAGRAM]]>,
     send_iovs: Box<[libc::iovec]>,
@@ -114,7 +111,6 @@ impl MmsgIo {
             recv_bufs: vec![[0u8; MAX_DATAGRAM]; RECV_BATCH].into_boxed_slice(),
             recv_iovs: zeroed_slice(RECV_BATCH),
             recv_addrs: zeroed_slice(RECV_BATCH),
-            recv_ctrl: vec![[0u64; rxtime::CONTROL_LEN / 8]; RECV_BATCH].into_boxed_slice(),
             recv_hdrs: zeroed_slice(RECV_BATCH),
             send_bufs: vec![[0u8; MAX_DATAGRAM]; SEND_BATCH].into_boxed_slice(),
             send_iovs: zeroed_slice(SEND_BATCH),
@@ -161,8 +157,8 @@ impl MmsgIo {
                     std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
                 hdr.msg_hdr.msg_iov = &mut self.recv_iovs[i];
                 hdr.msg_hdr.msg_iovlen = 1;
-                hdr.msg_hdr.msg_control = self.recv_ctrl[i].as_mut_ptr().cast();
-                hdr.msg_hdr.msg_controllen = rxtime::CONTROL_LEN;
+                hdr.msg_hdr.msg_control = std::ptr::null_mut();
+                hdr.msg_hdr.msg_controllen = 0;
                 hdr.msg_hdr.msg_flags = 0;
                 hdr.msg_len = 0;
             }
@@ -189,7 +185,6 @@ impl MmsgIo {
                 return;
             }
             let n = n as usize;
-            let clock = RxClock::now();
             for i in 0..n {
                 let hdr = &self.recv_hdrs[i];
                 let len = hdr.msg_len as usize;
@@ -203,22 +198,11 @@ impl MmsgIo {
                         namelen,
                     )
                 };
-                let ctrl_len = hdr.msg_hdr.msg_controllen.min(rxtime::CONTROL_LEN);
-                let mut ctrl = [0u8; rxtime::CONTROL_LEN];
-                for (b, w) in ctrl.chunks_exact_mut(8).zip(self.recv_ctrl[i].iter()) {
-                    b.copy_from_slice(&w.to_ne_bytes());
-                }
-                let at = clock.arrival(&ctrl[..ctrl_len]);
                 match (sockaddr::from_bytes(name), truncated) {
                     (Some(from), false) => {
                         self.counters.received += 1;
                         let data = &mut self.recv_bufs[i][..len.min(MAX_DATAGRAM)];
-                        on_event(IoEvent::Datagram {
-                            key,
-                            from,
-                            data,
-                            at,
-                        });
+                        on_event(IoEvent::Datagram { key, from, data });
                     }
                     _ => self.counters.truncated += 1,
                 }

@@ -13,7 +13,6 @@ use std::os::fd::RawFd;
 use std::time::Instant;
 
 pub(crate) mod mmsg;
-pub(crate) mod rxtime;
 pub(crate) mod sockaddr;
 pub(crate) mod uring;
 
@@ -33,8 +32,6 @@ pub(crate) enum IoEvent<'a> {
         key: u32,
         from: SocketAddr,
         data: &'a mut [u8],
-        /// When the kernel received it (`None`: no receive stamp; use the drain time).
-        at: Option<Instant>,
     },
     /// The socket registered as `key` is no longer used by the backend (after
     /// [`PacketIo::deregister`]); it may be closed and its port reused.

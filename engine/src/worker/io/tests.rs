@@ -44,10 +44,7 @@ fn echo_round_trip<I: PacketIo>(io: &mut I, count: usize) {
             .expect("wait");
         let mut batch: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
         io.drain(&mut |ev| {
-            if let IoEvent::Datagram {
-                key, from, data, ..
-            } = ev
-            {
+            if let IoEvent::Datagram { key, from, data } = ev {
                 assert_eq!(key, 6);
                 data.reverse();
                 batch.push((from, data.to_vec()));
@@ -272,81 +269,4 @@ fn both_backends_hand_over_a_backlog_of_many_sockets_in_one_drain() {
     let wake = Wakeup::new().expect("eventfd");
     backlog_of_many_sockets_in_one_drain(&mut UringIo::new(wake.raw()).expect("io_uring"));
     backlog_of_many_sockets_in_one_drain(&mut MmsgIo::new(wake.raw()).expect("mmsg"));
-}
-
-/// A datagram carries the instant the kernel received it, not the later one the core
-/// read it at; a socket without receive stamps carries none.
-///
-/// The kernel turns receive stamping on for the first socket that asks from a work
-/// queue, a little later: until then a datagram is stamped when it is read. So the
-/// check repeats (a bounded number of rounds) until stamps are on, and every round
-/// checks what it can.
-fn datagrams_carry_their_receive_time<I: PacketIo>(io: &mut I) {
-    let (stamped, client) = bound_pair();
-    super::rxtime::enable(stamped.as_raw_fd()).expect("SO_TIMESTAMPNS");
-    let (plain, _) = bound_pair();
-    io.register(2, stamped.as_raw_fd()).expect("register");
-    io.register(4, plain.as_raw_fd()).expect("register");
-    // The two clocks are read together per drain: allow their skew.
-    let slack = Duration::from_micros(500);
-    for _round in 0..50 {
-        let before = Instant::now();
-        client
-            .send_to(b"stamped", stamped.local_addr().expect("addr"))
-            .expect("send");
-        client
-            .send_to(b"plain", plain.local_addr().expect("addr"))
-            .expect("send");
-        let after = Instant::now();
-        // Not a synchronisation: it puts a gap between the arrival and the read, so
-        // that a backend reporting its read time instead fails below.
-        std::thread::sleep(Duration::from_millis(10));
-        let read_from = Instant::now();
-        let mut seen: Vec<(u32, Option<Instant>)> = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while seen.len() < 2 && Instant::now() < deadline {
-            io.wait(Some(Instant::now() + Duration::from_millis(50)))
-                .expect("wait");
-            io.drain(&mut |ev| {
-                if let IoEvent::Datagram { key, at, .. } = ev {
-                    seen.push((key, at));
-                }
-            });
-        }
-        let read_to = Instant::now();
-        seen.sort_unstable_by_key(|s| s.0);
-        assert_eq!(seen.len(), 2, "{}: {seen:?}", io.name());
-        assert_eq!(
-            seen[1],
-            (4, None),
-            "{}: no stamp without SO_TIMESTAMPNS",
-            io.name()
-        );
-        let at = seen[0].1.expect("a receive time on the stamped socket");
-        assert!(
-            at + slack >= before && at <= read_to + slack,
-            "{}: stamped outside the send..read span",
-            io.name()
-        );
-        if at < read_from {
-            assert!(
-                at <= after + slack,
-                "{}: received {:?} after the send began, the send ended at {:?}",
-                io.name(),
-                at.saturating_duration_since(before),
-                after - before
-            );
-            return;
-        }
-    }
-    panic!(
-        "{}: every datagram carried its read time, never its arrival",
-        io.name()
-    );
-}
-#[test]
-fn both_backends_report_the_kernel_receive_time() {
-    let wake = Wakeup::new().expect("eventfd");
-    datagrams_carry_their_receive_time(&mut MmsgIo::new(wake.raw()).expect("mmsg"));
-    datagrams_carry_their_receive_time(&mut UringIo::new(wake.raw()).expect("io_uring"));
 }

@@ -31,7 +31,6 @@ use std::time::Instant;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 
-use super::rxtime::{self, RxClock};
 use super::sockaddr::{self, NAME_LEN};
 use super::{IoCounters, IoEvent, PacketIo, MAX_DATAGRAM};
 
@@ -42,8 +41,7 @@ const RECVMSG_OUT_LEN: usize = 16;
 const BGID: u16 = 0;
 /// Provided receive buffers per core (power of two).
 const RECV_BUFS: u16 = 4096;
-/// Bytes per receive buffer: recvmsg-out header (16) + name (28) + control messages
-/// (the receive stamp, `rxtime::CONTROL_LEN`) + payload.
+/// Bytes per receive buffer: recvmsg-out header (16) + name (28) + payload.
 const RECV_BUF_SIZE: usize = 2048;
 /// Outgoing packets that may be in flight at once.
 const SEND_SLOTS: usize = 4096;
@@ -265,7 +263,6 @@ impl UringIo {
         // SAFETY: all-zero is a valid msghdr (null pointers, zero lengths).
         let mut recv_hdr: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
         recv_hdr.msg_namelen = NAME_LEN as libc::socklen_t;
-        recv_hdr.msg_controllen = rxtime::CONTROL_LEN;
         let slots: Box<[SendSlot]> = (0..SEND_SLOTS)
             // SAFETY: all-zero is valid for every field (C structs and a byte array).
             .map(|_| unsafe { std::mem::zeroed::<SendSlot>() })
@@ -374,7 +371,6 @@ impl UringIo {
     fn reap(&mut self, on_event: &mut dyn FnMut(IoEvent<'_>), rewake: &mut bool) -> usize {
         let mut returned = 0u32;
         let mut reaped = 0usize;
-        let clock = RxClock::now();
         {
             let Self {
                 ring,
@@ -401,8 +397,7 @@ impl UringIo {
                         let live = matches!(regs.get(key as usize), Some(Some(r)) if r.gen == gen);
                         if let Some(bid) = cqueue::buffer_select(flags) {
                             if res >= 0 && live {
-                                let rx = Rx { key, clock: &clock };
-                                deliver(bufs, bid, res as usize, recv_hdr, rx, counters, on_event);
+                                deliver(bufs, bid, res as usize, recv_hdr, key, counters, on_event);
                             }
                             bufs.push(bid);
                             returned += 1;
@@ -653,19 +648,13 @@ impl PacketIo for UringIo {
     }
 }
 
-/// Which socket a completion is from, and the clocks to read its receive stamp with.
-struct Rx<'a> {
-    key: u32,
-    clock: &'a RxClock,
-}
-
 /// Parses one multishot recvmsg buffer and hands the datagram to the core.
 fn deliver(
     bufs: &mut BufRing,
     bid: u16,
     len: usize,
     hdr: &libc::msghdr,
-    rx: Rx<'_>,
+    key: u32,
     counters: &mut IoCounters,
     on_event: &mut dyn FnMut(IoEvent<'_>),
 ) {
@@ -673,26 +662,19 @@ fn deliver(
         return;
     };
     let len = len.min(buf.len());
-    let (from, at, payload_len, truncated) = match types::RecvMsgOut::parse(&buf[..len], hdr) {
+    let (from, payload_len, truncated) = match types::RecvMsgOut::parse(&buf[..len], hdr) {
         Ok(out) => (
             sockaddr::from_bytes(out.name_data()),
-            rx.clock.arrival(out.control_data()),
             out.payload_data().len(),
             out.is_payload_truncated() || out.is_name_data_truncated(),
         ),
-        Err(()) => (None, None, 0, true),
+        Err(()) => (None, 0, true),
     };
-    // The layout the kernel wrote: header, then the name and control room in full.
-    let start = RECVMSG_OUT_LEN + NAME_LEN + rxtime::CONTROL_LEN;
+    let start = RECVMSG_OUT_LEN + NAME_LEN;
     match (from, truncated, buf.get_mut(start..start + payload_len)) {
         (Some(from), false, Some(data)) if payload_len <= MAX_DATAGRAM => {
             counters.received += 1;
-            on_event(IoEvent::Datagram {
-                key: rx.key,
-                from,
-                data,
-                at,
-            });
+            on_event(IoEvent::Datagram { key, from, data });
         }
         _ => counters.truncated += 1,
     }
