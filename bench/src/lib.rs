@@ -22,6 +22,8 @@ use voxgate_engine::srtp::SrtpContext;
 
 /// One packet time.
 pub const PTIME: Duration = Duration::from_millis(20);
+/// Bins of [`LoadOutcome::phase_spread`] (1 ms each at 20 ms).
+pub const PHASE_BINS: usize = 20;
 const SAMPLES: usize = 160;
 const RTP_HEADER: usize = 12;
 /// Send times kept per session (5.12 s at 50 packets/s).
@@ -167,9 +169,27 @@ pub struct LoadOutcome {
     pub untimestamped: u64,
     /// SRTP packets received that did not unprotect (dropped).
     pub srtp_failed: u64,
+    /// Per session, the phase (µs into the packet time, on the run's clock) its last
+    /// echo arrived at; `u32::MAX` before any. The sessions' phases show how evenly the
+    /// engine spreads its work over the packet time (see [`LoadOutcome::phase_spread`]).
+    pub echo_phase_us: Vec<u32>,
 }
 
 impl LoadOutcome {
+    /// Sessions per millisecond of the packet time by the phase their echoes arrive at
+    /// (an engine that keeps each session's phase from its caller's sends shows the
+    /// generator's even spread; sessions bunched in a few bins make long core turns).
+    pub fn phase_spread(&self) -> [u32; PHASE_BINS] {
+        let mut bins = [0u32; PHASE_BINS];
+        let width = (PTIME.as_micros() as u32 / PHASE_BINS as u32).max(1);
+        for &p in &self.echo_phase_us {
+            if let Some(b) = bins.get_mut((p / width) as usize) {
+                *b += 1;
+            }
+        }
+        bins
+    }
+
     /// Each latency, measured from the packet's *due* send time, minus its session's
     /// smallest: the delay the media path added beyond the session's fixed playout delay
     /// (jitter buffer + pacing phase), in µs. The echo leaves on the session's playout
@@ -356,6 +376,13 @@ pub fn print_latency_summary(outcome: &mut LoadOutcome) {
         percentile(&mut excess, 99.0),
         percentile(&mut excess, 99.9),
         percentile(&mut excess, 100.0)
+    );
+    let bins = outcome.phase_spread();
+    let total: u32 = bins.iter().sum();
+    eprintln!(
+        "voxgate-load: sessions by the phase of their echoes, per ms of the packet time: {bins:?} (largest bin {:.1} % of {total}; an even spread is {:.1} %)",
+        100.0 * f64::from(bins.iter().copied().max().unwrap_or(0)) / f64::from(total.max(1)),
+        100.0 / PHASE_BINS as f64
     );
 }
 
@@ -564,6 +591,7 @@ impl LoadGenerator {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let step = PTIME.as_nanos() as f64 / n as f64;
+        out.echo_phase_us = vec![u32::MAX; n];
         let mut sent_at: Vec<[u64; RING]> = vec![[0u64; RING]; n];
         let mut tone = vec![[0u8; SAMPLES]; 50];
         for (f, t) in tone.iter_mut().enumerate() {
@@ -722,6 +750,7 @@ impl LoadGenerator {
                         out.due_latencies_us
                             .push(from_due.min(u64::from(u32::MAX)) as u32);
                         out.latency_sessions.push(i as u32);
+                        out.echo_phase_us[i] = ((t / 1000) % PTIME.as_micros() as u64) as u32;
                         out.matched += 1;
                         *slot = 0;
                     }
