@@ -866,7 +866,15 @@ impl MediaSession {
             }
             steps += 1;
             if steps > MAX_CATCH_UP_PACKETS {
-                self.next_playout = Some(now + self.ptime());
+                // Skip to the first of the session's own ticks after now. Restarting the
+                // clock at now + ptime instead put every session a stall had left behind
+                // on one phase, for the rest of their calls: one core turn then served
+                // them all at once every packet time (long turns, late timers for all).
+                let ptime = self.ptime();
+                let behind = now.saturating_duration_since(at).as_nanos();
+                let skip = (behind / ptime.as_nanos().max(1)) as u32 + 1;
+                let next = at + ptime * skip;
+                self.next_playout = Some(next);
                 self.send_aligned = false;
                 if self.cfg.echo {
                     // The frames this catch-up played out will never be sent on time
@@ -875,7 +883,7 @@ impl MediaSession {
                     self.stats.echo_dropped_samples += self.play.len() as u64;
                     self.play.clear();
                 }
-                self.lock_echo_send(now + self.ptime());
+                self.lock_echo_send(next);
                 break;
             }
             let dur = self.playout_step(now, at);

@@ -452,6 +452,64 @@ fn echo_queue_does_not_grow_after_a_long_stall() {
     assert!(s.stats().echo_dropped_samples > 0);
 }
 
+/// A stall longer than the catch-up leaves each session on its own playout phase: two
+/// sessions whose callers send at different instants of the packet time, stalled
+/// together and served at one instant after it, still play out (and echo) at different
+/// instants, each where it did before.
+#[test]
+fn a_long_stall_keeps_each_sessions_playout_phase() {
+    let t0 = Instant::now();
+    let payload = [0x10u8; 160];
+    let mut buf = [0u8; 1500];
+    let ptime_ns = 20_000_000u128;
+    let phase = |at: Instant| at.duration_since(t0).as_nanos() % ptime_ns;
+    let mut sessions: Vec<(MediaSession, u64)> = [3u64, 11]
+        .into_iter()
+        .map(|offset_ms| {
+            let mut c = SessionConfig::new(10 + offset_ms as u32, CodecKind::Pcmu, 0);
+            c.echo = true;
+            c.remote_rtp = Some(addr(7000));
+            (MediaSession::new(c, t0).unwrap(), offset_ms)
+        })
+        .collect();
+    let mut serve = |s: &mut MediaSession, now: Instant| {
+        s.handle_timeout(now);
+        while s.poll_transmit(now, &mut buf).is_some() {}
+    };
+    // 1 s of traffic, each caller at its own offset in the packet time, served every 1 ms.
+    for ms in 0..1000u64 {
+        let now = t0 + Duration::from_millis(ms);
+        for (s, offset) in &mut sessions {
+            if ms % 20 == *offset {
+                let n = (ms / 20) as u16;
+                s.handle_rtp(
+                    now,
+                    addr(7000),
+                    &mut rtp(n, u32::from(n) * 160, 0, &payload),
+                );
+            }
+            serve(s, now);
+        }
+    }
+    let before: Vec<u128> = sessions
+        .iter()
+        .map(|(s, _)| phase(s.next_playout.expect("playing")))
+        .collect();
+    assert_ne!(before[0], before[1]);
+    // Both stall 200 ms (ten packet times) and are served at one odd instant after.
+    let now = t0 + Duration::from_micros(1_207_300);
+    for (s, _) in &mut sessions {
+        serve(s, now);
+    }
+    for (i, (s, _)) in sessions.iter().enumerate() {
+        let next = s.next_playout.expect("playing");
+        assert!(next > now && next <= now + Duration::from_millis(20));
+        assert_eq!(phase(next), before[i], "session {i} moved to another phase");
+        // The echo leaves on that tick too.
+        assert_eq!(s.next_send, next);
+    }
+}
+
 /// Packets that arrive exactly on the session's own 20 ms grid (no jitter) give the same
 /// echo delay whether the worker serves a packet before or after a timer due at the same
 /// instant: the playout clock starts an eighth of a packet time after the first arrival, so no
