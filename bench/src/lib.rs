@@ -1082,6 +1082,59 @@ mod tests {
     }
 
     #[test]
+    fn what_the_sessions_sent_before_the_run_is_not_part_of_it() {
+        let mut generator = LoadGenerator::bind().expect("bind");
+        let to = generator.local_addr().expect("addr");
+        let peer = UdpSocket::bind("127.0.0.1:0").expect("peer");
+        generator.add_target(peer.local_addr().expect("peer addr"));
+        // A session's codec silence, queued before the run starts.
+        for seq in 0..50u8 {
+            peer.send_to(&[0x80, 0, 0, seq, 0, 0, 0, 0, 0, 0, 0, 1], to)
+                .expect("send");
+        }
+        peer.set_read_timeout(Some(Duration::from_millis(300)))
+            .expect("timeout");
+        // The peer echoes what the run sends, until it stops sending.
+        let echo = std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            let mut echoed = 0u64;
+            while let Ok((len, from)) = peer.recv_from(&mut buf) {
+                peer.send_to(&buf[..len], from).expect("echo");
+                echoed += 1;
+            }
+            echoed
+        });
+        let out = generator
+            .run(0.2, Duration::from_millis(100), || {})
+            .expect("run");
+        let echoed = echo.join().expect("echo thread");
+        assert!(out.sent >= 5, "sent {}", out.sent);
+        assert_eq!(echoed, out.sent);
+        assert_eq!(out.received, echoed, "only this run's echoes are counted");
+        assert_eq!(out.matched, out.sent);
+        // One session: its phase is in one bin.
+        assert_eq!(out.phase_spread().iter().sum::<u32>(), 1);
+    }
+
+    #[test]
+    fn phases_are_binned_by_millisecond_of_the_packet_time() {
+        let out = LoadOutcome {
+            echo_phase_us: vec![0, 999, 1_000, 19_999, 7_500, u32::MAX],
+            ..LoadOutcome::default()
+        };
+        let bins = out.phase_spread();
+        assert_eq!(bins[0], 2);
+        assert_eq!(bins[1], 1);
+        assert_eq!(bins[7], 1);
+        assert_eq!(bins[19], 1);
+        assert_eq!(
+            bins.iter().sum::<u32>(),
+            5,
+            "a session without echoes is not binned"
+        );
+    }
+
+    #[test]
     fn cpu_busy_is_wall_time_minus_idle_and_iowait() {
         let t0 = Instant::now();
         // Fields: user nice system idle iowait irq softirq steal.
