@@ -4,9 +4,11 @@
 //!   ring (buffer group 0). Each buffer goes back to the ring right after the core's
 //!   callback returns, and the tail is published once per drain. A multishot that ends
 //!   (no `F_MORE`: ENOBUFS or otherwise) is re-armed at the end of the same drain.
-//! - Send: `SENDMSG` from a pool of slots (buffer + msghdr + iovec + address) whose
-//!   addresses stay fixed while the kernel may read them; a loop turn's sends are
-//!   submitted together by the next `io_uring_enter`.
+//! - Send: `SEND` with a destination address (sendto; kernel 6.1) from a pool of slots
+//!   (buffer + address) whose addresses stay fixed while the kernel may read them; a
+//!   loop turn's sends are submitted together by the next `io_uring_enter`. Against
+//!   `SENDMSG` it skips copying in a msghdr and an iovec per packet (perf at 1,000
+//!   sessions: the send path above `udp_sendmsg` 6.7 → 4.4 % of the thread).
 //! - Timers: one `TIMEOUT` op for the core's next session deadline (re-armed only when
 //!   an earlier one appears). While sockets are registered the wait itself is batched:
 //!   `io_uring_enter` with min-complete 64 and an `EXT_ARG` timeout of at most
@@ -84,7 +86,10 @@ pub(crate) fn probe() -> io::Result<()> {
     ring.submitter().register_probe(&mut probe)?;
     for (code, name) in [
         (opcode::RecvMsgMulti::CODE, "recvmsg"),
-        (opcode::SendMsg::CODE, "sendmsg"),
+        (opcode::Send::CODE, "send"),
+        // Not used; it came with kernel 6.1, as did a send's destination address (the
+        // SEND ops below carry one; 6.0 would refuse them).
+        (opcode::SendMsgZc::CODE, "sendmsg_zc (kernel 6.1)"),
         (opcode::Timeout::CODE, "timeout"),
         (opcode::Read::CODE, "read"),
         (opcode::AsyncCancel::CODE, "async_cancel"),
@@ -181,8 +186,6 @@ impl Drop for BufRing {
 
 #[repr(C)]
 struct SendSlot {
-    hdr: libc::msghdr,
-    iov: libc::iovec,
     addr: libc::sockaddr_storage,
     buf: [u8; MAX_DATAGRAM],
 }
@@ -618,17 +621,15 @@ impl PacketIo for UringIo {
             return;
         };
         let namelen = sockaddr::to_storage(dest, &mut slot.addr);
-        slot.iov.iov_base = slot.buf.as_mut_ptr().cast();
-        slot.iov.iov_len = len.min(MAX_DATAGRAM);
-        slot.hdr.msg_name = (&mut slot.addr as *mut libc::sockaddr_storage).cast();
-        slot.hdr.msg_namelen = namelen;
-        slot.hdr.msg_iov = &mut slot.iov;
-        slot.hdr.msg_iovlen = 1;
-        slot.hdr.msg_control = std::ptr::null_mut();
-        slot.hdr.msg_controllen = 0;
-        let entry = opcode::SendMsg::new(types::Fd(fd), &slot.hdr)
-            .build()
-            .user_data(user_data(KIND_SEND, 0, i));
+        let entry = opcode::Send::new(
+            types::Fd(fd),
+            slot.buf.as_ptr(),
+            len.min(MAX_DATAGRAM) as u32,
+        )
+        .dest_addr((&slot.addr as *const libc::sockaddr_storage).cast())
+        .dest_addr_len(namelen)
+        .build()
+        .user_data(user_data(KIND_SEND, 0, i));
         if self.push(&entry).is_err() {
             self.counters.send_errors += 1;
             self.free_slots.push(i);
