@@ -11,20 +11,27 @@ use super::{IoEvent, PacketIo};
 use crate::worker::wakeup::Wakeup;
 
 fn bound_pair() -> (UdpSocket, UdpSocket) {
-    let server = UdpSocket::bind("127.0.0.1:0").expect("bind server");
+    bound_pair_on("127.0.0.1")
+}
+
+/// A non-blocking server socket and a client socket on `ip` (a v4 or v6 loopback).
+fn bound_pair_on(ip: &str) -> (UdpSocket, UdpSocket) {
+    let any = |ip: &str| -> SocketAddr { SocketAddr::new(ip.parse().expect("ip"), 0) };
+    let server = UdpSocket::bind(any(ip)).expect("bind server");
     server.set_nonblocking(true).expect("nonblocking");
-    let client = UdpSocket::bind("127.0.0.1:0").expect("bind client");
+    let client = UdpSocket::bind(any(ip)).expect("bind client");
     client
         .set_read_timeout(Some(Duration::from_millis(2)))
         .expect("timeout");
     (server, client)
 }
 
-/// Sends `count` datagrams, echoes each back through the backend, and checks the
-/// client gets every one back with its payload intact; then deregisters, closes the
-/// socket and binds its port again (the backend must not keep the socket open).
-fn echo_round_trip<I: PacketIo>(io: &mut I, count: usize) {
-    let (server, client) = bound_pair();
+/// Sends `count` datagrams over `ip`, echoes each back through the backend (to the
+/// source address it reported), and checks the client gets every one back with its
+/// payload intact; then deregisters, closes the socket and binds its port again (the
+/// backend must not keep the socket open).
+fn echo_round_trip<I: PacketIo>(io: &mut I, count: usize, ip: &str) {
+    let (server, client) = bound_pair_on(ip);
     let server_addr = server.local_addr().expect("addr");
     io.register(6, server.as_raw_fd()).expect("register");
     let server_fd = server.as_raw_fd();
@@ -163,7 +170,8 @@ fn deadline_is_honoured<I: PacketIo>(io: &mut I) {
 fn mmsg_backend_echoes_wakes_and_times_out() {
     let wake = Wakeup::new().expect("eventfd");
     let mut io = MmsgIo::new(wake.raw()).expect("mmsg");
-    echo_round_trip(&mut io, 2000);
+    echo_round_trip(&mut io, 2000, "127.0.0.1");
+    echo_round_trip(&mut io, 500, "::1");
     wake_is_reported(&mut io, &wake);
     deadline_is_honoured(&mut io);
 }
@@ -172,7 +180,8 @@ fn mmsg_backend_echoes_wakes_and_times_out() {
 fn uring_backend_echoes_wakes_and_times_out() {
     let wake = Wakeup::new().expect("eventfd");
     let mut io = UringIo::new(wake.raw()).expect("io_uring (see FACTS.md: available here)");
-    echo_round_trip(&mut io, 2000);
+    echo_round_trip(&mut io, 2000, "127.0.0.1");
+    echo_round_trip(&mut io, 500, "::1");
     wake_is_reported(&mut io, &wake);
     deadline_is_honoured(&mut io);
 }
