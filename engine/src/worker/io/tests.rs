@@ -10,10 +10,6 @@ use super::uring::UringIo;
 use super::{IoEvent, PacketIo};
 use crate::worker::wakeup::Wakeup;
 
-fn bound_pair() -> (UdpSocket, UdpSocket) {
-    bound_pair_on("127.0.0.1")
-}
-
 /// A non-blocking server socket and a client socket on `ip` (a v4 or v6 loopback).
 fn bound_pair_on(ip: &str) -> (UdpSocket, UdpSocket) {
     let any = |ip: &str| -> SocketAddr { SocketAddr::new(ip.parse().expect("ip"), 0) };
