@@ -755,10 +755,10 @@ impl LoadGenerator {
                         *slot = 0;
                     }
                 }
+                rounds += 1;
                 if got < BATCH || rounds >= RECV_ROUNDS_PER_TURN {
                     break;
                 }
-                rounds += 1;
             }
             idle();
             // Sleep until the next send (or 1 ms while draining).
@@ -1092,7 +1092,7 @@ mod tests {
             peer.send_to(&[0x80, 0, 0, seq, 0, 0, 0, 0, 0, 0, 0, 1], to)
                 .expect("send");
         }
-        peer.set_read_timeout(Some(Duration::from_millis(300)))
+        peer.set_read_timeout(Some(Duration::from_millis(1500)))
             .expect("timeout");
         // The peer echoes what the run sends, until it stops sending.
         let echo = std::thread::spawn(move || {
@@ -1105,7 +1105,7 @@ mod tests {
             echoed
         });
         let out = generator
-            .run(0.2, Duration::from_millis(100), || {})
+            .run(0.2, Duration::from_millis(1000), || {})
             .expect("run");
         let echoed = echo.join().expect("echo thread");
         assert!(out.sent >= 5, "sent {}", out.sent);

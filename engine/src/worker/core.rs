@@ -516,6 +516,9 @@ impl<I: PacketIo> MediaCore<I> {
 
     fn run_timers(&mut self, now: Instant) {
         let mut ran = false;
+        // Lateness is counted from here, not from the turn's start: the receive drain
+        // and the commands ran in between, and that wait is what the sessions feel.
+        let served_at = Instant::now().max(now);
         let mut due = std::mem::take(&mut self.due);
         self.timers.expire(now, &mut due);
         // Each due session's state is cold: start fetching what each will read first,
@@ -533,7 +536,7 @@ impl<I: PacketIo> MediaCore<I> {
             };
             if let Some(deadline) = s.next_timeout.take() {
                 self.lateness
-                    .record(now.saturating_duration_since(deadline));
+                    .record(served_at.saturating_duration_since(deadline));
             }
             if s.closing {
                 continue;

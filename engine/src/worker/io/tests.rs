@@ -10,6 +10,16 @@ use super::uring::UringIo;
 use super::{IoEvent, PacketIo};
 use crate::worker::wakeup::Wakeup;
 
+/// Whether this host has an IPv6 loopback (a container may run with IPv6 off); the v6
+/// round trips are skipped, with a note, where it has none.
+fn ipv6_loopback() -> bool {
+    let ok = UdpSocket::bind("[::1]:0").is_ok();
+    if !ok {
+        eprintln!("no IPv6 loopback here: IPv6 round trip skipped");
+    }
+    ok
+}
+
 /// A non-blocking server socket and a client socket on `ip` (a v4 or v6 loopback).
 fn bound_pair_on(ip: &str) -> (UdpSocket, UdpSocket) {
     let any = |ip: &str| -> SocketAddr { SocketAddr::new(ip.parse().expect("ip"), 0) };
@@ -167,7 +177,9 @@ fn mmsg_backend_echoes_wakes_and_times_out() {
     let wake = Wakeup::new().expect("eventfd");
     let mut io = MmsgIo::new(wake.raw()).expect("mmsg");
     echo_round_trip(&mut io, 2000, "127.0.0.1");
-    echo_round_trip(&mut io, 500, "::1");
+    if ipv6_loopback() {
+        echo_round_trip(&mut io, 500, "::1");
+    }
     wake_is_reported(&mut io, &wake);
     deadline_is_honoured(&mut io);
 }
@@ -177,7 +189,9 @@ fn uring_backend_echoes_wakes_and_times_out() {
     let wake = Wakeup::new().expect("eventfd");
     let mut io = UringIo::new(wake.raw()).expect("io_uring (see FACTS.md: available here)");
     echo_round_trip(&mut io, 2000, "127.0.0.1");
-    echo_round_trip(&mut io, 500, "::1");
+    if ipv6_loopback() {
+        echo_round_trip(&mut io, 500, "::1");
+    }
     wake_is_reported(&mut io, &wake);
     deadline_is_honoured(&mut io);
 }
