@@ -516,11 +516,15 @@ impl<I: PacketIo> MediaCore<I> {
 
     fn run_timers(&mut self, now: Instant) {
         let mut ran = false;
-        // Lateness is counted from here, not from the turn's start: the receive drain
-        // and the commands ran in between, and that wait is what the sessions feel.
-        let served_at = Instant::now().max(now);
         let mut due = std::mem::take(&mut self.due);
         self.timers.expire(now, &mut due);
+        // Lateness is counted from here, not from the turn's start: the receive drain
+        // and the commands ran in between, and that wait is what the sessions feel.
+        let served_at = if due.is_empty() {
+            now
+        } else {
+            Instant::now().max(now)
+        };
         // Each due session's state is cold: start fetching what each will read first,
         // for all of them, before serving the first (the misses then overlap).
         for &slot in &due {
