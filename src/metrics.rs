@@ -437,28 +437,15 @@ impl Metrics {
             "How late each media core served session timers (playout, send, RTCP) past their deadlines; above 0.00025 s (the coalescing tick) the core fell behind.",
         );
         for (i, c) in self.cores[..cores].iter().enumerate() {
-            let mut cum = 0;
-            for (b, n) in SERVICE_LATENESS_BOUNDS_US.iter().zip(&c.service_lateness) {
-                cum += n.get();
-                let _ = writeln!(
-                    o,
-                    "voxgate_media_core_service_lateness_seconds_bucket{{core=\"{i}\",le=\"{}\"}} {cum}",
-                    *b as f64 / 1e6
-                );
-            }
-            let total: u64 = c.service_lateness.iter().map(Counter::get).sum();
-            let _ = writeln!(
-                o,
-                "voxgate_media_core_service_lateness_seconds_bucket{{core=\"{i}\",le=\"+Inf\"}} {total}"
-            );
-            let _ = writeln!(
-                o,
-                "voxgate_media_core_service_lateness_seconds_sum{{core=\"{i}\"}} {}",
-                c.service_lateness_sum_us.get() as f64 / 1e6
-            );
-            let _ = writeln!(
-                o,
-                "voxgate_media_core_service_lateness_seconds_count{{core=\"{i}\"}} {total}"
+            let counts: Vec<u64> = c.service_lateness.iter().map(Counter::get).collect();
+            histogram_series(
+                &mut o,
+                "voxgate_media_core_service_lateness_seconds",
+                &format!("core=\"{i}\""),
+                SERVICE_LATENESS_BOUNDS_US.iter().map(|b| *b as f64 / 1e6),
+                &counts,
+                c.service_lateness_sum_us.get() as f64 / 1e6,
+                counts.iter().sum(),
             );
         }
         header(
@@ -477,32 +464,15 @@ impl Metrics {
         header(&mut o, "voxgate_provider_latency_seconds", "histogram", "Provider latency: stt end-of-speech to final, tts request to first audio, assistant round trip.");
         for p in Provider::ALL {
             let h = &self.provider_latency[p as usize];
-            let mut cum = 0;
-            for (b, c) in LATENCY_BUCKETS.iter().zip(&h.buckets) {
-                cum += c.get();
-                let _ = writeln!(
-                    o,
-                    "voxgate_provider_latency_seconds_bucket{{provider=\"{}\",le=\"{b}\"}} {cum}",
-                    p.label()
-                );
-            }
-            let _ = writeln!(
-                o,
-                "voxgate_provider_latency_seconds_bucket{{provider=\"{}\",le=\"+Inf\"}} {}",
-                p.label(),
-                h.count.get()
-            );
-            let _ = writeln!(
-                o,
-                "voxgate_provider_latency_seconds_sum{{provider=\"{}\"}} {}",
-                p.label(),
-                h.sum_micros.get() as f64 / 1e6
-            );
-            let _ = writeln!(
-                o,
-                "voxgate_provider_latency_seconds_count{{provider=\"{}\"}} {}",
-                p.label(),
-                h.count.get()
+            let counts: Vec<u64> = h.buckets.iter().map(Counter::get).collect();
+            histogram_series(
+                &mut o,
+                "voxgate_provider_latency_seconds",
+                &format!("provider=\"{}\"", p.label()),
+                LATENCY_BUCKETS,
+                &counts,
+                h.sum_micros.get() as f64 / 1e6,
+                h.count.get(),
             );
         }
         header(
@@ -550,6 +520,29 @@ impl Metrics {
         );
         o
     }
+}
+
+/// One labelled series of a histogram: cumulative `_bucket` lines for `bounds` (the
+/// upper bounds, seconds) and `+Inf`, then `_sum` (seconds) and `_count`. `counts[i]`
+/// is the number of observations in bucket `i` alone; `count` is every observation,
+/// those above the last bound included.
+fn histogram_series(
+    o: &mut String,
+    name: &str,
+    label: &str,
+    bounds: impl IntoIterator<Item = f64>,
+    counts: &[u64],
+    sum_secs: f64,
+    count: u64,
+) {
+    let mut cum = 0;
+    for (b, n) in bounds.into_iter().zip(counts) {
+        cum += n;
+        let _ = writeln!(o, "{name}_bucket{{{label},le=\"{b}\"}} {cum}");
+    }
+    let _ = writeln!(o, "{name}_bucket{{{label},le=\"+Inf\"}} {count}");
+    let _ = writeln!(o, "{name}_sum{{{label}}} {sum_secs}");
+    let _ = writeln!(o, "{name}_count{{{label}}} {count}");
 }
 
 fn header(o: &mut String, name: &str, kind: &str, help: &str) {
