@@ -84,13 +84,10 @@ impl MediaMetrics {
             }
             let last = &mut self.cores[s.core];
             let m = metrics().core(s.core);
-            m.srtp_auth_failures()
-                .add(s.srtp_auth_failed.saturating_sub(last.srtp_auth_failed));
-            m.queue_full(Queue::Command)
-                .add(s.commands_rejected.saturating_sub(last.commands_rejected));
-            m.queue_full(Queue::Event)
-                .add(s.events_dropped.saturating_sub(last.events_dropped));
             let grown = s.since(last);
+            m.srtp_auth_failures().add(grown.srtp_auth_failed);
+            m.queue_full(Queue::Command).add(grown.commands_rejected);
+            m.queue_full(Queue::Event).add(grown.events_dropped);
             m.add_service_lateness(&grown.service_lateness, grown.service_lateness_sum_us);
             m.cpu_ns().add(grown.cpu_ns);
             *last = *s;
