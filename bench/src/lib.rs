@@ -88,6 +88,9 @@ fn rtp_payload(p: &[u8]) -> Option<&[u8]> {
 #[derive(Debug, Clone, Copy)]
 pub struct CpuSample {
     idle: u64,
+    /// Time the hypervisor ran something else while this CPU wanted to run (field 8;
+    /// 0 where the line is shorter).
+    steal: u64,
     at: Instant,
 }
 
@@ -115,6 +118,7 @@ impl CpuSample {
         match (v.get(3), v.get(4)) {
             (Some(idle), Some(iowait)) => Ok(CpuSample {
                 idle: idle + iowait,
+                steal: v.get(7).copied().unwrap_or(0),
                 at,
             }),
             _ => Err(io::Error::other(format!(
@@ -137,6 +141,24 @@ impl CpuSample {
     /// [`CpuSample::busy_pct_at`] with this machine's clock ticks per second.
     pub fn busy_pct(&self, later: &CpuSample) -> f64 {
         self.busy_pct_at(later, clock_ticks_per_second())
+    }
+
+    /// Steal between `self` and `later` as a percentage of the wall time, with
+    /// `ticks_per_second` clock ticks per second; 0–100. On a virtual machine this is
+    /// the time the host kept the CPU from running although it had work: part of what
+    /// [`CpuSample::busy_pct_at`] counts as busy, and a stall for every session due then.
+    pub fn steal_pct_at(&self, later: &CpuSample, ticks_per_second: f64) -> f64 {
+        let wall = later.at.saturating_duration_since(self.at).as_secs_f64() * ticks_per_second;
+        if wall <= 0.0 {
+            return 0.0;
+        }
+        let steal = later.steal.saturating_sub(self.steal) as f64;
+        (100.0 * steal / wall).clamp(0.0, 100.0)
+    }
+
+    /// [`CpuSample::steal_pct_at`] with this machine's clock ticks per second.
+    pub fn steal_pct(&self, later: &CpuSample) -> f64 {
+        self.steal_pct_at(later, clock_ticks_per_second())
     }
 }
 
@@ -274,6 +296,10 @@ pub struct GeneratorArgs {
     /// The generator wakes at most once per this many µs (0: for every packet and echo).
     #[arg(long, default_value_t = 50)]
     pub gen_tick_us: u64,
+    /// Milliseconds of the host wake probe on the measured CPU before and after the run
+    /// (0: none); see `host_wake_probe`.
+    #[arg(long, default_value_t = 1000)]
+    pub host_probe_ms: u64,
 }
 
 /// What [`drive`] measured around the sending phase.
@@ -281,13 +307,27 @@ pub struct GeneratorArgs {
 pub struct Driven {
     /// The generator's outcome.
     pub outcome: LoadOutcome,
+    /// The machine around it.
+    pub measures: RunMeasures,
+}
+
+/// The measured CPU and the host around a run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunMeasures {
     /// Busy % of the measured CPU.
     pub cpu_pct: f64,
     /// `cpu_ticks` over the sending phase, % of one CPU (-1 if unreadable).
     pub thread_pct: f64,
     /// 1-minute load average at the start.
     pub loadavg: f64,
+    /// Steal % of the measured CPU over the sending phase (-1 if unreadable).
+    pub steal_pct: f64,
+    /// The host wake probe on the measured CPU just before and just after the run.
+    pub host_wake: Option<(WakeProbe, WakeProbe)>,
 }
+
+/// The wake probe's period: the media core's timer granularity.
+const HOST_PROBE_PERIOD: Duration = Duration::from_micros(250);
 
 /// Runs `generator` (with `opts`' tick) from a thread pinned to `opts.load_cpu` for
 /// `seconds` (plus a 500 ms drain), calling `idle` between batches, and measures the busy
@@ -303,7 +343,19 @@ pub fn drive(
 ) -> anyhow::Result<Driven> {
     generator.set_tick(Duration::from_micros(opts.gen_tick_us));
     let generator = &*generator;
-    std::thread::scope(|scope| {
+    let probe = || {
+        (opts.host_probe_ms > 0).then(|| {
+            host_wake_probe(
+                measured_cpu,
+                opts.rt_priority,
+                opts.nice,
+                Duration::from_millis(opts.host_probe_ms),
+                HOST_PROBE_PERIOD,
+            )
+        })
+    };
+    let probe_before = probe();
+    let mut driven = std::thread::scope(|scope| -> anyhow::Result<Driven> {
         scope
             .spawn(move || {
                 let load_cpu = opts.load_cpu;
@@ -328,9 +380,9 @@ pub fn drive(
                         cpu_done = true;
                     }
                 })?;
-                let cpu_pct = match (before, after) {
-                    (Ok(b), Some(a)) => b.busy_pct(&a),
-                    _ => -1.0,
+                let (cpu_pct, steal_pct) = match (before, after) {
+                    (Ok(b), Some(a)) => (b.busy_pct(&a), b.steal_pct(&a)),
+                    _ => (-1.0, -1.0),
                 };
                 let thread_pct = match (ticks_before, ticks_after) {
                     (Some(b), Some(a)) => {
@@ -340,14 +392,34 @@ pub fn drive(
                 };
                 Ok(Driven {
                     outcome,
-                    cpu_pct,
-                    thread_pct,
-                    loadavg,
+                    measures: RunMeasures {
+                        cpu_pct,
+                        thread_pct,
+                        loadavg,
+                        steal_pct,
+                        host_wake: None,
+                    },
                 })
             })
             .join()
             .map_err(|_| anyhow::anyhow!("generator thread panicked"))?
-    })
+    })?;
+    driven.measures.host_wake = probe_before.zip(probe());
+    if let Some((before, after)) = &driven.measures.host_wake {
+        eprintln!(
+            "voxgate-load: host wake probe on CPU {measured_cpu} ({} µs sleeps): before p50 {} p99 {} max {} us, {} % over 1 ms; after p50 {} p99 {} max {} us, {} % over 1 ms",
+            HOST_PROBE_PERIOD.as_micros(),
+            before.p50_us,
+            before.p99_us,
+            before.max_us,
+            before.over_1ms_pct,
+            after.p50_us,
+            after.p99_us,
+            after.max_us,
+            after.over_1ms_pct
+        );
+    }
+    Ok(driven)
 }
 
 /// Prints (stderr) the generator's send lateness and the latency beyond each session's
@@ -384,6 +456,82 @@ pub fn print_latency_summary(outcome: &mut LoadOutcome) {
         100.0 * f64::from(bins.iter().copied().max().unwrap_or(0)) / f64::from(total.max(1)),
         100.0 / PHASE_BINS as f64
     );
+}
+
+/// How late a thread on one CPU woke from timed sleeps: the host's own floor under any
+/// event loop's lateness, measured on the engine's CPU before and after a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct WakeProbe {
+    /// Sleeps measured.
+    pub wakes: u32,
+    /// Median lateness past the deadline, µs.
+    pub p50_us: u32,
+    /// 99th percentile, µs.
+    pub p99_us: u32,
+    /// Largest, µs.
+    pub max_us: u32,
+    /// Wakes later than 1 ms, % of all.
+    pub over_1ms_pct: f64,
+}
+
+impl WakeProbe {
+    /// Summarises lateness samples (µs).
+    pub fn from_samples(late_us: &mut [u32]) -> WakeProbe {
+        let over = late_us.iter().filter(|&&l| l > 1000).count();
+        WakeProbe {
+            wakes: late_us.len() as u32,
+            p50_us: percentile(late_us, 50.0),
+            p99_us: percentile(late_us, 99.0),
+            max_us: percentile(late_us, 100.0),
+            over_1ms_pct: round3(100.0 * over as f64 / late_us.len().max(1) as f64),
+        }
+    }
+}
+
+/// Sleeps to deadlines `period` apart for `duration` on a thread pinned to `cpu`, with
+/// the measured threads' scheduling (`rt_priority` / `nice`) and no timer slack, and
+/// returns how late it woke. A media core that waits for its next timer cannot be
+/// served earlier than this; on this VM the figure changes from minute to minute (an
+/// idle vCPU is halted, and the host decides when it runs again).
+pub fn host_wake_probe(
+    cpu: usize,
+    rt_priority: i32,
+    nice: i32,
+    duration: Duration,
+    period: Duration,
+) -> WakeProbe {
+    let period = period.max(Duration::from_micros(10));
+    let count = (duration.as_nanos() / period.as_nanos()) as usize;
+    std::thread::scope(|scope| {
+        scope
+            .spawn(move || {
+                if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+                    eprintln!("voxgate-load: could not pin the wake probe to CPU {cpu}");
+                }
+                set_thread_priority(None, rt_priority, nice);
+                // SAFETY: PR_SET_TIMERSLACK takes a number, no pointer.
+                unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
+                let mut late_us = Vec::with_capacity(count);
+                let mut deadline = Instant::now();
+                for _ in 0..count {
+                    deadline += period;
+                    let now = Instant::now();
+                    if deadline > now {
+                        std::thread::sleep(deadline - now);
+                    }
+                    let woke = Instant::now();
+                    late_us.push(woke.saturating_duration_since(deadline).as_micros() as u32);
+                    // A stall longer than a period restarts the schedule from now, so one
+                    // stall is one late wake, not a run of them.
+                    if woke > deadline + period {
+                        deadline = woke;
+                    }
+                }
+                WakeProbe::from_samples(&mut late_us)
+            })
+            .join()
+            .unwrap_or_default()
+    })
 }
 
 /// Gives this process's thread named `name` (None: the calling thread) a real-time
@@ -976,18 +1124,21 @@ pub struct LoadReport {
     /// outside the core's loop (the generator, the host); high puts it in the core.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub engine_service_late_p99_us: Option<u64>,
+    /// Steal % of the engine's CPU over the run (/proc/stat): time the host ran
+    /// something else while the engine had work; -1 if unreadable.
+    pub engine_cpu_steal_pct: f64,
+    /// The host wake probe's p99 on the engine's CPU just before / just after the run,
+    /// µs (`host_wake_probe`): the floor under any p99 this run could show.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_wake_p99_us_before: Option<u32>,
+    /// See `host_wake_p99_us_before`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_wake_p99_us_after: Option<u32>,
 }
 
 impl LoadReport {
-    /// Builds the report from an outcome and the CPU samples around the sending phase.
-    pub fn new(
-        backend: &str,
-        calls: usize,
-        mut out: LoadOutcome,
-        cpu_pct: f64,
-        thread_cpu_pct: f64,
-        loadavg: f64,
-    ) -> LoadReport {
+    /// Builds the report from an outcome and what was measured around its sending phase.
+    pub fn new(backend: &str, calls: usize, mut out: LoadOutcome, m: &RunMeasures) -> LoadReport {
         let mut excess = out.excess_us();
         let p99_excess_us = percentile(&mut excess, 99.0);
         let p99_excess_sent_us = percentile(&mut out.excess_from_sent_us(), 99.0);
@@ -1012,13 +1163,16 @@ impl LoadReport {
             late_pct: round3(100.0 * late as f64 / (out.matched.max(1)) as f64),
             p50_us: p50,
             p99_us: p99,
-            engine_cpu_pct: round3(cpu_pct),
-            engine_thread_cpu_pct: round3(thread_cpu_pct),
+            engine_cpu_pct: round3(m.cpu_pct),
+            engine_thread_cpu_pct: round3(m.thread_pct),
             p99_excess_us,
             p99_excess_sent_us,
-            loadavg,
+            loadavg: m.loadavg,
             srtp: false,
             engine_service_late_p99_us: None,
+            engine_cpu_steal_pct: round3(m.steal_pct),
+            host_wake_p99_us_before: m.host_wake.map(|(b, _)| b.p99_us),
+            host_wake_p99_us_after: m.host_wake.map(|(_, a)| a.p99_us),
         }
     }
 }
@@ -1135,6 +1289,18 @@ mod tests {
     }
 
     #[test]
+    fn the_wake_probe_sleeps_every_period_and_reports_how_late() {
+        let probe = host_wake_probe(0, 0, 0, Duration::from_millis(20), Duration::from_millis(2));
+        assert_eq!(probe.wakes, 10);
+        assert!(probe.p50_us <= probe.p99_us && probe.p99_us <= probe.max_us);
+        let mut late = vec![10, 20, 2000, 30, 40];
+        let s = WakeProbe::from_samples(&mut late);
+        assert_eq!((s.wakes, s.p50_us, s.max_us), (5, 30, 2000));
+        assert_eq!(s.over_1ms_pct, 20.0);
+        assert_eq!(WakeProbe::from_samples(&mut []).wakes, 0);
+    }
+
+    #[test]
     fn cpu_busy_is_wall_time_minus_idle_and_iowait() {
         let t0 = Instant::now();
         // Fields: user nice system idle iowait irq softirq steal.
@@ -1148,6 +1314,12 @@ mod tests {
         .unwrap();
         let busy = a.busy_pct_at(&b, 100.0);
         assert!((busy - 58.5).abs() < 0.01, "{busy}");
+        // Steal (the eighth field) grew by 1 tick of 600.
+        let steal = a.steal_pct_at(&b, 100.0);
+        assert!((steal - 100.0 / 600.0).abs() < 1e-6, "{steal}");
+        // A kernel that prints no steal field reads as none.
+        let short = CpuSample::from_line("cpu0 1000 0 500 2000 300", t0).unwrap();
+        assert_eq!(short.steal_pct_at(&short, 100.0), 0.0);
         // Clamped, and no time is no busy.
         let idle_all = CpuSample::from_line(
             "cpu0 1000 0 500 2700 300 0 10 0 0 0",

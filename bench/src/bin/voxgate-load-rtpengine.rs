@@ -133,14 +133,7 @@ fn main() -> anyhow::Result<()> {
         call_ids.len(),
         outcome.srtp_failed
     );
-    let mut report = LoadReport::new(
-        "rtpengine",
-        args.calls,
-        outcome,
-        driven.cpu_pct,
-        driven.thread_pct,
-        driven.loadavg,
-    );
+    let mut report = LoadReport::new("rtpengine", args.calls, outcome, &driven.measures);
     report.srtp = args.srtp;
     println!("{}", serde_json::to_string(&report)?);
     Ok(())

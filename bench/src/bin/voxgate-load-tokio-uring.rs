@@ -155,17 +155,12 @@ fn main() -> anyhow::Result<()> {
         &mut || {},
     )
     .context("load generator")?;
-    let (outcome, cpu_pct, thread_pct, load) = (
-        driven.outcome,
-        driven.cpu_pct,
-        driven.thread_pct,
-        driven.loadavg,
-    );
+    let outcome = driven.outcome;
     eprintln!(
         "voxgate-load-tokio-uring: sent {} received {} matched {}",
         outcome.sent, outcome.received, outcome.matched
     );
-    let report = LoadReport::new("tokio-uring", calls, outcome, cpu_pct, thread_pct, load);
+    let report = LoadReport::new("tokio-uring", calls, outcome, &driven.measures);
     let _ = runtime.join();
     println!("{}", serde_json::to_string(&report)?);
     Ok(())

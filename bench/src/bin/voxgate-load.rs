@@ -176,12 +176,7 @@ fn main() -> anyhow::Result<()> {
         },
     )
     .context("load generator")?;
-    let (mut outcome, cpu_pct, thread_pct, load) = (
-        driven.outcome,
-        driven.cpu_pct,
-        driven.thread_pct,
-        driven.loadavg,
-    );
+    let mut outcome = driven.outcome;
     voxgate_bench::print_latency_summary(&mut outcome);
     let health: Vec<_> = engine
         .core_stats()
@@ -257,7 +252,7 @@ fn main() -> anyhow::Result<()> {
             c.core, c.srtp_auth_failed, c.srtp_replayed, c.srtp_protect_failed
         );
     }
-    let mut report = LoadReport::new(backend_name, args.calls, outcome, cpu_pct, thread_pct, load);
+    let mut report = LoadReport::new(backend_name, args.calls, outcome, &driven.measures);
     report.srtp = args.srtp;
     report.engine_service_late_p99_us = health
         .iter()
