@@ -2,8 +2,9 @@
 //!
 //! The protocol code here (RTP/RTCP, SRTP, codecs, jitter buffer, media session) is
 //! sans-IO: bytes and `now` in, packets, events and the next timeout out. Only the
-//! worker I/O modules touch sockets or io_uring, and only `worker` contains `unsafe` (the
-//! I/O backends and a cache-prefetch hint).
+//! worker I/O modules touch sockets or io_uring, and only `worker` (the I/O backends)
+//! and `prefetch` (a cache-prefetch hint the worker asks sessions to give) contain
+//! `unsafe`.
 //!
 //! Protocol modules: [`rtp`] (packet view/writer, RFC 3550 A.1/A.8 receive statistics),
 //! [`rtcp`] (SR/RR/SDES/BYE compounds), [`codec`] (G.711, the encoder/decoder interface,
@@ -21,6 +22,8 @@ pub mod dtmf;
 pub mod fuzz;
 pub mod jitter;
 mod prefault;
+#[allow(unsafe_code)]
+mod prefetch;
 pub mod rtcp;
 pub mod rtp;
 pub mod session;

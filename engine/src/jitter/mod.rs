@@ -478,6 +478,24 @@ impl JitterBuffer {
         self.data.get(at..at + len).unwrap_or(&[])
     }
 
+    /// Starts fetching what [`JitterBuffer::insert`] of the packet with (16-bit) sequence
+    /// number `seq` will touch: this buffer's own fields, the packet's slot and where its
+    /// payload goes (at most 192 bytes). Reads only this struct's fields.
+    pub(crate) fn prefetch_insert(&self, seq: u16) {
+        crate::prefetch::value(self);
+        // The capacity is a power of two: up to 65,536 slots the extended number's slot
+        // is the 16-bit one's (a larger buffer gets a wrong line, which is only a hint).
+        let idx = usize::from(seq) & self.mask;
+        if let Some(slot) = self.slots.get(idx..=idx) {
+            crate::prefetch::lines(slot);
+        }
+        let at = idx * self.cfg.max_payload;
+        let len = self.cfg.max_payload.min(192);
+        if let Some(dest) = self.data.get(at..at + len) {
+            crate::prefetch::lines(dest);
+        }
+    }
+
     /// Counters and current figures.
     pub fn stats(&self) -> JitterStats {
         self.stats

@@ -818,6 +818,35 @@ impl MediaSession {
         self.events.pop_front()
     }
 
+    /// Starts fetching what [`MediaSession::handle_rtp`] of a datagram beginning with
+    /// `head` will touch (the fields it reads and writes, the SRTP context, the jitter
+    /// buffer's slot and payload storage for the packet's sequence number): a worker
+    /// calls this for every datagram of a received batch before handling the first, so
+    /// that the sessions' cache misses overlap instead of stalling one after another.
+    /// Reads a few of this session's fields; `head` may be anything.
+    pub(crate) fn prefetch_receive(&self, head: &[u8]) {
+        use crate::prefetch::value;
+        value(&self.cfg);
+        value(&self.epoch);
+        value(&self.remote);
+        value(&self.latched);
+        value(&self.last_rtp_at);
+        value(&self.remote_ssrc);
+        value(&self.rx);
+        value(&self.timeout_fired);
+        value(&self.next_playout);
+        value(&self.stats);
+        if let Some(srtp) = &self.srtp {
+            srtp.inbound.prefetch_unprotect_rtp();
+        }
+        // RTP (version 2) with the sequence number in the clear (SRTP leaves it so).
+        if let [first, _, hi, lo, ..] = *head {
+            if first >> 6 == 2 {
+                self.jitter.prefetch_insert(u16::from_be_bytes([hi, lo]));
+            }
+        }
+    }
+
     /// What serving this session at `now` reads first, for a worker to prefetch across
     /// all of a turn's due sessions before serving any (each session's state is cold by
     /// its turn): the jitter buffer's next payload when a playout is due, and the head of

@@ -926,3 +926,26 @@ fn streamed_audio_is_not_split_by_the_send_clock_alignment() {
         assert_eq!(w[1].1.wrapping_sub(w[0].1), 160, "{audio:?}");
     }
 }
+
+#[test]
+fn a_receive_prefetch_of_any_bytes_changes_nothing() {
+    let t0 = Instant::now();
+    let mut c = SessionConfig::new(7, CodecKind::Pcmu, 0);
+    c.remote_rtp = Some(addr(4000));
+    let mut s = MediaSession::new(c.clone(), t0).unwrap();
+    let heads: [&[u8]; 5] = [
+        &[],
+        &[0x80, 0],
+        &rtp(65535, 0, 0, &[0xff; 4])[..16],
+        &[0xff; 16],
+        &[0x80, 0x00, 0x12, 0x34],
+    ];
+    for h in heads {
+        s.prefetch_receive(h);
+    }
+    assert_eq!(s.stats(), MediaSession::new(c, t0).unwrap().stats());
+    let mut p = rtp(65535, 0, 0, &[0xff; 160]);
+    s.prefetch_receive(&p[..16]);
+    s.handle_rtp(t0, addr(4000), &mut p);
+    assert_eq!(s.stats().packets_in, 1);
+}

@@ -468,6 +468,19 @@ impl SrtpContext {
         Ok(needed)
     }
 
+    /// Starts fetching what [`SrtpContext::unprotect_rtp`] reads: the RTP session keys
+    /// (expanded AES key, pre-keyed HMAC state), the replay window and the limits.
+    pub(crate) fn prefetch_unprotect_rtp(&self) {
+        crate::prefetch::value(&self.suite);
+        crate::prefetch::value(&self.mki);
+        crate::prefetch::value(&self.kdr);
+        crate::prefetch::value(&self.rtp_keys);
+        crate::prefetch::value(&self.rtp_r);
+        crate::prefetch::value(&self.rtp_window);
+        crate::prefetch::value(&self.rtp_packets);
+        crate::prefetch::value(&self.rtp_limit);
+    }
+
     /// Verifies and decrypts the SRTP packet `buf` in place. Returns the RTP packet
     /// length (`buf[..n]`). On any error the packet must be dropped.
     #[must_use = "an unprotect error means the packet must be dropped"]

@@ -307,6 +307,13 @@ impl<I: PacketIo> MediaCore<I> {
             ..
         } = self;
         io.drain(&mut |ev| match ev {
+            IoEvent::Arriving { key, head } => {
+                if key & 1 == 0 {
+                    if let Some(Some(s)) = slots.get((key >> 1) as usize) {
+                        s.session.prefetch_receive(head);
+                    }
+                }
+            }
             IoEvent::Datagram { key, from, data } => {
                 let slot = (key >> 1) as usize;
                 if let Some(Some(s)) = slots.get_mut(slot) {
@@ -530,8 +537,8 @@ impl<I: PacketIo> MediaCore<I> {
         for &slot in &due {
             if let Some(Some(s)) = self.slots.get(slot as usize) {
                 let (jitter, play) = s.session.due_reads(now);
-                super::prefetch::lines(jitter);
-                super::prefetch::lines(play);
+                crate::prefetch::lines(jitter);
+                crate::prefetch::lines(play);
             }
         }
         for slot in due.drain(..) {

@@ -52,7 +52,6 @@ use socket2::{Domain, Protocol, Socket, Type};
 mod core;
 mod io;
 mod ports;
-mod prefetch;
 mod timers;
 mod types;
 mod wakeup;

@@ -25,8 +25,17 @@ pub(crate) const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_m
 /// Largest datagram a core receives or sends (Ethernet MTU payload).
 pub(crate) const MAX_DATAGRAM: usize = 1500;
 
+/// First bytes of a datagram an [`IoEvent::Arriving`] hint carries.
+pub(crate) const ARRIVING_HEAD: usize = 16;
+
 /// What [`PacketIo::drain`] reports.
 pub(crate) enum IoEvent<'a> {
+    /// A hint: a datagram for `key` beginning with `head` (at most [`ARRIVING_HEAD`]
+    /// bytes) is delivered later in this drain, as an [`IoEvent::Datagram`]. A backend
+    /// that reaps datagrams in batches reports the whole batch so before delivering any,
+    /// so that the core can start fetching what they will touch; nothing may depend on
+    /// seeing it.
+    Arriving { key: u32, head: &'a [u8] },
     /// A datagram arrived on the socket registered as `key`.
     Datagram {
         key: u32,

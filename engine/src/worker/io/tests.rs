@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::mmsg::MmsgIo;
 use super::uring::UringIo;
-use super::{IoEvent, PacketIo};
+use super::{IoEvent, PacketIo, ARRIVING_HEAD};
 use crate::worker::wakeup::Wakeup;
 
 /// Whether this host has an IPv6 loopback (a container may run with IPv6 off); the v6
@@ -104,7 +104,7 @@ fn echo_round_trip<I: PacketIo>(io: &mut I, count: usize, ip: &str) {
         io.drain(&mut |ev| match ev {
             IoEvent::Released { key } => released = key == 6,
             IoEvent::Datagram { .. } => after += 1,
-            IoEvent::Wake => {}
+            IoEvent::Arriving { .. } | IoEvent::Wake => {}
         });
     }
     assert!(released, "{}: no Released after deregister", io.name());
@@ -288,4 +288,70 @@ fn both_backends_hand_over_a_backlog_of_many_sockets_in_one_drain() {
     let wake = Wakeup::new().expect("eventfd");
     backlog_of_many_sockets_in_one_drain(&mut UringIo::new(wake.raw()).expect("io_uring"));
     backlog_of_many_sockets_in_one_drain(&mut MmsgIo::new(wake.raw()).expect("mmsg"));
+}
+
+/// io_uring reaps completions in batches and announces every datagram of a batch
+/// (`IoEvent::Arriving`, with its first bytes) before delivering the first, so the core
+/// can prefetch the sessions they are for. Every delivery has had its announcement, with
+/// the same first bytes, and the announcements come as a run, not one per delivery.
+#[test]
+fn uring_announces_a_batch_of_datagrams_before_delivering_it() {
+    let wake = Wakeup::new().expect("eventfd");
+    let mut io = UringIo::new(wake.raw()).expect("io_uring");
+    let sockets: Vec<UdpSocket> = (0..100)
+        .map(|_| {
+            let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+            s.set_nonblocking(true).expect("nonblocking");
+            s
+        })
+        .collect();
+    for (key, s) in sockets.iter().enumerate() {
+        io.register(key as u32, s.as_raw_fd()).expect("register");
+    }
+    io.wait(Some(Instant::now())).expect("submit");
+    let client = UdpSocket::bind("127.0.0.1:0").expect("client");
+    for (key, s) in sockets.iter().enumerate() {
+        // Longer than the head: the announcement carries only its first bytes.
+        let payload = format!("datagram for socket {key:04} ...");
+        client
+            .send_to(payload.as_bytes(), s.local_addr().expect("addr"))
+            .expect("send");
+    }
+    // (true, key, bytes): an announcement; (false, key, bytes): a delivery.
+    let mut events: Vec<(bool, u32, Vec<u8>)> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while events.iter().filter(|e| !e.0).count() < sockets.len() && Instant::now() < deadline {
+        io.wait(Some(Instant::now() + Duration::from_millis(50)))
+            .expect("wait");
+        io.drain(&mut |ev| match ev {
+            IoEvent::Arriving { key, head } => events.push((true, key, head.to_vec())),
+            IoEvent::Datagram { key, data, .. } => events.push((false, key, data.to_vec())),
+            _ => {}
+        });
+    }
+    let delivered: Vec<_> = events.iter().filter(|e| !e.0).collect();
+    assert_eq!(delivered.len(), sockets.len(), "{:?}", io.counters());
+    let announced = events.iter().filter(|e| e.0).count();
+    assert_eq!(announced, delivered.len());
+    let mut pending: std::collections::HashMap<u32, Vec<u8>> = Default::default();
+    for (is_hint, key, bytes) in &events {
+        if *is_hint {
+            assert!(bytes.len() <= ARRIVING_HEAD);
+            pending.insert(*key, bytes.clone());
+        } else {
+            let head = pending
+                .remove(key)
+                .unwrap_or_else(|| panic!("datagram for {key} delivered unannounced"));
+            assert_eq!(head[..], bytes[..ARRIVING_HEAD], "key {key}");
+        }
+    }
+    assert!(
+        events.len() >= 2 && events[0].0 && events[1].0,
+        "announcements interleaved with deliveries, not a batch first: {:?}",
+        events
+            .iter()
+            .take(4)
+            .map(|e| (e.0, e.1))
+            .collect::<Vec<_>>()
+    );
 }

@@ -27,6 +27,7 @@
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -35,7 +36,7 @@ use std::time::Instant;
 use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 
 use super::sockaddr::{self, NAME_LEN};
-use super::{IoCounters, IoEvent, PacketIo, MAX_DATAGRAM};
+use super::{IoCounters, IoEvent, PacketIo, ARRIVING_HEAD, MAX_DATAGRAM};
 
 /// `IORING_ENTER_GETEVENTS` (linux/io_uring.h).
 const IORING_ENTER_GETEVENTS: u32 = 1;
@@ -51,6 +52,8 @@ const SEND_SLOTS: usize = 4096;
 const SQ_ENTRIES: u32 = 1024;
 /// Completions that end a wait early (before the batch window or deadline).
 const WAKE_BATCH: usize = 64;
+/// Completions reaped (and announced, see `IoEvent::Arriving`) at a time.
+const REAP_CHUNK: usize = 64;
 const CQ_ENTRIES: u32 = 16384;
 /// A reap of at least this many completions may have left deferred receives queued in
 /// the kernel (its default chunk of deferred work per enter is 20).
@@ -429,68 +432,105 @@ impl UringIo {
                 counters,
                 ..
             } = self;
-            for cqe in ring.completion() {
-                reaped += 1;
-                let (kind, gen, key) = split_user_data(cqe.user_data());
-                let res = cqe.result();
-                let flags = cqe.flags();
-                match kind {
-                    KIND_RECV => {
-                        let more = cqueue::more(flags);
-                        let live = matches!(regs.get(key as usize), Some(Some(r)) if r.gen == gen);
-                        if let Some(bid) = cqueue::buffer_select(flags) {
-                            if res >= 0 && live {
-                                deliver(bufs, bid, res as usize, recv_hdr, key, counters, on_event);
+            let mut chunk = [const { MaybeUninit::<cqueue::Entry>::uninit() }; REAP_CHUNK];
+            let mut cq = ring.completion();
+            loop {
+                let batch = cq.fill(&mut chunk);
+                if batch.is_empty() {
+                    break;
+                }
+                // Every datagram of the batch announced first (see IoEvent::Arriving):
+                // the buffers stay ours until they are pushed back below.
+                for cqe in batch.iter() {
+                    let (kind, gen, key) = split_user_data(cqe.user_data());
+                    let res = cqe.result();
+                    if kind != KIND_RECV || res <= 0 {
+                        continue;
+                    }
+                    let Some(bid) = cqueue::buffer_select(cqe.flags()) else {
+                        continue;
+                    };
+                    if !matches!(regs.get(key as usize), Some(Some(r)) if r.gen == gen) {
+                        continue;
+                    }
+                    let start = RECVMSG_OUT_LEN + NAME_LEN;
+                    let end = (res as usize).min(start + ARRIVING_HEAD);
+                    if let Some(head) = bufs.buffer(bid).and_then(|b| b.get(start..end)) {
+                        on_event(IoEvent::Arriving { key, head });
+                    }
+                }
+                for cqe in batch.iter() {
+                    reaped += 1;
+                    let (kind, gen, key) = split_user_data(cqe.user_data());
+                    let res = cqe.result();
+                    let flags = cqe.flags();
+                    match kind {
+                        KIND_RECV => {
+                            let more = cqueue::more(flags);
+                            let live =
+                                matches!(regs.get(key as usize), Some(Some(r)) if r.gen == gen);
+                            if let Some(bid) = cqueue::buffer_select(flags) {
+                                if res >= 0 && live {
+                                    deliver(
+                                        bufs,
+                                        bid,
+                                        res as usize,
+                                        recv_hdr,
+                                        key,
+                                        counters,
+                                        on_event,
+                                    );
+                                }
+                                bufs.push(bid);
+                                returned += 1;
+                            } else if res < 0 && res != -libc::ENOBUFS && res != -libc::ECANCELED {
+                                counters.recv_errors += 1;
                             }
-                            bufs.push(bid);
-                            returned += 1;
-                        } else if res < 0 && res != -libc::ENOBUFS && res != -libc::ECANCELED {
-                            counters.recv_errors += 1;
-                        }
-                        if !more && live {
-                            let slot = regs.get_mut(key as usize);
-                            if let Some(entry) = slot {
-                                let cancelling =
-                                    matches!(entry, Some(r) if r.state == RegState::Cancelling);
-                                if cancelling {
-                                    *entry = None;
-                                    on_event(IoEvent::Released { key });
-                                } else if let Some(r) = entry {
-                                    r.state = RegState::NeedsArm;
-                                    to_arm.push(key);
-                                    if res == -libc::ENOBUFS {
-                                        counters.rearms += 1;
+                            if !more && live {
+                                let slot = regs.get_mut(key as usize);
+                                if let Some(entry) = slot {
+                                    let cancelling =
+                                        matches!(entry, Some(r) if r.state == RegState::Cancelling);
+                                    if cancelling {
+                                        *entry = None;
+                                        on_event(IoEvent::Released { key });
+                                    } else if let Some(r) = entry {
+                                        r.state = RegState::NeedsArm;
+                                        to_arm.push(key);
+                                        if res == -libc::ENOBUFS {
+                                            counters.rearms += 1;
+                                        }
                                     }
                                 }
                             }
                         }
-                    }
-                    KIND_SEND => {
-                        if res < 0 {
-                            counters.send_errors += 1;
-                        } else {
-                            counters.sent += 1;
+                        KIND_SEND => {
+                            if res < 0 {
+                                counters.send_errors += 1;
+                            } else {
+                                counters.sent += 1;
+                            }
+                            free_slots.push(key);
                         }
-                        free_slots.push(key);
-                    }
-                    KIND_TIMEOUT if key == *timeout_seq => *timeout_at = None,
-                    KIND_WAKE => {
-                        *wake_armed = false;
-                        *rewake = true;
-                        on_event(IoEvent::Wake);
-                    }
-                    // -ENOENT: the multishot had already ended and no final CQE
-                    // will follow; if it was being cancelled, release now.
-                    KIND_CANCEL if res == -libc::ENOENT => {
-                        if let Some(entry) = regs.get_mut(key as usize) {
-                            if matches!(entry, Some(r) if r.gen == gen && r.state == RegState::Cancelling)
-                            {
-                                *entry = None;
-                                on_event(IoEvent::Released { key });
+                        KIND_TIMEOUT if key == *timeout_seq => *timeout_at = None,
+                        KIND_WAKE => {
+                            *wake_armed = false;
+                            *rewake = true;
+                            on_event(IoEvent::Wake);
+                        }
+                        // -ENOENT: the multishot had already ended and no final CQE
+                        // will follow; if it was being cancelled, release now.
+                        KIND_CANCEL if res == -libc::ENOENT => {
+                            if let Some(entry) = regs.get_mut(key as usize) {
+                                if matches!(entry, Some(r) if r.gen == gen && r.state == RegState::Cancelling)
+                                {
+                                    *entry = None;
+                                    on_event(IoEvent::Released { key });
+                                }
                             }
                         }
+                        _ => {}
                     }
-                    _ => {}
                 }
             }
         }

@@ -1,5 +1,6 @@
-//! Cache prefetch hints for the media core: a turn's due sessions are cold, and asking
-//! for their lines together lets the misses overlap instead of stalling one by one.
+//! Cache prefetch hints for the media core: a turn's due sessions, and the sessions a
+//! batch of received datagrams is for, are cold; asking for their lines together lets
+//! the misses overlap instead of stalling one by one.
 
 /// Hints the CPU to bring every cache line of `data` into L1. No effect on other
 /// architectures; never faults.
@@ -24,6 +25,11 @@ pub(crate) fn lines<T>(data: &[T]) {
     let _ = data;
 }
 
+/// [`lines`] of one value (every line it spans; no load of the value itself).
+pub(crate) fn value<T>(v: &T) {
+    lines(std::slice::from_ref(v));
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -35,6 +41,8 @@ mod tests {
         super::lines(&v[..]);
         let w = [1i16; 3];
         super::lines(&w);
+        super::value(&w);
+        super::value(&());
         assert_eq!(v[9_999], 7);
     }
 }
