@@ -296,8 +296,8 @@ pub struct GeneratorArgs {
     /// The generator wakes at most once per this many µs (0: for every packet and echo).
     #[arg(long, default_value_t = 50)]
     pub gen_tick_us: u64,
-    /// Milliseconds of the host wake probe on the measured CPU before and after the run
-    /// (0: none); see `host_wake_probe`.
+    /// Milliseconds of the host wake probe on the measured CPU before the system under
+    /// test is set up and after it is torn down (0: no host probes); see `probe_host`.
     #[arg(long, default_value_t = 1000)]
     pub host_probe_ms: u64,
 }
@@ -345,21 +345,7 @@ pub fn drive(
 ) -> anyhow::Result<Driven> {
     generator.set_tick(Duration::from_micros(opts.gen_tick_us));
     let generator = &*generator;
-    let probe = || {
-        (opts.host_probe_ms > 0).then(|| {
-            let wake = host_wake_probe(
-                measured_cpu,
-                opts.rt_priority,
-                opts.nice,
-                Duration::from_millis(opts.host_probe_ms),
-                HOST_PROBE_PERIOD,
-            );
-            let send = host_send_probe(measured_cpu, opts.rt_priority, opts.nice, 50);
-            (wake, send)
-        })
-    };
-    let probe_before = probe();
-    let mut driven = std::thread::scope(|scope| -> anyhow::Result<Driven> {
+    std::thread::scope(|scope| -> anyhow::Result<Driven> {
         scope
             .spawn(move || {
                 let load_cpu = opts.load_cpu;
@@ -408,32 +394,62 @@ pub fn drive(
             })
             .join()
             .map_err(|_| anyhow::anyhow!("generator thread panicked"))?
-    })?;
-    let probe_after = probe();
-    driven.measures.host_wake = probe_before.zip(probe_after).map(|(b, a)| (b.0, a.0));
-    driven.measures.host_send_ns = probe_before
-        .and_then(|b| b.1)
-        .zip(probe_after.and_then(|a| a.1));
-    if let Some((before, after)) = driven.measures.host_send_ns {
+    })
+}
+
+/// The host probes of one moment on one CPU.
+#[derive(Debug, Clone, Copy)]
+pub struct HostProbe {
+    /// How late timed sleeps woke ([`host_wake_probe`]).
+    pub wake: WakeProbe,
+    /// What one loopback send cost, ns ([`host_send_probe`]).
+    pub send_ns: Option<u32>,
+}
+
+/// Probes the host on `cpu` with `opts`' scheduling for `opts.host_probe_ms` (None if
+/// 0). A binary calls it before it sets up the system under test and again after it
+/// has torn it down: a media engine with open sessions sends silence, and a probe
+/// beside it would measure the engine's turns instead of the host.
+pub fn probe_host(cpu: usize, opts: &GeneratorArgs) -> Option<HostProbe> {
+    (opts.host_probe_ms > 0).then(|| HostProbe {
+        wake: host_wake_probe(
+            cpu,
+            opts.rt_priority,
+            opts.nice,
+            Duration::from_millis(opts.host_probe_ms),
+            HOST_PROBE_PERIOD,
+        ),
+        send_ns: host_send_probe(cpu, opts.rt_priority, opts.nice, 50),
+    })
+}
+
+impl RunMeasures {
+    /// Records (and prints) the host probes taken before and after the run.
+    pub fn set_host(&mut self, cpu: usize, before: Option<HostProbe>, after: Option<HostProbe>) {
+        let (Some(before), Some(after)) = (before, after) else {
+            return;
+        };
+        self.host_wake = Some((before.wake, after.wake));
+        self.host_send_ns = before.send_ns.zip(after.send_ns);
+        if let Some((b, a)) = self.host_send_ns {
+            eprintln!(
+                "voxgate-load: one loopback send of {SEND_PROBE_BYTES} bytes on CPU {cpu} cost {b} ns before the run, {a} ns after"
+            );
+        }
+        let (b, a) = (before.wake, after.wake);
         eprintln!(
-            "voxgate-load: one loopback send of {SEND_PROBE_BYTES} bytes on CPU {measured_cpu} cost {before} ns before the run, {after} ns after"
-        );
-    }
-    if let Some((before, after)) = &driven.measures.host_wake {
-        eprintln!(
-            "voxgate-load: host wake probe on CPU {measured_cpu} ({} µs sleeps): before p50 {} p99 {} max {} us, {} % over 1 ms; after p50 {} p99 {} max {} us, {} % over 1 ms",
+            "voxgate-load: host wake probe on CPU {cpu} ({} µs sleeps): before p50 {} p99 {} max {} us, {} % over 1 ms; after p50 {} p99 {} max {} us, {} % over 1 ms",
             HOST_PROBE_PERIOD.as_micros(),
-            before.p50_us,
-            before.p99_us,
-            before.max_us,
-            before.over_1ms_pct,
-            after.p50_us,
-            after.p99_us,
-            after.max_us,
-            after.over_1ms_pct
+            b.p50_us,
+            b.p99_us,
+            b.max_us,
+            b.over_1ms_pct,
+            a.p50_us,
+            a.p99_us,
+            a.max_us,
+            a.over_1ms_pct
         );
     }
-    Ok(driven)
 }
 
 /// Prints (stderr) the generator's send lateness and the latency beyond each session's

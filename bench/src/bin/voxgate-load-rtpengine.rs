@@ -51,6 +51,8 @@ fn main() -> anyhow::Result<()> {
     if args.calls % 2 != 0 {
         bail!("--calls counts streams, two per relayed call: give an even number");
     }
+    // The host, before rtpengine has this run's calls.
+    let host_before = voxgate_bench::probe_host(args.relay_cpu, &args.gen);
     let mut generator = LoadGenerator::bind().context("binding the generator socket")?;
     let leg = generator.local_addr()?;
     let mut ng = NgClient::connect(args.ng).context("ng control socket")?;
@@ -133,7 +135,13 @@ fn main() -> anyhow::Result<()> {
         call_ids.len(),
         outcome.srtp_failed
     );
-    let mut report = LoadReport::new("rtpengine", args.calls, outcome, &driven.measures);
+    let mut measures = driven.measures;
+    measures.set_host(
+        args.relay_cpu,
+        host_before,
+        voxgate_bench::probe_host(args.relay_cpu, &args.gen),
+    );
+    let mut report = LoadReport::new("rtpengine", args.calls, outcome, &measures);
     report.srtp = args.srtp;
     println!("{}", serde_json::to_string(&report)?);
     Ok(())

@@ -88,6 +88,8 @@ fn main() -> anyhow::Result<()> {
     let calls = args.calls;
     let run_for = Duration::from_secs_f64(args.seconds) + Duration::from_millis(1500);
     let engine_cpu = args.engine_cpu;
+    // The host, before the runtime and its sessions exist.
+    let host_before = voxgate_bench::probe_host(engine_cpu, &args.gen);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
     let runtime = std::thread::Builder::new()
         .name(THREAD.into())
@@ -160,8 +162,14 @@ fn main() -> anyhow::Result<()> {
         "voxgate-load-tokio-uring: sent {} received {} matched {}",
         outcome.sent, outcome.received, outcome.matched
     );
-    let report = LoadReport::new("tokio-uring", calls, outcome, &driven.measures);
     let _ = runtime.join();
+    let mut measures = driven.measures;
+    measures.set_host(
+        engine_cpu,
+        host_before,
+        voxgate_bench::probe_host(engine_cpu, &args.gen),
+    );
+    let report = LoadReport::new("tokio-uring", calls, outcome, &measures);
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }

@@ -96,6 +96,8 @@ fn main() -> anyhow::Result<()> {
     // Opus encoder complexity of the sessions.
     let complexity = args.opus_complexity.min(10);
     let span = u16::try_from(args.calls * 2 + 64).context("too many calls for one port range")?;
+    // The host, before the engine exists (its open sessions would send silence).
+    let host_before = voxgate_bench::probe_host(args.engine_cpu, &args.gen);
     let engine = Engine::start(EngineConfig {
         cores: vec![args.engine_cpu],
         rtp_port_range: args.port_base..=args.port_base.saturating_add(span),
@@ -177,6 +179,7 @@ fn main() -> anyhow::Result<()> {
     )
     .context("load generator")?;
     let mut outcome = driven.outcome;
+    let mut measures = driven.measures;
     voxgate_bench::print_latency_summary(&mut outcome);
     let health: Vec<_> = engine
         .core_stats()
@@ -252,13 +255,19 @@ fn main() -> anyhow::Result<()> {
             c.core, c.srtp_auth_failed, c.srtp_replayed, c.srtp_protect_failed
         );
     }
-    let mut report = LoadReport::new(backend_name, args.calls, outcome, &driven.measures);
-    report.srtp = args.srtp;
-    report.engine_service_late_p99_us = health
+    let late_p99 = health
         .iter()
         .filter_map(|h| h.service_lateness_quantile_us(0.99))
         .max();
     engine.shutdown();
+    measures.set_host(
+        args.engine_cpu,
+        host_before,
+        voxgate_bench::probe_host(args.engine_cpu, &args.gen),
+    );
+    let mut report = LoadReport::new(backend_name, args.calls, outcome, &measures);
+    report.srtp = args.srtp;
+    report.engine_service_late_p99_us = late_p99;
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }
