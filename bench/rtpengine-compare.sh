@@ -63,13 +63,12 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 groups = {}
 for r in rows:
     groups.setdefault((r["calls"], r["srtp"], r["backend"]), []).append(r)
-print("| streams | SRTP | backend | runs | CPU 0 busy | process/thread CPU | per pair, in loopback sends | loss | p99 excess | CPU 0 steal |")
-print("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+print("| streams | SRTP | backend | runs | CPU 0 busy | process/thread CPU | loss | p99 excess | CPU 0 steal |")
+print("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
 for (calls, srtp, backend), rs in sorted(groups.items()):
     def med(k):
         v = [r[k] for r in rs if r.get(k) is not None]
         return statistics.median(v) if v else float("nan")
     print(f"| {calls} | {'yes' if srtp else 'no'} | {backend} | {len(rs)} | {med('engine_cpu_pct'):.1f} % "
-          f"| {med('engine_thread_cpu_pct'):.1f} % | {med('engine_pair_cost_in_sends'):.2f} "
-          f"| {med('loss_pct'):.2f} % | {med('p99_excess_us')/1000:.1f} ms | {med('engine_cpu_steal_pct'):.1f} % |")
+          f"| {med('engine_thread_cpu_pct'):.1f} % | {med('loss_pct'):.2f} % | {med('p99_excess_us')/1000:.1f} ms | {med('engine_cpu_steal_pct'):.1f} % |")
 PY

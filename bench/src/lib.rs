@@ -324,8 +324,6 @@ pub struct RunMeasures {
     pub steal_pct: f64,
     /// The host wake probe on the measured CPU just before and just after the run.
     pub host_wake: Option<(WakeProbe, WakeProbe)>,
-    /// The send probe on the measured CPU just before and just after the run, ns.
-    pub host_send_ns: Option<(u32, u32)>,
 }
 
 /// The wake probe's period: the media core's timer granularity.
@@ -388,7 +386,6 @@ pub fn drive(
                         loadavg,
                         steal_pct,
                         host_wake: None,
-                        host_send_ns: None,
                     },
                 })
             })
@@ -397,46 +394,29 @@ pub fn drive(
     })
 }
 
-/// The host probes of one moment on one CPU.
-#[derive(Debug, Clone, Copy)]
-pub struct HostProbe {
-    /// How late timed sleeps woke ([`host_wake_probe`]).
-    pub wake: WakeProbe,
-    /// What one loopback send cost, ns ([`host_send_probe`]).
-    pub send_ns: Option<u32>,
-}
-
 /// Probes the host on `cpu` with `opts`' scheduling for `opts.host_probe_ms` (None if
 /// 0). A binary calls it before it sets up the system under test and again after it
 /// has torn it down: a media engine with open sessions sends silence, and a probe
 /// beside it would measure the engine's turns instead of the host.
-pub fn probe_host(cpu: usize, opts: &GeneratorArgs) -> Option<HostProbe> {
-    (opts.host_probe_ms > 0).then(|| HostProbe {
-        wake: host_wake_probe(
+pub fn probe_host(cpu: usize, opts: &GeneratorArgs) -> Option<WakeProbe> {
+    (opts.host_probe_ms > 0).then(|| {
+        host_wake_probe(
             cpu,
             opts.rt_priority,
             opts.nice,
             Duration::from_millis(opts.host_probe_ms),
             HOST_PROBE_PERIOD,
-        ),
-        send_ns: host_send_probe(cpu, opts.rt_priority, opts.nice, 50),
+        )
     })
 }
 
 impl RunMeasures {
     /// Records (and prints) the host probes taken before and after the run.
-    pub fn set_host(&mut self, cpu: usize, before: Option<HostProbe>, after: Option<HostProbe>) {
-        let (Some(before), Some(after)) = (before, after) else {
+    pub fn set_host(&mut self, cpu: usize, before: Option<WakeProbe>, after: Option<WakeProbe>) {
+        let (Some(b), Some(a)) = (before, after) else {
             return;
         };
-        self.host_wake = Some((before.wake, after.wake));
-        self.host_send_ns = before.send_ns.zip(after.send_ns);
-        if let Some((b, a)) = self.host_send_ns {
-            eprintln!(
-                "voxgate-load: one loopback send of {SEND_PROBE_BYTES} bytes on CPU {cpu} cost {b} ns before the run, {a} ns after"
-            );
-        }
-        let (b, a) = (before.wake, after.wake);
+        self.host_wake = Some((b, a));
         eprintln!(
             "voxgate-load: host wake probe on CPU {cpu} ({} µs sleeps): before p50 {} p99 {} max {} us, {} % over 1 ms; after p50 {} p99 {} max {} us, {} % over 1 ms",
             HOST_PROBE_PERIOD.as_micros(),
@@ -561,51 +541,6 @@ pub fn host_wake_probe(
             })
             .join()
             .unwrap_or_default()
-    })
-}
-
-/// Datagram size of the send probe: one G.711 20 ms RTP packet.
-const SEND_PROBE_BYTES: usize = 172;
-/// Sends per timed block of the send probe (then the receiver is drained, untimed).
-const SEND_PROBE_BLOCK: usize = 100;
-
-/// What one loopback UDP send of a 172-byte datagram costs on `cpu` now, in ns: the
-/// median over `blocks` blocks of 100 `send_to`s from one socket to another on
-/// 127.0.0.1 (the receiver drained between blocks, untimed), on a thread pinned to
-/// `cpu` with the measured threads' scheduling. A loopback send includes the receive
-/// side's kernel work on the same CPU, as the engine's sends in this benchmark do; the
-/// issue's calibration of this VM was "about 5 µs". Dividing the engine's CPU time per
-/// packet by it gives a cost per packet in units of the host's own speed, which changes
-/// by a third within an hour here. None if the sockets could not be made.
-pub fn host_send_probe(cpu: usize, rt_priority: i32, nice: i32, blocks: usize) -> Option<u32> {
-    std::thread::scope(|scope| {
-        scope
-            .spawn(move || {
-                if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
-                    eprintln!("voxgate-load: could not pin the send probe to CPU {cpu}");
-                }
-                set_thread_priority(None, rt_priority, nice);
-                let rx = UdpSocket::bind("127.0.0.1:0").ok()?;
-                rx.set_nonblocking(true).ok()?;
-                let to = rx.local_addr().ok()?;
-                let tx = UdpSocket::bind("127.0.0.1:0").ok()?;
-                let pkt = [0x80u8; SEND_PROBE_BYTES];
-                let mut sink = [0u8; 2048];
-                let mut per_send = Vec::with_capacity(blocks);
-                for _ in 0..blocks {
-                    let start = Instant::now();
-                    for _ in 0..SEND_PROBE_BLOCK {
-                        tx.send_to(&pkt, to).ok()?;
-                    }
-                    let ns = start.elapsed().as_nanos() / SEND_PROBE_BLOCK as u128;
-                    per_send.push(u32::try_from(ns).unwrap_or(u32::MAX));
-                    while rx.recv(&mut sink).is_ok() {}
-                }
-                Some(percentile(&mut per_send, 50.0))
-            })
-            .join()
-            .ok()
-            .flatten()
     })
 }
 
@@ -1209,16 +1144,6 @@ pub struct LoadReport {
     /// See `host_wake_p99_us_before`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host_wake_p99_us_after: Option<u32>,
-    /// What one loopback send cost on the engine's CPU (`host_send_probe`), the mean of
-    /// the probes just before and just after the run, ns: the host's speed this run.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub host_send_ns: Option<u32>,
-    /// The engine thread's CPU time per echoed packet (one in, one out) divided by
-    /// `host_send_ns`: the engine's cost in units of the host's own speed, comparable
-    /// across hours. The targets at its 5 µs per send: 45 % of a core at 50,000
-    /// packets/s each way is 9 µs per packet pair, 1.8 sends.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub engine_pair_cost_in_sends: Option<f64>,
 }
 
 impl LoadReport {
@@ -1236,9 +1161,6 @@ impl LoadReport {
             .filter(|&&l| u64::from(l) > late_limit)
             .count();
         let secs = out.seconds.max(1e-9);
-        let host_send_ns = m
-            .host_send_ns
-            .map(|(b, a)| ((u64::from(b) + u64::from(a)) / 2) as u32);
         LoadReport {
             backend: backend.to_string(),
             calls,
@@ -1261,25 +1183,8 @@ impl LoadReport {
             engine_cpu_steal_pct: round3(m.steal_pct),
             host_wake_p99_us_before: m.host_wake.map(|(b, _)| b.p99_us),
             host_wake_p99_us_after: m.host_wake.map(|(_, a)| a.p99_us),
-            host_send_ns,
-            engine_pair_cost_in_sends: pair_cost_in_sends(
-                m.thread_pct,
-                out.sent as f64 / secs,
-                host_send_ns,
-            ),
         }
     }
-}
-
-/// CPU time per echoed packet pair (`thread_pct` % of a core at `pps` packets/s each
-/// way) in units of one loopback send of `send_ns`; None without the figures.
-pub fn pair_cost_in_sends(thread_pct: f64, pps: f64, send_ns: Option<u32>) -> Option<f64> {
-    let send_ns = f64::from(send_ns?);
-    if thread_pct < 0.0 || pps <= 0.0 || send_ns <= 0.0 {
-        return None;
-    }
-    let pair_ns = thread_pct / 100.0 * 1e9 / pps;
-    Some(round3(pair_ns / send_ns))
 }
 
 /// The 1-minute load average from /proc/loadavg (0 if unreadable).
@@ -1403,21 +1308,6 @@ mod tests {
         assert_eq!((s.wakes, s.p50_us, s.max_us), (5, 30, 2000));
         assert_eq!(s.over_1ms_pct, 20.0);
         assert_eq!(WakeProbe::from_samples(&mut []).wakes, 0);
-    }
-
-    #[test]
-    fn the_cost_per_packet_pair_is_in_units_of_the_hosts_send() {
-        // The target: 45 % of a core at 50,000 packets/s each way, 5 µs a send.
-        assert_eq!(pair_cost_in_sends(45.0, 50_000.0, Some(5_000)), Some(1.8));
-        // The same CPU on a host whose sends cost 6.5 µs is 1.385 sends.
-        assert_eq!(pair_cost_in_sends(45.0, 50_000.0, Some(6_500)), Some(1.385));
-        assert_eq!(pair_cost_in_sends(45.0, 50_000.0, None), None);
-        assert_eq!(pair_cost_in_sends(-1.0, 50_000.0, Some(5_000)), None);
-        assert_eq!(pair_cost_in_sends(45.0, 0.0, Some(5_000)), None);
-        // The probe itself measures a send on this machine (a loopback send is
-        // microseconds, never nothing and never seconds).
-        let ns = host_send_probe(0, 0, 0, 3).expect("loopback sockets");
-        assert!((100..1_000_000).contains(&ns), "{ns} ns per send");
     }
 
     #[test]
