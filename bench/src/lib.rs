@@ -518,7 +518,12 @@ pub fn host_wake_probe(
                 if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
                     eprintln!("voxgate-load: could not pin the wake probe to CPU {cpu}");
                 }
-                set_thread_priority(None, rt_priority, nice);
+                if !set_thread_priority(None, rt_priority, nice) {
+                    // Then it measures the other tasks on that CPU too, not the host.
+                    eprintln!(
+                        "voxgate-load: the wake probe did not get its priority: it measures CPU {cpu}'s other tasks too"
+                    );
+                }
                 // SAFETY: PR_SET_TIMERSLACK takes a number, no pointer.
                 unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
                 let mut late_us = Vec::with_capacity(count);

@@ -366,3 +366,24 @@ fn reset_forgets_the_stream_but_keeps_its_storage_and_counters() {
         other => panic!("expected the new stream's first packet, got {other:?}"),
     }
 }
+
+#[test]
+fn prefetching_an_insert_reads_only_this_buffers_own_storage() {
+    // Any sequence number, any capacity (rounded to a power of two, possibly past the
+    // 16-bit sequence space), any payload size: a hint, never an out-of-bounds slice.
+    for (capacity, max_payload) in [(4, 0), (32, 160), (32, 1275), (1 << 17, 1)] {
+        let cfg = JitterConfig {
+            capacity,
+            max_payload,
+            ..JitterConfig::new(8000, 20)
+        };
+        let mut jb = JitterBuffer::new(cfg);
+        for seq in [0u16, 1, 31, 32, 65535] {
+            jb.prefetch_insert(seq);
+        }
+        // The insert the hint was for, as usual.
+        let payload = vec![0x55; max_payload];
+        let out = jb.insert(Instant::now(), 65535, 0, false, &payload);
+        assert_eq!(out, InsertOutcome::Stored, "capacity {capacity}");
+    }
+}

@@ -839,9 +839,10 @@ impl MediaSession {
         if let Some(srtp) = &self.srtp {
             srtp.inbound.prefetch_unprotect_rtp();
         }
-        // RTP (version 2) with the sequence number in the clear (SRTP leaves it so).
+        // RTP (version 2) with the sequence number in the clear (SRTP leaves it so); a
+        // multiplexed RTCP packet has its length there, and goes nowhere near the buffer.
         if let [first, _, hi, lo, ..] = *head {
-            if first >> 6 == 2 {
+            if first >> 6 == 2 && !(self.cfg.rtcp_mux && is_rtcp(head)) {
                 self.jitter.prefetch_insert(u16::from_be_bytes([hi, lo]));
             }
         }

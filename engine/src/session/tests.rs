@@ -928,24 +928,46 @@ fn streamed_audio_is_not_split_by_the_send_clock_alignment() {
 }
 
 #[test]
-fn a_receive_prefetch_of_any_bytes_changes_nothing() {
+fn a_receive_prefetch_takes_any_bytes_with_or_without_srtp() {
+    use crate::srtp::sdes::CryptoAttribute;
+    use crate::srtp::SrtpSuite;
     let t0 = Instant::now();
-    let mut c = SessionConfig::new(7, CodecKind::Pcmu, 0);
-    c.remote_rtp = Some(addr(4000));
-    let mut s = MediaSession::new(c.clone(), t0).unwrap();
-    let heads: [&[u8]; 5] = [
+    let heads: [&[u8]; 6] = [
         &[],
         &[0x80, 0],
         &rtp(65535, 0, 0, &[0xff; 4])[..16],
         &[0xff; 16],
         &[0x80, 0x00, 0x12, 0x34],
+        // An RTCP receiver report, multiplexed: its length where a sequence would be.
+        &[0x81, 201, 0x00, 0x07, 0, 0, 0, 1],
     ];
-    for h in heads {
-        s.prefetch_receive(h);
+    let ours = CryptoAttribute::generate(1, SrtpSuite::AesCm128HmacSha1_80).unwrap();
+    let peers = CryptoAttribute::generate(1, SrtpSuite::AesCm128HmacSha1_80).unwrap();
+    for srtp in [false, true] {
+        let mut c = SessionConfig::new(7, CodecKind::Pcmu, 0);
+        c.remote_rtp = Some(addr(4000));
+        c.rtcp_mux = true;
+        if srtp {
+            c.srtp = Some(SrtpKeys {
+                local: ours.to_sdp_value(),
+                remote: peers.to_sdp_value(),
+            });
+        }
+        let mut s = MediaSession::new(c, t0).unwrap();
+        for h in heads {
+            s.prefetch_receive(h);
+        }
+        // And the packet the last hint was for is then received as usual.
+        let mut p = rtp(65535, 0, 0, &[0xff; 160]);
+        p.resize(p.len() + 16, 0);
+        let len = if srtp {
+            let n = p.len() - 16;
+            peers.context().unwrap().protect_rtp(&mut p, n).unwrap()
+        } else {
+            p.len() - 16
+        };
+        s.prefetch_receive(&p[..16]);
+        s.handle_rtp(t0, addr(4000), &mut p[..len]);
+        assert_eq!(s.stats().packets_in, 1, "srtp {srtp}");
     }
-    assert_eq!(s.stats(), MediaSession::new(c, t0).unwrap().stats());
-    let mut p = rtp(65535, 0, 0, &[0xff; 160]);
-    s.prefetch_receive(&p[..16]);
-    s.handle_rtp(t0, addr(4000), &mut p);
-    assert_eq!(s.stats().packets_in, 1);
 }

@@ -310,7 +310,9 @@ impl<I: PacketIo> MediaCore<I> {
             IoEvent::Arriving { key, head } => {
                 if key & 1 == 0 {
                     if let Some(Some(s)) = slots.get((key >> 1) as usize) {
-                        s.session.prefetch_receive(head);
+                        if !s.closing {
+                            s.session.prefetch_receive(head);
+                        }
                     }
                 }
             }

@@ -31,10 +31,11 @@ pub(crate) const ARRIVING_HEAD: usize = 16;
 /// What [`PacketIo::drain`] reports.
 pub(crate) enum IoEvent<'a> {
     /// A hint: a datagram for `key` beginning with `head` (at most [`ARRIVING_HEAD`]
-    /// bytes) is delivered later in this drain, as an [`IoEvent::Datagram`]. A backend
-    /// that reaps datagrams in batches reports the whole batch so before delivering any,
-    /// so that the core can start fetching what they will touch; nothing may depend on
-    /// seeing it.
+    /// bytes) is normally delivered later in this drain, as an [`IoEvent::Datagram`]
+    /// (not if it turns out truncated or its source unreadable). A backend that reaps
+    /// datagrams in batches reports the whole batch so before delivering any, so that
+    /// the core can start fetching what they will touch; nothing may depend on seeing
+    /// it, and every delivery of such a backend has had one.
     Arriving { key: u32, head: &'a [u8] },
     /// A datagram arrived on the socket registered as `key`.
     Datagram {

@@ -245,11 +245,9 @@ fn uring_rearms_after_running_out_of_buffers() {
     assert!(c.rearms >= 1, "expected an ENOBUFS re-arm, counters {c:?}");
 }
 
-/// After a stall, datagrams for hundreds of sessions wait in the kernel (io_uring:
-/// as deferred receives, of which the kernel runs only a chunk per enter). One wait and
-/// one drain must hand over every one, before the core plays its due frames.
-fn backlog_of_many_sockets_in_one_drain<I: PacketIo>(io: &mut I) {
-    let sockets: Vec<UdpSocket> = (0..400)
+/// `count` non-blocking loopback sockets, registered as keys 0.. in order.
+fn registered_sockets<I: PacketIo>(io: &mut I, count: usize) -> Vec<UdpSocket> {
+    let sockets: Vec<UdpSocket> = (0..count)
         .map(|_| {
             let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
             s.set_nonblocking(true).expect("nonblocking");
@@ -259,6 +257,14 @@ fn backlog_of_many_sockets_in_one_drain<I: PacketIo>(io: &mut I) {
     for (key, s) in sockets.iter().enumerate() {
         io.register(key as u32, s.as_raw_fd()).expect("register");
     }
+    sockets
+}
+
+/// After a stall, datagrams for hundreds of sessions wait in the kernel (io_uring:
+/// as deferred receives, of which the kernel runs only a chunk per enter). One wait and
+/// one drain must hand over every one, before the core plays its due frames.
+fn backlog_of_many_sockets_in_one_drain<I: PacketIo>(io: &mut I) {
+    let sockets = registered_sockets(io, 400);
     io.wait(Some(Instant::now())).expect("submit");
     let client = UdpSocket::bind("127.0.0.1:0").expect("client");
     for s in &sockets {
@@ -298,16 +304,7 @@ fn both_backends_hand_over_a_backlog_of_many_sockets_in_one_drain() {
 fn uring_announces_a_batch_of_datagrams_before_delivering_it() {
     let wake = Wakeup::new().expect("eventfd");
     let mut io = UringIo::new(wake.raw()).expect("io_uring");
-    let sockets: Vec<UdpSocket> = (0..100)
-        .map(|_| {
-            let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
-            s.set_nonblocking(true).expect("nonblocking");
-            s
-        })
-        .collect();
-    for (key, s) in sockets.iter().enumerate() {
-        io.register(key as u32, s.as_raw_fd()).expect("register");
-    }
+    let sockets = registered_sockets(&mut io, 100);
     io.wait(Some(Instant::now())).expect("submit");
     let client = UdpSocket::bind("127.0.0.1:0").expect("client");
     for (key, s) in sockets.iter().enumerate() {
