@@ -130,12 +130,21 @@ impl CpuSample {
     /// Busy percentage between `self` (earlier) and `later`, with `ticks_per_second`
     /// clock ticks (USER_HZ) per second; 0–100.
     pub fn busy_pct_at(&self, later: &CpuSample, ticks_per_second: f64) -> f64 {
-        let wall = later.at.saturating_duration_since(self.at).as_secs_f64() * ticks_per_second;
-        if wall <= 0.0 {
-            return 0.0;
+        match self.wall_share_pct(
+            later,
+            later.idle.saturating_sub(self.idle),
+            ticks_per_second,
+        ) {
+            Some(idle) => (100.0 - idle).clamp(0.0, 100.0),
+            None => 0.0,
         }
-        let idle = later.idle.saturating_sub(self.idle) as f64;
-        (100.0 * (1.0 - idle / wall)).clamp(0.0, 100.0)
+    }
+
+    /// `ticks` as a percentage of the wall time from `self` to `later` (None if none
+    /// passed); 0–100.
+    fn wall_share_pct(&self, later: &CpuSample, ticks: u64, ticks_per_second: f64) -> Option<f64> {
+        let wall = later.at.saturating_duration_since(self.at).as_secs_f64() * ticks_per_second;
+        (wall > 0.0).then(|| (100.0 * ticks as f64 / wall).clamp(0.0, 100.0))
     }
 
     /// [`CpuSample::busy_pct_at`] with this machine's clock ticks per second.
@@ -148,12 +157,12 @@ impl CpuSample {
     /// the time the host kept the CPU from running although it had work: part of what
     /// [`CpuSample::busy_pct_at`] counts as busy, and a stall for every session due then.
     pub fn steal_pct_at(&self, later: &CpuSample, ticks_per_second: f64) -> f64 {
-        let wall = later.at.saturating_duration_since(self.at).as_secs_f64() * ticks_per_second;
-        if wall <= 0.0 {
-            return 0.0;
-        }
-        let steal = later.steal.saturating_sub(self.steal) as f64;
-        (100.0 * steal / wall).clamp(0.0, 100.0)
+        self.wall_share_pct(
+            later,
+            later.steal.saturating_sub(self.steal),
+            ticks_per_second,
+        )
+        .unwrap_or(0.0)
     }
 
     /// [`CpuSample::steal_pct_at`] with this machine's clock ticks per second.
@@ -343,16 +352,10 @@ pub fn drive(
 ) -> anyhow::Result<Driven> {
     generator.set_tick(Duration::from_micros(opts.gen_tick_us));
     let generator = &*generator;
-    std::thread::scope(|scope| -> anyhow::Result<Driven> {
+    std::thread::scope(|scope| {
         scope
             .spawn(move || {
-                let load_cpu = opts.load_cpu;
-                if !core_affinity::set_for_current(core_affinity::CoreId { id: load_cpu }) {
-                    eprintln!("voxgate-load: could not pin the generator to CPU {load_cpu}");
-                }
-                if !set_thread_priority(None, opts.rt_priority, opts.nice) {
-                    eprintln!("could not raise the priority of the generator");
-                }
+                pin_and_raise("the generator", opts.load_cpu, opts.rt_priority, opts.nice);
                 let loadavg = loadavg();
                 let ticks_before = cpu_ticks();
                 let mut ticks_after = None;
@@ -515,15 +518,8 @@ pub fn host_wake_probe(
     std::thread::scope(|scope| {
         scope
             .spawn(move || {
-                if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
-                    eprintln!("voxgate-load: could not pin the wake probe to CPU {cpu}");
-                }
-                if !set_thread_priority(None, rt_priority, nice) {
-                    // Then it measures the other tasks on that CPU too, not the host.
-                    eprintln!(
-                        "voxgate-load: the wake probe did not get its priority: it measures CPU {cpu}'s other tasks too"
-                    );
-                }
+                // Without its priority it measures the other tasks on that CPU too.
+                pin_and_raise("the wake probe", cpu, rt_priority, nice);
                 // SAFETY: PR_SET_TIMERSLACK takes a number, no pointer.
                 unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
                 let mut late_us = Vec::with_capacity(count);
@@ -547,6 +543,17 @@ pub fn host_wake_probe(
             .join()
             .unwrap_or_default()
     })
+}
+
+/// Pins the calling thread (`who`, for the messages) to `cpu` and gives it the measured
+/// threads' scheduling ([`set_thread_priority`]), saying on stderr what it could not do.
+fn pin_and_raise(who: &str, cpu: usize, rt_priority: i32, nice: i32) {
+    if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+        eprintln!("voxgate-load: could not pin {who} to CPU {cpu}");
+    }
+    if !set_thread_priority(None, rt_priority, nice) {
+        eprintln!("voxgate-load: could not raise the priority of {who} on CPU {cpu}");
+    }
 }
 
 /// Gives this process's thread named `name` (None: the calling thread) a real-time
