@@ -50,6 +50,7 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, Socket, Type};
 
 mod core;
+pub mod floor;
 mod io;
 mod ports;
 mod timers;

@@ -1,0 +1,107 @@
+//! `voxgate-load-floor`: the `voxgate-load` workload against the media core's I/O floor
+//! (`voxgate_engine::worker::floor::echo_floor`): one socket per session on a pinned
+//! thread, each datagram echoed back at once through the core's own backend, with no
+//! session behind it. The same generator and the same report as `voxgate-load`, so the
+//! two in one run split a packet pair's cost into the floor any socket-per-session
+//! design pays on this host and what voxgate's sessions add. Last output line: JSON.
+
+use std::net::UdpSocket;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use voxgate_bench::{GeneratorArgs, LoadGenerator, LoadReport};
+use voxgate_engine::worker::floor::echo_floor;
+use voxgate_engine::worker::Backend;
+
+/// Name of the thread whose CPU time is reported.
+const THREAD: &str = "vg-floor";
+
+#[derive(Parser, Debug)]
+#[command(about = "The voxgate-load workload against the media core's I/O floor (last line: JSON)")]
+struct Args {
+    /// Concurrent echo sockets (sessions).
+    #[arg(long, default_value_t = 1000)]
+    calls: usize,
+    /// Seconds of sending.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// The media core's backend: uring or mmsg.
+    #[arg(long, default_value = "uring")]
+    backend: String,
+    /// CPU of the echo thread.
+    #[arg(long, default_value_t = 0)]
+    engine_cpu: usize,
+    /// The generator.
+    #[command(flatten)]
+    gen: GeneratorArgs,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let backend = match args.backend.as_str() {
+        "uring" => Backend::Uring,
+        "mmsg" => Backend::Mmsg,
+        other => bail!("--backend: expected uring or mmsg, got {other:?}"),
+    };
+    let mut generator = LoadGenerator::bind().context("binding the generator socket")?;
+    let mut sockets = Vec::with_capacity(args.calls);
+    for _ in 0..args.calls {
+        let s = UdpSocket::bind("127.0.0.1:0").context("binding a session socket")?;
+        generator.add_target(s.local_addr()?);
+        sockets.push(s);
+    }
+    let engine_cpu = args.engine_cpu;
+    // The host, before the echo thread and its sockets are in use.
+    let host_before = voxgate_bench::probe_host(engine_cpu, &args.gen);
+    let stop = Arc::new(AtomicBool::new(false));
+    let echo = {
+        let stop = Arc::clone(&stop);
+        std::thread::Builder::new()
+            .name(THREAD.into())
+            .spawn(move || {
+                if !core_affinity::set_for_current(core_affinity::CoreId { id: engine_cpu }) {
+                    eprintln!("could not pin the floor thread to CPU {engine_cpu}");
+                }
+                echo_floor(&sockets, backend, &stop)
+            })?
+    };
+    if !voxgate_bench::set_thread_priority(Some(THREAD), args.gen.rt_priority, args.gen.nice) {
+        eprintln!("could not raise the priority of {THREAD}");
+    }
+    let driven = voxgate_bench::drive(
+        &mut generator,
+        &args.gen,
+        engine_cpu,
+        args.seconds,
+        &|| voxgate_bench::thread_cpu_ticks(THREAD),
+        &mut || {},
+    );
+    stop.store(true, Ordering::Release);
+    let counters = match echo.join() {
+        Ok(r) => r.context("the floor's echo thread")?,
+        Err(_) => bail!("the floor's echo thread panicked"),
+    };
+    let driven = driven.context("load generator")?;
+    let outcome = driven.outcome;
+    eprintln!(
+        "voxgate-load-floor: sent {} received {} matched {}; floor received {} echoed {} send errors {}",
+        outcome.sent,
+        outcome.received,
+        outcome.matched,
+        counters.received,
+        counters.echoed,
+        counters.send_errors
+    );
+    let mut measures = driven.measures;
+    measures.set_host(
+        engine_cpu,
+        host_before,
+        voxgate_bench::probe_host(engine_cpu, &args.gen),
+    );
+    let name = format!("floor-{}", args.backend);
+    let report = LoadReport::new(&name, args.calls, outcome, &measures);
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
