@@ -141,6 +141,8 @@ pub struct CoreMetrics {
     packets_in: Counter,
     packets_out: Counter,
     srtp_auth_failures: Counter,
+    srtp_replayed: Counter,
+    srtp_protect_failures: Counter,
     jb_lost: Counter,
     jb_late: Counter,
     jb_concealed: Counter,
@@ -164,6 +166,16 @@ impl CoreMetrics {
     #[inline]
     pub fn srtp_auth_failures(&self) -> &Counter {
         &self.srtp_auth_failures
+    }
+    /// SRTP/SRTCP packets dropped as replays (duplicate or older than the window).
+    #[inline]
+    pub fn srtp_replayed(&self) -> &Counter {
+        &self.srtp_replayed
+    }
+    /// Outgoing packets that could not be protected (master key lifetime reached).
+    #[inline]
+    pub fn srtp_protect_failures(&self) -> &Counter {
+        &self.srtp_protect_failures
     }
     /// Jitter-buffer events.
     #[inline]
@@ -391,6 +403,32 @@ impl Metrics {
                 o,
                 "voxgate_srtp_auth_failures_total{{core=\"{i}\"}} {}",
                 c.srtp_auth_failures.get()
+            );
+        }
+        header(
+            &mut o,
+            "voxgate_srtp_replayed_total",
+            "counter",
+            "SRTP/SRTCP packets dropped as replays (duplicate or outside the window) per media core.",
+        );
+        for (i, c) in self.cores[..cores].iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "voxgate_srtp_replayed_total{{core=\"{i}\"}} {}",
+                c.srtp_replayed.get()
+            );
+        }
+        header(
+            &mut o,
+            "voxgate_srtp_protect_failures_total",
+            "counter",
+            "Outgoing SRTP/SRTCP packets not sent because they could not be protected (master key lifetime) per media core.",
+        );
+        for (i, c) in self.cores[..cores].iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "voxgate_srtp_protect_failures_total{{core=\"{i}\"}} {}",
+                c.srtp_protect_failures.get()
             );
         }
         header(

@@ -670,6 +670,8 @@ async fn metrics_exposition_parses_and_moves() {
         "voxgate_calls_total",
         "voxgate_rtp_packets_total",
         "voxgate_srtp_auth_failures_total",
+        "voxgate_srtp_replayed_total",
+        "voxgate_srtp_protect_failures_total",
         "voxgate_jitter_buffer_events_total",
         "voxgate_queue_full_total",
         "voxgate_provider_latency_seconds_count",
@@ -680,6 +682,8 @@ async fn metrics_exposition_parses_and_moves() {
     use voxgate::metrics::{Direction, JitterEvent, Provider, Queue};
     m.core(1).packets(Direction::In).add(5);
     m.core(1).srtp_auth_failures().inc();
+    m.core(1).srtp_replayed().add(2);
+    m.core(1).srtp_protect_failures().inc();
     m.core(0).jitter(JitterEvent::Concealed).add(3);
     m.core(0).queue_full(Queue::Event).inc();
     m.sip_response(488);
@@ -695,6 +699,8 @@ async fn metrics_exposition_parses_and_moves() {
         ) >= 5.0
     );
     assert!(delta("voxgate_srtp_auth_failures_total", &[("core", "1")]) >= 1.0);
+    assert!(delta("voxgate_srtp_replayed_total", &[("core", "1")]) >= 2.0);
+    assert!(delta("voxgate_srtp_protect_failures_total", &[("core", "1")]) >= 1.0);
     assert!(
         delta(
             "voxgate_jitter_buffer_events_total",

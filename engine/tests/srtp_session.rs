@@ -217,3 +217,86 @@ fn retarget_with_a_new_key_rekeys_the_receiver() {
     );
     assert_eq!(gw.stats().srtp_auth_failed, failed_before);
 }
+
+/// SRTCP between two keyed sessions, RTCP on its own port: A's reports reach B (B counts
+/// them as RTCP in, and learns A's sender report), a tampered report is dropped and
+/// counted as an authentication failure, a replayed one as a replay; nothing of either
+/// is taken as RTCP.
+#[test]
+fn srtcp_reports_flow_and_bad_ones_are_dropped_and_counted() {
+    use voxgate_engine::session::PacketKind;
+    for suite in [
+        SrtpSuite::AesCm128HmacSha1_80,
+        SrtpSuite::AesCm128HmacSha1_32,
+        SrtpSuite::AeadAes128Gcm,
+    ] {
+        let ka = CryptoAttribute::generate(1, suite).unwrap().to_sdp_value();
+        let kb = CryptoAttribute::generate(1, suite).unwrap().to_sdp_value();
+        let a_addr: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let a_rtcp: SocketAddr = "127.0.0.1:4001".parse().unwrap();
+        let b_addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let t0 = Instant::now();
+        let keys = |local: &String, remote: &String| SrtpKeys {
+            local: local.clone(),
+            remote: remote.clone(),
+        };
+        let mut a = MediaSession::new(cfg(1, b_addr, Some(keys(&ka, &kb))), t0).unwrap();
+        let mut b = MediaSession::new(cfg(2, a_addr, Some(keys(&kb, &ka))), t0).unwrap();
+        a.play(&tone(8000 * 20));
+        let mut buf = vec![0u8; 1500];
+        let mut reports: Vec<Vec<u8>> = Vec::new();
+        // 16 s of virtual time: RTCP goes out every ~5 s (RFC 3550's minimum interval).
+        for step in 0..800u64 {
+            let now = t0 + Duration::from_millis(20 * step);
+            a.handle_timeout(now);
+            b.handle_timeout(now);
+            while let Some(t) = a.poll_transmit(now, &mut buf) {
+                let mut pkt = buf[..t.len].to_vec();
+                match t.kind {
+                    PacketKind::Rtp => b.handle_rtp(now, a_addr, &mut pkt),
+                    PacketKind::Rtcp => {
+                        assert_eq!(t.dest.port(), b_addr.port() + 1, "{suite:?}");
+                        // Each report reaches b when the next one is made (so the
+                        // last one can be held back).
+                        if let Some(mut prev) = reports.last().cloned() {
+                            b.handle_rtcp(now, a_rtcp, &mut prev);
+                        }
+                        reports.push(pkt);
+                    }
+                }
+            }
+            while b.poll_transmit(now, &mut buf).is_some() {}
+            while b.poll_event().is_some() {}
+        }
+        // The last report is held back from b for the checks below.
+        let held = reports.pop().expect("a report");
+        let s = b.stats();
+        assert!(reports.len() >= 2, "{suite:?}: {} reports", reports.len());
+        assert_eq!(s.rtcp_in, reports.len() as u64, "{suite:?}: {s:?}");
+        assert_eq!((s.srtp_auth_failed, s.srtp_replayed), (0, 0), "{suite:?}");
+        // On the wire a report is SRTCP: longer than its RTCP (index and tag at least)
+        // and with the compound's first sender SSRC readable.
+        assert!(held.len() >= 8 + 20 + 4 + 4, "{suite:?}");
+        assert_eq!(&held[4..8], &1u32.to_be_bytes(), "{suite:?}");
+
+        let now = t0 + Duration::from_secs(17);
+        // The held report with one bit flipped: not authentic, not RTCP.
+        let mut tampered = held.clone();
+        tampered[10] ^= 0x01;
+        b.handle_rtcp(now, a_rtcp, &mut tampered);
+        let after = b.stats();
+        assert_eq!(after.srtp_auth_failed, 1, "{suite:?}: {after:?}");
+        assert_eq!(after.rtcp_in, s.rtcp_in, "{suite:?}: {after:?}");
+        // The report itself still gets in (the forgery did not take its index) ...
+        let mut original = held.clone();
+        b.handle_rtcp(now, a_rtcp, &mut original);
+        assert_eq!(b.stats().rtcp_in, s.rtcp_in + 1, "{suite:?}");
+        // ... once: played again it is a replay.
+        let mut again = held.clone();
+        b.handle_rtcp(now, a_rtcp, &mut again);
+        let last = b.stats();
+        assert_eq!(last.rtcp_in, s.rtcp_in + 1, "{suite:?}: {last:?}");
+        assert_eq!(last.srtp_replayed, 1, "{suite:?}: {last:?}");
+        assert_eq!(last.srtp_auth_failed, 1, "{suite:?}: {last:?}");
+    }
+}

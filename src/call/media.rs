@@ -42,18 +42,21 @@ struct Routes {
 #[derive(Debug, Clone, PartialEq)]
 struct Peer {
     remote_rtp: Option<SocketAddr>,
-    /// `(suite, key||salt)` of the trunk's `a=crypto`.
-    key: Option<(String, String)>,
+    /// The trunk's accepted `a=crypto` value without its tag (a re-offer may renumber
+    /// the same keying; only a change of suite, key or parameters re-keys).
+    key: Option<String>,
 }
 
 impl Peer {
     fn of(media: &NegotiatedMedia) -> Peer {
         Peer {
             remote_rtp: media.remote_rtp,
-            key: media
-                .srtp
-                .as_ref()
-                .map(|k| (k.suite.clone(), k.remote_key.clone())),
+            key: media.srtp.as_ref().map(|k| {
+                let line = k.remote.trim();
+                line.split_once(char::is_whitespace)
+                    .map_or(line, |(_tag, rest)| rest.trim_start())
+                    .to_owned()
+            }),
         }
     }
 }
@@ -72,11 +75,9 @@ fn retarget(id: SessionId, old: &Peer, new: &Peer) -> Result<Option<Command>, Me
         return Ok(None);
     };
     let inbound = match rekeyed {
-        Some((suite, key)) => {
-            let attr = voxgate_engine::srtp::sdes::CryptoAttribute::parse(&format!(
-                "1 {suite} inline:{key}"
-            ))
-            .map_err(|e| MediaError::Engine(format!("the trunk's new crypto: {e}")))?;
+        Some(keying) => {
+            let attr = voxgate_engine::srtp::sdes::CryptoAttribute::parse(&format!("1 {keying}"))
+                .map_err(|e| MediaError::Engine(format!("the trunk's new crypto: {e}")))?;
             let ctx = attr
                 .context()
                 .map_err(|e| MediaError::Engine(format!("the trunk's new crypto: {e}")))?;
@@ -219,8 +220,8 @@ pub fn session_config(
         .srtp
         .as_ref()
         .map(|k| voxgate_engine::session::SrtpKeys {
-            local: format!("1 {} inline:{}", k.suite, k.local_key),
-            remote: format!("1 {} inline:{}", k.suite, k.remote_key),
+            local: k.local.clone(),
+            remote: k.remote.clone(),
         });
     Ok(cfg)
 }
@@ -346,7 +347,7 @@ mod tests {
     fn peer(addr: Option<&str>, key: Option<&str>) -> Peer {
         Peer {
             remote_rtp: addr.map(|a| a.parse().unwrap()),
-            key: key.map(|k| ("AES_CM_128_HMAC_SHA1_80".to_owned(), k.to_owned())),
+            key: key.map(|k| format!("AES_CM_128_HMAC_SHA1_80 inline:{k}")),
         }
     }
 
@@ -373,6 +374,32 @@ mod tests {
             Some(Command::Retarget { remote_rtp, inbound: Some(_), .. })
                 if remote_rtp == "192.0.2.1:4000".parse().unwrap()
         ));
+        // The same keying renumbered by a re-offer is not a new key (a new context
+        // would restart the rollover counter and the replay window).
+        let mut renumbered = NegotiatedMedia {
+            remote_rtp: Some("192.0.2.1:4000".parse().unwrap()),
+            payload_type: 0,
+            codec: "PCMU".into(),
+            clock_rate: 8000,
+            telephone_event: None,
+            ptime_ms: 20,
+            direction: crate::sip::dialog::Direction::SendRecv,
+            rtcp_mux: false,
+            srtp: Some(crate::sip::ua::media::SrtpKeys {
+                suite: "AES_CM_128_HMAC_SHA1_80".into(),
+                local: String::new(),
+                remote: format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key}"),
+            }),
+            opus: None,
+        };
+        let first = Peer::of(&renumbered);
+        assert_eq!(first, a);
+        if let Some(k) = renumbered.srtp.as_mut() {
+            k.remote = format!("7  AES_CM_128_HMAC_SHA1_80 inline:{key}");
+        }
+        assert!(retarget(id, &first, &Peer::of(&renumbered))
+            .unwrap()
+            .is_none());
         // A key that is not one is an error, not a panic.
         assert!(retarget(id, &a, &peer(Some("192.0.2.1:4000"), Some("!!"))).is_err());
     }

@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use voxgate_engine::worker::media::{CodecKind, SessionConfig};
 use voxgate_engine::worker::{Command, Engine, Event, SessionId};
 
 use super::media::{MediaError, MediaPort, Prompt};
@@ -122,35 +121,12 @@ impl Drop for EngineMedia {
 
 impl MediaPort for EngineMedia {
     fn open(&mut self, call: CallRef, media: &NegotiatedMedia) -> Result<SocketAddr, MediaError> {
-        if media.srtp.is_some() {
-            // Answering RTP/SAVP and then sending plain RTP would be wrong on the wire:
-            // refuse until the engine runs SRTP sessions.
-            return Err(MediaError::Engine(
-                "SRTP sessions are not available in the media engine yet".into(),
-            ));
-        }
-        let codec = if media.codec.eq_ignore_ascii_case("PCMA") {
-            CodecKind::Pcma
-        } else if media.codec.eq_ignore_ascii_case("PCMU") {
-            CodecKind::Pcmu
-        } else if media.codec.eq_ignore_ascii_case("opus") {
-            CodecKind::Opus
-        } else {
-            return Err(MediaError::Engine(format!(
-                "codec {} not run by the engine yet",
-                media.codec
-            )));
-        };
-        let mut cfg = SessionConfig::new(rand::random(), codec, media.payload_type);
-        cfg.telephone_event_pt = media.telephone_event;
-        cfg.ptime_ms = u16::try_from(media.ptime_ms).unwrap_or(20);
-        cfg.remote_rtp = media.remote_rtp;
-        cfg.rtcp_mux = media.rtcp_mux;
-        if let Some(f) = media.opus {
-            cfg.opus.inband_fec = f.use_inband_fec;
-            cfg.opus.dtx = f.use_dtx;
-            cfg.opus.bitrate = f.max_average_bitrate;
-        }
+        // The same mapping as the call layer's media hub: codec, payload types,
+        // rtcp-mux, Opus parameters and SDES keys.
+        let cfg = crate::call::media::session_config(
+            media,
+            voxgate_engine::codec::opus::DEFAULT_COMPLEXITY,
+        )?;
         let handle = self
             .engine
             .open_session(cfg)

@@ -26,21 +26,34 @@ pub struct NegotiatedMedia {
     pub direction: Direction,
     /// RTCP multiplexed on the RTP port.
     pub rtcp_mux: bool,
-    /// SDES keying: (crypto suite, our key base64, the trunk's key base64).
+    /// SDES keying: the suite and both `a=crypto` values.
     pub srtp: Option<SrtpKeys>,
     /// The trunk's Opus fmtp parameters, when Opus was agreed.
     pub opus: Option<crate::sip::sdp::OpusFmtp>,
 }
 
-/// SDES (RFC 4568) keys for one call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// SDES (RFC 4568) keying of one call: the two `a=crypto` values as agreed.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SrtpKeys {
-    /// Crypto suite, e.g. `AES_CM_128_HMAC_SHA1_80`.
+    /// Crypto suite, e.g. `AEAD_AES_128_GCM`.
     pub suite: String,
-    /// Our inline key||salt, base64.
-    pub local_key: String,
-    /// The trunk's inline key||salt, base64.
-    pub remote_key: String,
+    /// Our `a=crypto` value as sent in the answer (tag, suite, `inline:` key||salt,
+    /// KDR when the trunk asked for one).
+    pub local: String,
+    /// The trunk's accepted `a=crypto` value as offered, whole: its lifetime, MKI and
+    /// session parameters key its packets too.
+    pub remote: String,
+}
+
+impl std::fmt::Debug for SrtpKeys {
+    /// Never prints a key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SrtpKeys")
+            .field("suite", &self.suite)
+            .field("local", &"<redacted>")
+            .field("remote", &"<redacted>")
+            .finish()
+    }
 }
 
 /// An offer we cannot answer.

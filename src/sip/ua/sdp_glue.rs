@@ -3,16 +3,13 @@
 
 use std::net::SocketAddr;
 
-use base64::Engine as _;
 use bytes::Bytes;
-use rand::TryRngCore;
+use voxgate_engine::srtp::sdes::{self, CryptoAttribute};
 
 use super::media::{Answer, NegotiatedMedia, SdpReject, SrtpKeys};
 use crate::sip::dialog::Direction;
 use crate::sip::sdp::{self, Codec, LocalCapabilities, SessionDescription};
 
-/// SDES suites we key (RFC 4568).
-const SUITES: [&str; 2] = ["AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32"];
 /// Our codecs in preference order, Opus last (accepted when nothing else is common).
 const CODECS: [Codec; 3] = [Codec::Pcmu, Codec::Pcma, Codec::Opus];
 /// Our codecs in preference order when Opus is preferred.
@@ -87,44 +84,44 @@ pub fn inspect(body: &[u8]) -> Result<OfferSummary, SdpReject> {
     Ok(OfferSummary { srtp })
 }
 
-/// Our crypto line for the first offered suite we support: (line, suite, key, their key).
-/// `keep`: our key from an earlier answer in this dialog, reused when the suite is the
-/// same (the media session was keyed with it; a new key would need a new session).
+/// Our crypto line for the strongest acceptable line of the offer's audio stream
+/// (RFC 4568 §6.1 via the engine's SDES code: a line with an unknown suite, a bad key
+/// or a session parameter we cannot honour is skipped, not half-used), and the keys.
+/// `keep`: our keying from an earlier answer in this dialog; its key is reused when
+/// the suite is the same (the media session was keyed with it; a new key would need a
+/// new session).
 fn pick_crypto(sd: &SessionDescription, keep: Option<&SrtpKeys>) -> Option<(String, SrtpKeys)> {
     let m = sd
         .media
         .iter()
         .find(|m| m.media == "audio" && m.port != 0 && m.proto.eq_ignore_ascii_case("RTP/SAVP"))?;
-    m.crypto().find_map(|c| {
-        let mut it = c.split_ascii_whitespace();
-        let tag = it.next()?;
-        let suite = it.next()?;
-        let params = it.next()?;
-        if !SUITES.contains(&suite) {
-            return None;
+    let (theirs, fresh) = sdes::answer(m.crypto()).ok()?;
+    let kept = keep
+        .filter(|k| k.suite == theirs.suite.sdes_name())
+        .and_then(|k| CryptoAttribute::parse(&k.local).ok())
+        .filter(|k| k.suite == theirs.suite);
+    let ours = match kept {
+        Some(mut k) => {
+            k.tag = theirs.tag;
+            k.kdr = theirs.kdr;
+            k
         }
-        let remote_key = params
-            .strip_prefix("inline:")?
-            .split('|')
-            .next()?
-            .to_owned();
-        let local_key = match keep.filter(|k| k.suite == suite) {
-            Some(k) => k.local_key.clone(),
-            None => {
-                let mut raw = [0u8; 30];
-                rand::rngs::OsRng.try_fill_bytes(&mut raw).ok()?;
-                base64::engine::general_purpose::STANDARD.encode(raw)
-            }
-        };
-        Some((
-            format!("{tag} {suite} inline:{local_key}"),
-            SrtpKeys {
-                suite: suite.to_owned(),
-                local_key,
-                remote_key,
-            },
-        ))
-    })
+        None => fresh,
+    };
+    let remote = m
+        .crypto()
+        .find(|line| CryptoAttribute::parse(line).is_ok_and(|a| a == theirs))?
+        .trim()
+        .to_owned();
+    let local = ours.to_sdp_value();
+    Some((
+        local.clone(),
+        SrtpKeys {
+            suite: theirs.suite.sdes_name().to_owned(),
+            local,
+            remote,
+        },
+    ))
 }
 
 /// Answers an offer for our RTP address; `direction` caps ours (SendRecv by default).
@@ -195,10 +192,7 @@ pub fn offer(
         Codec::Pcmu
     };
     let codecs = [first];
-    let crypto = media
-        .srtp
-        .as_ref()
-        .map(|k| format!("1 {} inline:{}", k.suite, k.local_key));
+    let crypto = media.srtp.as_ref().map(|k| k.local.clone());
     let caps = LocalCapabilities {
         codecs: &codecs,
         telephone_event: media.telephone_event.is_some(),
@@ -256,5 +250,155 @@ a=fmtp:111 useinbandfec=1;usedtx=1\r\na=ptime:20\r\n";
             o.contains("opus/48000/2") && o.contains("useinbandfec=1"),
             "{o}"
         );
+    }
+
+    const SAVP_HEAD: &str = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\n\
+t=0 0\r\nm=audio 4000 RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\n";
+
+    /// An offer whose audio stream carries `lines` as its `a=crypto` values.
+    fn savp_offer(lines: &[String]) -> String {
+        let mut o = SAVP_HEAD.to_owned();
+        for l in lines {
+            o.push_str(&format!("a=crypto:{l}\r\n"));
+        }
+        o
+    }
+
+    /// A fresh offer line for `suite` with `tag`, with `extra` appended to its key
+    /// parameter (`|2^31|7:4`) and `params` after it (` UNENCRYPTED_SRTP`).
+    fn line(tag: u32, suite: voxgate_engine::srtp::SrtpSuite, extra: &str, params: &str) -> String {
+        let a = CryptoAttribute::generate(tag, suite).expect("rng");
+        format!("{}{extra}{params}", a.to_sdp_value())
+    }
+
+    fn answer_savp(offer: &str, keep: Option<&SrtpKeys>) -> Result<Answer, SdpReject> {
+        let local = SocketAddr::from(([127, 0, 0, 1], 30000));
+        answer(
+            offer.as_bytes(),
+            local,
+            (1, 1),
+            None,
+            keep,
+            OpusPolicy::Accept,
+        )
+    }
+
+    /// The crypto value of an answer body's audio stream.
+    fn answered_crypto(a: &Answer) -> String {
+        let body = std::str::from_utf8(&a.body).expect("utf-8");
+        let start = body.find("a=crypto:").expect("a crypto line") + "a=crypto:".len();
+        body[start..]
+            .lines()
+            .next()
+            .expect("line")
+            .trim()
+            .to_owned()
+    }
+
+    /// One packet from `from` through `to`: protected, then unprotected to the same bytes.
+    fn keys_match(from: &str, to: &str) -> bool {
+        let mut tx = CryptoAttribute::parse(from).unwrap().context().unwrap();
+        let mut rx = CryptoAttribute::parse(to).unwrap().context().unwrap();
+        let mut pkt = [0u8; 256];
+        let rtp = [0x80, 0, 0, 7, 0, 0, 0, 160, 0xde, 0xad, 0xbe, 0xef];
+        pkt[..12].copy_from_slice(&rtp);
+        pkt[12..172].fill(0xd5);
+        let sent = pkt;
+        let n = tx.protect_rtp(&mut pkt, 172).unwrap();
+        matches!(rx.unprotect_rtp(&mut pkt[..n]), Ok(172)) && pkt[..172] == sent[..172]
+    }
+
+    #[test]
+    fn srtp_answer_takes_the_strongest_acceptable_line_whole() {
+        use voxgate_engine::srtp::SrtpSuite;
+        let sha32 = line(1, SrtpSuite::AesCm128HmacSha1_32, "", "");
+        // The strongest, but with a session parameter we cannot honour: unacceptable.
+        let gcm_unencrypted = line(2, SrtpSuite::AeadAes128Gcm, "", " UNENCRYPTED_SRTP");
+        // Lifetime and MKI: both key the trunk's packets.
+        let sha80_mki = line(3, SrtpSuite::AesCm128HmacSha1_80, "|2^31|7:4", "");
+        let unknown =
+            "4 F8_128_HMAC_SHA1_80 inline:MTIzNDU2Nzg5QUJDREUwMTIzNDU2Nzg5QUJjZGVm".to_owned();
+        let offer = savp_offer(&[sha32, gcm_unencrypted, sha80_mki.clone(), unknown]);
+        let a = answer_savp(&offer, None).expect("an acceptable line");
+        let keys = a.media.srtp.clone().expect("keyed");
+        assert_eq!(keys.suite, "AES_CM_128_HMAC_SHA1_80");
+        assert_eq!(keys.remote, sha80_mki, "the trunk's line is kept whole");
+        let ours = answered_crypto(&a);
+        assert_eq!(ours, keys.local);
+        assert!(
+            ours.starts_with("3 AES_CM_128_HMAC_SHA1_80 inline:"),
+            "{ours}"
+        );
+        assert!(!ours.contains(
+            sha80_mki
+                .split('|')
+                .next()
+                .unwrap()
+                .rsplit(':')
+                .next()
+                .unwrap()
+        ));
+        // The trunk's packets (keyed with its MKI) open with what the session is given,
+        // and ours open with the line we answered.
+        assert!(keys_match(&sha80_mki, &keys.remote));
+        assert!(keys_match(&keys.local, &ours));
+        // Without its MKI the trunk's packets would not authenticate.
+        let bare = sha80_mki.split('|').next().unwrap();
+        assert!(!keys_match(&sha80_mki, bare));
+    }
+
+    #[test]
+    fn srtp_answer_prefers_gcm_and_refuses_an_offer_with_nothing_acceptable() {
+        use voxgate_engine::srtp::SrtpSuite;
+        let offer = savp_offer(&[
+            line(1, SrtpSuite::AesCm128HmacSha1_80, "", ""),
+            line(2, SrtpSuite::AeadAes128Gcm, "", ""),
+        ]);
+        let a = answer_savp(&offer, None).expect("acceptable");
+        assert_eq!(a.media.srtp.as_ref().unwrap().suite, "AEAD_AES_128_GCM");
+        assert!(answered_crypto(&a).starts_with("2 AEAD_AES_128_GCM inline:"));
+
+        let none = savp_offer(&[
+            line(1, SrtpSuite::AesCm128HmacSha1_80, "", " FEC_ORDER=FEC_SRTP"),
+            "2 AES_CM_128_HMAC_SHA1_80 inline:c2hvcnQ=".to_owned(),
+        ]);
+        let e = answer_savp(&none, None).unwrap_err();
+        assert_eq!(e.status(), 488, "{e}");
+    }
+
+    #[test]
+    fn srtp_reanswer_keeps_our_key_for_the_same_suite_only() {
+        use voxgate_engine::srtp::SrtpSuite;
+        let first = answer_savp(
+            &savp_offer(&[line(1, SrtpSuite::AesCm128HmacSha1_80, "", "")]),
+            None,
+        )
+        .unwrap();
+        let kept = first.media.srtp.clone().unwrap();
+        // A re-INVITE: same suite under another tag, new trunk key.
+        let again = answer_savp(
+            &savp_offer(&[line(5, SrtpSuite::AesCm128HmacSha1_80, "", "")]),
+            Some(&kept),
+        )
+        .unwrap();
+        let again = again.media.srtp.unwrap();
+        assert!(again.local.starts_with("5 "), "{}", again.local);
+        assert!(keys_match(&kept.local, &again.local), "same key");
+        // Another suite: a fresh key of that suite.
+        let other = answer_savp(
+            &savp_offer(&[line(1, SrtpSuite::AesCm128HmacSha1_32, "", "")]),
+            Some(&kept),
+        )
+        .unwrap();
+        let other = other.media.srtp.unwrap();
+        assert_eq!(other.suite, "AES_CM_128_HMAC_SHA1_32");
+        assert_ne!(
+            CryptoAttribute::parse(&other.local).unwrap().master_key(),
+            CryptoAttribute::parse(&kept.local).unwrap().master_key()
+        );
+        // Keys never show in Debug output.
+        let shown = format!("{kept:?} {:?}", first.media);
+        let key = kept.local.split("inline:").nth(1).unwrap();
+        assert!(!shown.contains(key), "{shown}");
     }
 }
