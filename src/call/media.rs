@@ -19,6 +19,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use voxgate_engine::codec::CodecKind;
 use voxgate_engine::session::{SessionConfig, SessionStats};
+use voxgate_engine::srtp::sdes::CryptoAttribute;
 use voxgate_engine::worker::{Command, Engine, EngineError, Event, SessionId};
 
 use crate::call::media_metrics::MediaMetrics;
@@ -42,20 +43,22 @@ struct Routes {
 #[derive(Debug, Clone, PartialEq)]
 struct Peer {
     remote_rtp: Option<SocketAddr>,
-    /// The trunk's accepted `a=crypto` value without its tag (a re-offer may renumber
-    /// the same keying; only a change of suite, key or parameters re-keys).
-    key: Option<String>,
+    /// The trunk's accepted keying, normalised: tag 0 and no `WSH=` hint, so that a
+    /// re-offer which renumbers or respells the same keying (`2^31` as `2147483648`,
+    /// other spacing, a window hint) does not re-key. A new context would restart the
+    /// rollover counter and the replay window. (Debug of the attribute hides the key.)
+    key: Option<CryptoAttribute>,
 }
 
 impl Peer {
     fn of(media: &NegotiatedMedia) -> Peer {
         Peer {
             remote_rtp: media.remote_rtp,
-            key: media.srtp.as_ref().map(|k| {
-                let line = k.remote.trim();
-                line.split_once(char::is_whitespace)
-                    .map_or(line, |(_tag, rest)| rest.trim_start())
-                    .to_owned()
+            key: media.srtp.as_ref().and_then(|k| {
+                let mut a = CryptoAttribute::parse(&k.remote).ok()?;
+                a.tag = 0;
+                a.wsh = None;
+                Some(a)
             }),
         }
     }
@@ -75,9 +78,7 @@ fn retarget(id: SessionId, old: &Peer, new: &Peer) -> Result<Option<Command>, Me
         return Ok(None);
     };
     let inbound = match rekeyed {
-        Some(keying) => {
-            let attr = voxgate_engine::srtp::sdes::CryptoAttribute::parse(&format!("1 {keying}"))
-                .map_err(|e| MediaError::Engine(format!("the trunk's new crypto: {e}")))?;
+        Some(attr) => {
             let ctx = attr
                 .context()
                 .map_err(|e| MediaError::Engine(format!("the trunk's new crypto: {e}")))?;
@@ -345,10 +346,27 @@ mod tests {
     use super::*;
 
     fn peer(addr: Option<&str>, key: Option<&str>) -> Peer {
-        Peer {
+        let media = NegotiatedMedia {
             remote_rtp: addr.map(|a| a.parse().unwrap()),
-            key: key.map(|k| format!("AES_CM_128_HMAC_SHA1_80 inline:{k}")),
-        }
+            payload_type: 0,
+            codec: "PCMU".into(),
+            clock_rate: 8000,
+            telephone_event: None,
+            ptime_ms: 20,
+            direction: crate::sip::dialog::Direction::SendRecv,
+            rtcp_mux: false,
+            srtp: key.map(|k| crate::sip::ua::media::SrtpKeys {
+                suite: "AES_CM_128_HMAC_SHA1_80".into(),
+                local: String::new(),
+                remote: if k.contains(' ') {
+                    k.to_owned()
+                } else {
+                    format!("1 AES_CM_128_HMAC_SHA1_80 inline:{k}")
+                },
+            }),
+            opus: None,
+        };
+        Peer::of(&media)
     }
 
     #[test]
@@ -374,33 +392,25 @@ mod tests {
             Some(Command::Retarget { remote_rtp, inbound: Some(_), .. })
                 if remote_rtp == "192.0.2.1:4000".parse().unwrap()
         ));
-        // The same keying renumbered by a re-offer is not a new key (a new context
-        // would restart the rollover counter and the replay window).
-        let mut renumbered = NegotiatedMedia {
-            remote_rtp: Some("192.0.2.1:4000".parse().unwrap()),
-            payload_type: 0,
-            codec: "PCMU".into(),
-            clock_rate: 8000,
-            telephone_event: None,
-            ptime_ms: 20,
-            direction: crate::sip::dialog::Direction::SendRecv,
-            rtcp_mux: false,
-            srtp: Some(crate::sip::ua::media::SrtpKeys {
-                suite: "AES_CM_128_HMAC_SHA1_80".into(),
-                local: String::new(),
-                remote: format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key}"),
-            }),
-            opus: None,
-        };
-        let first = Peer::of(&renumbered);
-        assert_eq!(first, a);
-        if let Some(k) = renumbered.srtp.as_mut() {
-            k.remote = format!("7  AES_CM_128_HMAC_SHA1_80 inline:{key}");
+        // The same keying renumbered or respelled by a re-offer is not a new key (a
+        // new context would restart the rollover counter and the replay window).
+        let spelled = |line: &str| peer(Some("192.0.2.1:4000"), Some(line));
+        let with_mki = spelled(&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key}|2^31|1:4"));
+        for same in [
+            format!("7  AES_CM_128_HMAC_SHA1_80 inline:{key}|2147483648|1:4"),
+            format!("2 AES_CM_128_HMAC_SHA1_80 inline:{key}|2^31|1:4 WSH=128"),
+        ] {
+            assert!(
+                retarget(id, &with_mki, &spelled(&same)).unwrap().is_none(),
+                "{same}"
+            );
         }
-        assert!(retarget(id, &first, &Peer::of(&renumbered))
-            .unwrap()
-            .is_none());
-        // A key that is not one is an error, not a panic.
-        assert!(retarget(id, &a, &peer(Some("192.0.2.1:4000"), Some("!!"))).is_err());
+        // Another MKI or lifetime is new keying.
+        let other_mki = spelled(&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key}|2^31|2:4"));
+        assert!(retarget(id, &with_mki, &other_mki).unwrap().is_some());
+        // A line that does not parse keys nothing (it was refused when answering).
+        assert_eq!(peer(Some("192.0.2.1:4000"), Some("!!")).key, None);
+        // Debug never shows the key.
+        assert!(!format!("{with_mki:?}").contains(key));
     }
 }

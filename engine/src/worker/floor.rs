@@ -38,8 +38,13 @@ pub fn echo_floor(
 ) -> std::io::Result<FloorCounters> {
     let wake = Wakeup::new()?;
     let fds: Vec<RawFd> = sockets.iter().map(AsRawFd::as_raw_fd).collect();
+    // Sized as the engine sizes its session sockets (a request; the kernel clamps it).
+    let buffer = super::EngineConfig::default().socket_buffer_bytes;
     for s in sockets {
         s.set_nonblocking(true)?;
+        let s = socket2::SockRef::from(s);
+        let _ = s.set_recv_buffer_size(buffer);
+        let _ = s.set_send_buffer_size(buffer);
     }
     let uring = match backend {
         Backend::Mmsg => false,
@@ -103,6 +108,8 @@ fn run<I: PacketIo>(mut io: I, fds: &[RawFd], stop: &AtomicBool) -> std::io::Res
         bytes.clear();
         io.flush();
     }
+    // The last turn's sends go out with one more (non-blocking) submission.
+    io.wait(Some(Instant::now()))?;
     out.send_errors = io.counters().send_errors;
     Ok(out)
 }

@@ -207,6 +207,9 @@ impl SipCore {
                 if let Some(c) = self.calls.get_mut(&call) {
                     c.media = Some(answer.media.clone());
                     c.dialog.local_direction = answer.media.direction;
+                    if answer.media.srtp.is_some() {
+                        c.srtp_key = answer.media.srtp.clone();
+                    }
                 }
                 self.respond(
                     id,

@@ -79,10 +79,20 @@ impl SdpReject {
 }
 
 /// An answer: the SDP body and what it means.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Answer {
-    /// SDP body.
+    /// SDP body (with SRTP it holds our key: never log it).
     pub body: Bytes,
     /// The agreement.
     pub media: NegotiatedMedia,
+}
+
+impl std::fmt::Debug for Answer {
+    /// The body's length only: an SRTP answer carries our key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Answer")
+            .field("body_len", &self.body.len())
+            .field("media", &self.media)
+            .finish()
+    }
 }

@@ -84,29 +84,29 @@ pub fn inspect(body: &[u8]) -> Result<OfferSummary, SdpReject> {
     Ok(OfferSummary { srtp })
 }
 
-/// Our crypto line for the strongest acceptable line of the offer's audio stream
-/// (RFC 4568 §6.1 via the engine's SDES code: a line with an unknown suite, a bad key
-/// or a session parameter we cannot honour is skipped, not half-used), and the keys.
-/// `keep`: our keying from an earlier answer in this dialog; its key is reused when
-/// the suite is the same (the media session was keyed with it; a new key would need a
-/// new session).
+/// Our crypto line for the offer's audio stream, and the keys. A first answer takes
+/// the strongest acceptable line (RFC 4568 §6.1 via the engine's SDES code: a line with
+/// an unknown suite, a bad key or a session parameter we cannot honour is skipped, not
+/// half-used) with a fresh key. `keep`: our keying from an earlier answer in this
+/// dialog. The media session's outbound context was built from it and stays, so only a
+/// line of the same suite and KDR can be answered, with our same key; an offer without
+/// one is not acceptable (a re-INVITE refused with 488 leaves the call on its keying).
 fn pick_crypto(sd: &SessionDescription, keep: Option<&SrtpKeys>) -> Option<(String, SrtpKeys)> {
     let m = sd
         .media
         .iter()
         .find(|m| m.media == "audio" && m.port != 0 && m.proto.eq_ignore_ascii_case("RTP/SAVP"))?;
-    let (theirs, fresh) = sdes::answer(m.crypto()).ok()?;
-    let kept = keep
-        .filter(|k| k.suite == theirs.suite.sdes_name())
-        .and_then(|k| CryptoAttribute::parse(&k.local).ok())
-        .filter(|k| k.suite == theirs.suite);
-    let ours = match kept {
-        Some(mut k) => {
-            k.tag = theirs.tag;
-            k.kdr = theirs.kdr;
-            k
+    let (theirs, ours) = match keep {
+        Some(k) => {
+            let mut ours = CryptoAttribute::parse(&k.local).ok()?;
+            let theirs = m
+                .crypto()
+                .filter_map(|line| CryptoAttribute::parse(line).ok())
+                .find(|a| a.suite == ours.suite && a.kdr == ours.kdr)?;
+            ours.tag = theirs.tag;
+            (theirs, ours)
         }
-        None => fresh,
+        None => sdes::answer(m.crypto()).ok()?,
     };
     let remote = m
         .crypto()
@@ -384,20 +384,38 @@ t=0 0\r\nm=audio 4000 RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\n";
         let again = again.media.srtp.unwrap();
         assert!(again.local.starts_with("5 "), "{}", again.local);
         assert!(keys_match(&kept.local, &again.local), "same key");
-        // Another suite: a fresh key of that suite.
-        let other = answer_savp(
-            &savp_offer(&[line(1, SrtpSuite::AesCm128HmacSha1_32, "", "")]),
+        // A re-offer that adds a stronger suite: answered in the kept one, same key
+        // (the session's outbound context stays as it was keyed).
+        let stronger = answer_savp(
+            &savp_offer(&[
+                line(1, SrtpSuite::AeadAes128Gcm, "", ""),
+                line(2, SrtpSuite::AesCm128HmacSha1_80, "", ""),
+            ]),
             Some(&kept),
         )
         .unwrap();
-        let other = other.media.srtp.unwrap();
-        assert_eq!(other.suite, "AES_CM_128_HMAC_SHA1_32");
-        assert_ne!(
-            CryptoAttribute::parse(&other.local).unwrap().master_key(),
-            CryptoAttribute::parse(&kept.local).unwrap().master_key()
-        );
-        // Keys never show in Debug output.
-        let shown = format!("{kept:?} {:?}", first.media);
+        let stronger = stronger.media.srtp.unwrap();
+        assert_eq!(stronger.suite, "AES_CM_128_HMAC_SHA1_80");
+        assert!(keys_match(&kept.local, &stronger.local));
+        // Only another suite, or the same suite with another KDR: refused (488), the
+        // call stays on its keying.
+        for other in [
+            line(1, SrtpSuite::AesCm128HmacSha1_32, "", ""),
+            line(1, SrtpSuite::AesCm128HmacSha1_80, "", " KDR=10"),
+        ] {
+            let e =
+                answer_savp(&savp_offer(std::slice::from_ref(&other)), Some(&kept)).unwrap_err();
+            assert_eq!(e.status(), 488, "{other}: {e}");
+        }
+        // A first answer to the same offers takes them.
+        let first32 = answer_savp(
+            &savp_offer(&[line(1, SrtpSuite::AesCm128HmacSha1_32, "", "")]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(first32.media.srtp.unwrap().suite, "AES_CM_128_HMAC_SHA1_32");
+        // Keys never show in Debug output, not even the answer's SDP body.
+        let shown = format!("{kept:?} {first:?}");
         let key = kept.local.split("inline:").nth(1).unwrap();
         assert!(!shown.contains(key), "{shown}");
     }
