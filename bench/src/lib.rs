@@ -320,6 +320,47 @@ pub struct Driven {
     pub measures: RunMeasures,
 }
 
+/// [`drive`] measuring the CPU time of the thread named `thread`, after raising that
+/// thread to the generator's priority (a warning on stderr if that fails).
+pub fn drive_thread(
+    generator: &mut LoadGenerator,
+    opts: &GeneratorArgs,
+    measured_cpu: usize,
+    seconds: f64,
+    thread: &str,
+    idle: &mut (dyn FnMut() + Send),
+) -> anyhow::Result<Driven> {
+    if !set_thread_priority(Some(thread), opts.rt_priority, opts.nice) {
+        eprintln!("could not raise the priority of {thread}");
+    }
+    drive(
+        generator,
+        opts,
+        measured_cpu,
+        seconds,
+        &|| thread_cpu_ticks(thread),
+        idle,
+    )
+}
+
+/// The run's report, with the host probed on `cpu` again now that the system under test
+/// is gone (beside `host_before`, taken before it was set up).
+pub fn report_after(
+    backend: &str,
+    calls: usize,
+    driven: Driven,
+    cpu: usize,
+    opts: &GeneratorArgs,
+    host_before: Option<WakeProbe>,
+) -> LoadReport {
+    let Driven {
+        outcome,
+        mut measures,
+    } = driven;
+    measures.set_host(cpu, host_before, probe_host(cpu, opts));
+    LoadReport::new(backend, calls, outcome, &measures)
+}
+
 /// The measured CPU and the host around a run.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RunMeasures {

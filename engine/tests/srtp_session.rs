@@ -55,17 +55,28 @@ fn run(a: &mut MediaSession, b: &mut MediaSession, a_addr: SocketAddr) -> (usize
     (heard, first)
 }
 
+/// The suites the sessions are tested with.
+const SUITES: [SrtpSuite; 3] = [
+    SrtpSuite::AesCm128HmacSha1_80,
+    SrtpSuite::AesCm128HmacSha1_32,
+    SrtpSuite::AeadAes128Gcm,
+];
+
+/// Fresh keys of `suite` for A and B, and A's and B's RTP addresses.
+fn keyed(suite: SrtpSuite) -> (String, String, SocketAddr, SocketAddr) {
+    let key = || CryptoAttribute::generate(1, suite).unwrap().to_sdp_value();
+    (
+        key(),
+        key(),
+        "127.0.0.1:4000".parse().unwrap(),
+        "127.0.0.1:5000".parse().unwrap(),
+    )
+}
+
 #[test]
 fn keyed_sessions_carry_audio_and_wrong_keys_are_counted() {
-    for suite in [
-        SrtpSuite::AesCm128HmacSha1_80,
-        SrtpSuite::AesCm128HmacSha1_32,
-        SrtpSuite::AeadAes128Gcm,
-    ] {
-        let ka = CryptoAttribute::generate(1, suite).unwrap().to_sdp_value();
-        let kb = CryptoAttribute::generate(1, suite).unwrap().to_sdp_value();
-        let a_addr: SocketAddr = "127.0.0.1:4000".parse().unwrap();
-        let b_addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+    for suite in SUITES {
+        let (ka, kb, a_addr, b_addr) = keyed(suite);
         let now = Instant::now();
         let mut a = MediaSession::new(
             cfg(
@@ -225,16 +236,9 @@ fn retarget_with_a_new_key_rekeys_the_receiver() {
 #[test]
 fn srtcp_reports_flow_and_bad_ones_are_dropped_and_counted() {
     use voxgate_engine::session::PacketKind;
-    for suite in [
-        SrtpSuite::AesCm128HmacSha1_80,
-        SrtpSuite::AesCm128HmacSha1_32,
-        SrtpSuite::AeadAes128Gcm,
-    ] {
-        let ka = CryptoAttribute::generate(1, suite).unwrap().to_sdp_value();
-        let kb = CryptoAttribute::generate(1, suite).unwrap().to_sdp_value();
-        let a_addr: SocketAddr = "127.0.0.1:4000".parse().unwrap();
-        let a_rtcp: SocketAddr = "127.0.0.1:4001".parse().unwrap();
-        let b_addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+    for suite in SUITES {
+        let (ka, kb, a_addr, b_addr) = keyed(suite);
+        let a_rtcp = SocketAddr::new(a_addr.ip(), a_addr.port() + 1);
         let t0 = Instant::now();
         let keys = |local: &String, remote: &String| SrtpKeys {
             local: local.clone(),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use voxgate_bench::{GeneratorArgs, LoadGenerator, LoadReport};
+use voxgate_bench::{GeneratorArgs, LoadGenerator};
 use voxgate_engine::worker::floor::echo_floor;
 use voxgate_engine::worker::Backend;
 
@@ -67,15 +67,12 @@ fn main() -> anyhow::Result<()> {
                 echo_floor(&sockets, backend, &stop)
             })?
     };
-    if !voxgate_bench::set_thread_priority(Some(THREAD), args.gen.rt_priority, args.gen.nice) {
-        eprintln!("could not raise the priority of {THREAD}");
-    }
-    let driven = voxgate_bench::drive(
+    let driven = voxgate_bench::drive_thread(
         &mut generator,
         &args.gen,
         engine_cpu,
         args.seconds,
-        &|| voxgate_bench::thread_cpu_ticks(THREAD),
+        THREAD,
         &mut || {},
     );
     stop.store(true, Ordering::Release);
@@ -84,24 +81,20 @@ fn main() -> anyhow::Result<()> {
         Err(_) => bail!("the floor's echo thread panicked"),
     };
     let driven = driven.context("load generator")?;
-    let outcome = driven.outcome;
+    let o = &driven.outcome;
     eprintln!(
         "voxgate-load-floor: sent {} received {} matched {}; floor received {} echoed {} send errors {}",
-        outcome.sent,
-        outcome.received,
-        outcome.matched,
-        counters.received,
-        counters.echoed,
-        counters.send_errors
-    );
-    let mut measures = driven.measures;
-    measures.set_host(
-        engine_cpu,
-        host_before,
-        voxgate_bench::probe_host(engine_cpu, &args.gen),
+        o.sent, o.received, o.matched, counters.received, counters.echoed, counters.send_errors
     );
     let name = format!("floor-{}", args.backend);
-    let report = LoadReport::new(&name, args.calls, outcome, &measures);
+    let report = voxgate_bench::report_after(
+        &name,
+        args.calls,
+        driven,
+        engine_cpu,
+        &args.gen,
+        host_before,
+    );
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }

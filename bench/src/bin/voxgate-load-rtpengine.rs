@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use anyhow::{bail, Context};
 use clap::Parser;
 use voxgate_bench::ng::NgClient;
-use voxgate_bench::{GeneratorArgs, LoadGenerator, LoadReport};
+use voxgate_bench::{GeneratorArgs, LoadGenerator};
 use voxgate_engine::srtp::sdes::CryptoAttribute;
 use voxgate_engine::srtp::SrtpSuite;
 
@@ -118,8 +118,8 @@ fn main() -> anyhow::Result<()> {
         &|| voxgate_bench::process_cpu_ticks(pid),
         &mut || {},
     )?;
-    let mut outcome = driven.outcome;
-    voxgate_bench::print_latency_summary(&mut outcome);
+    let mut driven = driven;
+    voxgate_bench::print_latency_summary(&mut driven.outcome);
     let mut deleted = 0;
     for id in &call_ids {
         match ng.delete(id) {
@@ -127,21 +127,23 @@ fn main() -> anyhow::Result<()> {
             Err(e) => eprintln!("voxgate-load: deleting {id}: {e}"),
         }
     }
+    let o = &driven.outcome;
     eprintln!(
         "voxgate-load: sent {} received {} matched {}; {deleted} of {} calls deleted; generator: unprotect failed {}",
-        outcome.sent,
-        outcome.received,
-        outcome.matched,
+        o.sent,
+        o.received,
+        o.matched,
         call_ids.len(),
-        outcome.srtp_failed
+        o.srtp_failed
     );
-    let mut measures = driven.measures;
-    measures.set_host(
+    let mut report = voxgate_bench::report_after(
+        "rtpengine",
+        args.calls,
+        driven,
         args.relay_cpu,
+        &args.gen,
         host_before,
-        voxgate_bench::probe_host(args.relay_cpu, &args.gen),
     );
-    let mut report = LoadReport::new("rtpengine", args.calls, outcome, &measures);
     report.srtp = args.srtp;
     println!("{}", serde_json::to_string(&report)?);
     Ok(())

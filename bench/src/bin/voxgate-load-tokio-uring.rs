@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use voxgate_bench::{GeneratorArgs, LoadGenerator, LoadReport};
+use voxgate_bench::{GeneratorArgs, LoadGenerator};
 use voxgate_engine::worker::media::{CodecKind, MediaSession, SessionConfig};
 
 /// Name of the thread whose CPU time is reported.
@@ -145,31 +145,29 @@ fn main() -> anyhow::Result<()> {
     if ready_rx.recv().is_err() {
         bail!("tokio-uring runtime failed to start");
     }
-    if !voxgate_bench::set_thread_priority(Some(THREAD), args.gen.rt_priority, args.gen.nice) {
-        eprintln!("could not raise the priority of {THREAD}");
-    }
-    let driven = voxgate_bench::drive(
+    let driven = voxgate_bench::drive_thread(
         &mut generator,
         &args.gen,
         engine_cpu,
         args.seconds,
-        &|| voxgate_bench::thread_cpu_ticks(THREAD),
+        THREAD,
         &mut || {},
     )
     .context("load generator")?;
-    let outcome = driven.outcome;
+    let o = &driven.outcome;
     eprintln!(
         "voxgate-load-tokio-uring: sent {} received {} matched {}",
-        outcome.sent, outcome.received, outcome.matched
+        o.sent, o.received, o.matched
     );
     let _ = runtime.join();
-    let mut measures = driven.measures;
-    measures.set_host(
+    let report = voxgate_bench::report_after(
+        "tokio-uring",
+        calls,
+        driven,
         engine_cpu,
+        &args.gen,
         host_before,
-        voxgate_bench::probe_host(engine_cpu, &args.gen),
     );
-    let report = LoadReport::new("tokio-uring", calls, outcome, &measures);
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }

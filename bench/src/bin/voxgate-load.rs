@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use voxgate_bench::{GeneratorArgs, LoadGenerator, LoadReport};
+use voxgate_bench::{GeneratorArgs, LoadGenerator};
 use voxgate_engine::session::SrtpKeys;
 use voxgate_engine::srtp::sdes::CryptoAttribute;
 use voxgate_engine::srtp::SrtpSuite;
@@ -160,17 +160,14 @@ fn main() -> anyhow::Result<()> {
         args.calls
     );
     let backend_name = engine.backend().name();
-    if !voxgate_bench::set_thread_priority(Some(THREAD), args.gen.rt_priority, args.gen.nice) {
-        eprintln!("could not raise the priority of {THREAD}");
-    }
     let mut events = 0u64;
     let health_before = engine.core_stats();
-    let driven = voxgate_bench::drive(
+    let mut driven = voxgate_bench::drive_thread(
         &mut generator,
         &args.gen,
         args.engine_cpu,
         args.seconds,
-        &|| voxgate_bench::thread_cpu_ticks(THREAD),
+        THREAD,
         &mut || {
             while engine.poll_event().is_some() {
                 events += 1;
@@ -178,9 +175,7 @@ fn main() -> anyhow::Result<()> {
         },
     )
     .context("load generator")?;
-    let mut outcome = driven.outcome;
-    let mut measures = driven.measures;
-    voxgate_bench::print_latency_summary(&mut outcome);
+    voxgate_bench::print_latency_summary(&mut driven.outcome);
     let health: Vec<_> = engine
         .core_stats()
         .iter()
@@ -246,9 +241,14 @@ fn main() -> anyhow::Result<()> {
     let q = engine.queue_counters();
     eprintln!(
         "voxgate-load: sent {} received {} matched {} events {} queue: commands_rejected {} events_dropped {}",
-        outcome.sent, outcome.received, outcome.matched, events, q.commands_rejected, q.events_dropped
+        driven.outcome.sent,
+        driven.outcome.received,
+        driven.outcome.matched,
+        events,
+        q.commands_rejected,
+        q.events_dropped
     );
-    let srtp_failed = outcome.srtp_failed;
+    let srtp_failed = driven.outcome.srtp_failed;
     for c in engine.core_stats() {
         eprintln!(
             "voxgate-load: core {} SRTP: auth_failed {} replayed {} protect_failed {}; generator: unprotect failed {srtp_failed}",
@@ -260,12 +260,14 @@ fn main() -> anyhow::Result<()> {
         .filter_map(|h| h.service_lateness_quantile_us(0.99))
         .max();
     engine.shutdown();
-    measures.set_host(
+    let mut report = voxgate_bench::report_after(
+        backend_name,
+        args.calls,
+        driven,
         args.engine_cpu,
+        &args.gen,
         host_before,
-        voxgate_bench::probe_host(args.engine_cpu, &args.gen),
     );
-    let mut report = LoadReport::new(backend_name, args.calls, outcome, &measures);
     report.srtp = args.srtp;
     report.engine_service_late_p99_us = late_p99;
     println!("{}", serde_json::to_string(&report)?);
