@@ -745,6 +745,18 @@ impl LoadGenerator {
         self.add_relayed_target(addr, addr.port(), None, None);
     }
 
+    /// Binds `n` UDP sockets on 127.0.0.1 (ports chosen by the kernel) and adds each as
+    /// a target: the sockets of an echo system under test that is not the engine.
+    pub fn add_loopback_sockets(&mut self, n: usize) -> io::Result<Vec<std::net::UdpSocket>> {
+        (0..n)
+            .map(|_| {
+                let s = std::net::UdpSocket::bind("127.0.0.1:0")?;
+                self.add_target(s.local_addr()?);
+                Ok(s)
+            })
+            .collect()
+    }
+
     /// Adds a stream sent to `send_to` whose packets come back from port `reply_from`
     /// (a relay's other leg, e.g. rtpengine's; the echo sessions reply from the port
     /// they are sent to), protected and unprotected with the given SRTP contexts.

@@ -5,7 +5,6 @@
 //! two in one run split a packet pair's cost into the floor any socket-per-session
 //! design pays on this host and what voxgate's sessions add. Last output line: JSON.
 
-use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -46,12 +45,9 @@ fn main() -> anyhow::Result<()> {
         other => bail!("--backend: expected uring or mmsg, got {other:?}"),
     };
     let mut generator = LoadGenerator::bind().context("binding the generator socket")?;
-    let mut sockets = Vec::with_capacity(args.calls);
-    for _ in 0..args.calls {
-        let s = UdpSocket::bind("127.0.0.1:0").context("binding a session socket")?;
-        generator.add_target(s.local_addr()?);
-        sockets.push(s);
-    }
+    let sockets = generator
+        .add_loopback_sockets(args.calls)
+        .context("binding the session sockets")?;
     let engine_cpu = args.engine_cpu;
     // The host, before the echo thread and its sockets are in use.
     let host_before = voxgate_bench::probe_host(engine_cpu, &args.gen);

@@ -8,7 +8,7 @@
 //! deadline. Sends are `send_to` per packet. Last output line: the same JSON report.
 
 use std::cell::RefCell;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -79,12 +79,9 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let mut generator = LoadGenerator::bind().context("binding the generator socket")?;
     let remote = generator.local_addr()?;
-    let mut sockets = Vec::with_capacity(args.calls);
-    for _ in 0..args.calls {
-        let s = UdpSocket::bind("127.0.0.1:0").context("binding a session socket")?;
-        generator.add_target(s.local_addr()?);
-        sockets.push(s);
-    }
+    let sockets = generator
+        .add_loopback_sockets(args.calls)
+        .context("binding the session sockets")?;
     let calls = args.calls;
     let run_for = Duration::from_secs_f64(args.seconds) + Duration::from_millis(1500);
     let engine_cpu = args.engine_cpu;
