@@ -6,6 +6,7 @@ use std::time::Instant;
 use super::build::{ALLOW, SUPPORTED};
 use super::core::{CallError, ServerTx, SipCore};
 use super::events::{CallEvent, EndReason};
+use super::media::SdpReject;
 use super::sdp_glue;
 use super::view::{RequestView, ResponseView};
 use crate::sip::dialog::refer::{outcome_of, sipfrag_status};
@@ -188,21 +189,37 @@ impl SipCore {
             self.arm_call(call);
             return;
         };
-        let (session, keep) = match self.calls.get_mut(&call) {
+        let (session, keep, keyed) = match self.calls.get_mut(&call) {
             Some(c) => (
                 (c.dialog.sdp_session.0, c.dialog.next_sdp_version()),
                 c.srtp_key.clone(),
+                c.media.as_ref().map(|m| m.srtp.is_some()),
             ),
             None => return,
         };
-        match sdp_glue::answer(
+        let answered = sdp_glue::answer(
             &req.body,
             local_rtp,
             session,
             None,
             keep.as_ref(),
             self.cfg.opus,
-        ) {
+        )
+        .and_then(|a| match keyed {
+            // The media session was opened with its keying (or without): a re-offer
+            // that switches between RTP and SRTP is refused, which keeps the call as it
+            // is, rather than answered and then sent the other way.
+            Some(was) if was != a.media.srtp.is_some() => Err(SdpReject::NotAcceptable(
+                if was {
+                    "an SRTP call re-offered as plain RTP"
+                } else {
+                    "a plain RTP call re-offered as SRTP"
+                }
+                .into(),
+            )),
+            _ => Ok(a),
+        });
+        match answered {
             Ok(answer) => {
                 if let Some(c) = self.calls.get_mut(&call) {
                     c.media = Some(answer.media.clone());

@@ -854,3 +854,85 @@ fn refused_invites_are_reported_once_with_their_status() {
     assert_eq!(r.caller_number.as_deref(), Some("+15550001"));
     assert_eq!(c.stats().calls_refused, 1);
 }
+
+/// A call keeps the transport it was answered with: a re-INVITE that switches between
+/// RTP/AVP and RTP/SAVP gets 488 (the call stays as it is), one that keeps it gets 200.
+#[test]
+fn a_reinvite_that_switches_between_rtp_and_srtp_is_refused() {
+    use voxgate_engine::srtp::{sdes::CryptoAttribute, SrtpSuite};
+    let crypto = CryptoAttribute::generate(1, SrtpSuite::AesCm128HmacSha1_80)
+        .unwrap()
+        .to_sdp_value();
+    let savp = |version: u32| {
+        SDP.replace("RTP/AVP", "RTP/SAVP")
+            .replace("o=t 1 1", &format!("o=t 1 {version}"))
+            .replace(
+                "a=sendrecv\r\n",
+                &format!("a=sendrecv\r\na=crypto:{crypto}\r\n"),
+            )
+    };
+    let avp = |version: u32| SDP.replace("o=t 1 1", &format!("o=t 1 {version}"));
+    let reinvite = |c: &mut SipCore, tag: &str, cseq: u32, body: &str| {
+        let branch = format!("z9hG4bKre{cseq}");
+        c.handle_request(
+            request("INVITE", &branch, cseq, Some(tag), "", body),
+            flow(),
+            Instant::now(),
+        );
+        let s = sent(c);
+        let _ = events(c);
+        s.into_iter()
+            .find(|(code, _)| code != "100")
+            .expect("a final response")
+    };
+    let ack = |c: &mut SipCore, tag: &str, cseq: u32| {
+        c.handle_request(
+            request("ACK", &format!("z9hG4bKack{cseq}"), cseq, Some(tag), "", ""),
+            flow(),
+            Instant::now(),
+        );
+    };
+
+    // A plain call re-offered as SRTP.
+    let t0 = Instant::now();
+    let mut c = core(IntegrationSettings::default());
+    let (_call, tag) = answered(&mut c, t0, "");
+    ack(&mut c, &tag, 1);
+    let (code, text) = reinvite(&mut c, &tag, 2, &savp(2));
+    assert_eq!(code, "488", "{text}");
+    assert!(text.contains("re-offered as SRTP"), "{text}");
+    let (code, text) = reinvite(&mut c, &tag, 3, &avp(3));
+    assert_eq!(code, "200", "{text}");
+    assert!(
+        text.contains("RTP/AVP") && !text.contains("a=crypto"),
+        "{text}"
+    );
+
+    // An SRTP call re-offered as plain RTP.
+    let mut c = core(IntegrationSettings::default());
+    c.handle_request(
+        request("INVITE", "z9hG4bK1", 1, None, "", &savp(1)),
+        flow(),
+        t0,
+    );
+    let _ = sent(&mut c);
+    let call = match events(&mut c).as_slice() {
+        [CallEvent::Incoming(i)] => i.call,
+        e => panic!("{e:?}"),
+    };
+    c.answer(call, "127.0.0.1:20000".parse().unwrap(), t0)
+        .expect("answer");
+    let s = sent(&mut c);
+    assert!(s[0].1.contains("m=audio 20000 RTP/SAVP 0"), "{}", s[0].1);
+    let tag = to_tag_of(&s[0].1);
+    ack(&mut c, &tag, 1);
+    let (code, text) = reinvite(&mut c, &tag, 2, &avp(2));
+    assert_eq!(code, "488", "{text}");
+    assert!(text.contains("re-offered as plain RTP"), "{text}");
+    let (code, text) = reinvite(&mut c, &tag, 3, &savp(3));
+    assert_eq!(code, "200", "{text}");
+    assert!(
+        text.contains("RTP/SAVP") && text.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80"),
+        "{text}"
+    );
+}
