@@ -61,6 +61,7 @@ extern "C" {
     fn srtp_init() -> c_int;
     fn srtp_create(session: *mut *mut c_void, policy: *const Policy) -> c_int;
     fn srtp_dealloc(session: *mut c_void) -> c_int;
+    fn srtp_update(session: *mut c_void, policy: *const Policy) -> c_int;
     fn srtp_protect_mki(
         s: *mut c_void,
         hdr: *mut c_void,
@@ -106,6 +107,72 @@ impl std::fmt::Display for LibSrtpError {
 
 impl std::error::Error for LibSrtpError {}
 
+/// Builds the libsrtp policy for `suite`, `key || salt`, `mki` and a direction, and
+/// hands it to `f` while everything it points to is alive.
+fn with_policy<R>(
+    suite: SrtpSuite,
+    key: &[u8],
+    salt: &[u8],
+    mki: Option<&[u8]>,
+    outbound: bool,
+    f: impl FnOnce(&Policy) -> R,
+) -> R {
+    let mut policy = Policy {
+        ssrc: SsrcPolicy {
+            kind: if outbound {
+                SSRC_ANY_OUTBOUND
+            } else {
+                SSRC_ANY_INBOUND
+            },
+            value: 0,
+        },
+        rtp: CryptoPolicy::default(),
+        rtcp: CryptoPolicy::default(),
+        key: std::ptr::null_mut(),
+        keys: std::ptr::null_mut(),
+        num_master_keys: 0,
+        deprecated_ekt: std::ptr::null_mut(),
+        window_size: 128,
+        allow_repeat_tx: 0,
+        enc_xtn_hdr: std::ptr::null_mut(),
+        enc_xtn_hdr_count: 0,
+        next: std::ptr::null_mut(),
+    };
+    // SAFETY: each setter only writes the six fields of the CryptoPolicy it is given.
+    unsafe {
+        let set: unsafe extern "C" fn(*mut CryptoPolicy) = match suite {
+            SrtpSuite::AesCm128HmacSha1_32 => srtp_crypto_policy_set_aes_cm_128_hmac_sha1_32,
+            SrtpSuite::AesCm256HmacSha1_80 => srtp_crypto_policy_set_aes_cm_256_hmac_sha1_80,
+            SrtpSuite::AeadAes128Gcm => srtp_crypto_policy_set_aes_gcm_128_16_auth,
+            SrtpSuite::AeadAes256Gcm => srtp_crypto_policy_set_aes_gcm_256_16_auth,
+            _ => srtp_crypto_policy_set_rtp_default,
+        };
+        set(&mut policy.rtp);
+        // The RTCP policy of the _32 suite keeps an 80-bit tag (RFC 4568 §6.2.1).
+        let set_rtcp: unsafe extern "C" fn(*mut CryptoPolicy) = match suite {
+            SrtpSuite::AesCm128HmacSha1_32 => srtp_crypto_policy_set_rtp_default,
+            _ => set,
+        };
+        set_rtcp(&mut policy.rtcp);
+    }
+    let mut key_salt = [key, salt].concat();
+    key_salt.resize(64, 0);
+    let mut mki_bytes = mki.map(<[u8]>::to_vec).unwrap_or_default();
+    let mut master = MasterKey {
+        key: key_salt.as_mut_ptr(),
+        mki_id: mki_bytes.as_mut_ptr(),
+        mki_size: mki_bytes.len() as c_uint,
+    };
+    let mut master_ptr: *mut MasterKey = &mut master;
+    if mki.is_some() {
+        policy.keys = &mut master_ptr;
+        policy.num_master_keys = 1;
+    } else {
+        policy.key = key_salt.as_mut_ptr();
+    }
+    f(&policy)
+}
+
 fn check(status: c_int) -> Result<(), LibSrtpError> {
     if status == 0 {
         Ok(())
@@ -136,67 +203,35 @@ impl LibSrtp {
         INIT.call_once(|| unsafe {
             let _ = srtp_init();
         });
-        let mut policy = Policy {
-            ssrc: SsrcPolicy {
-                kind: if outbound {
-                    SSRC_ANY_OUTBOUND
-                } else {
-                    SSRC_ANY_INBOUND
-                },
-                value: 0,
-            },
-            rtp: CryptoPolicy::default(),
-            rtcp: CryptoPolicy::default(),
-            key: std::ptr::null_mut(),
-            keys: std::ptr::null_mut(),
-            num_master_keys: 0,
-            deprecated_ekt: std::ptr::null_mut(),
-            window_size: 128,
-            allow_repeat_tx: 0,
-            enc_xtn_hdr: std::ptr::null_mut(),
-            enc_xtn_hdr_count: 0,
-            next: std::ptr::null_mut(),
-        };
-        // SAFETY: each setter only writes the six fields of the CryptoPolicy it is given.
-        unsafe {
-            let set: unsafe extern "C" fn(*mut CryptoPolicy) = match suite {
-                SrtpSuite::AesCm128HmacSha1_32 => srtp_crypto_policy_set_aes_cm_128_hmac_sha1_32,
-                SrtpSuite::AesCm256HmacSha1_80 => srtp_crypto_policy_set_aes_cm_256_hmac_sha1_80,
-                SrtpSuite::AeadAes128Gcm => srtp_crypto_policy_set_aes_gcm_128_16_auth,
-                SrtpSuite::AeadAes256Gcm => srtp_crypto_policy_set_aes_gcm_256_16_auth,
-                _ => srtp_crypto_policy_set_rtp_default,
-            };
-            set(&mut policy.rtp);
-            // The RTCP policy of the _32 suite keeps an 80-bit tag (RFC 4568 §6.2.1).
-            let set_rtcp: unsafe extern "C" fn(*mut CryptoPolicy) = match suite {
-                SrtpSuite::AesCm128HmacSha1_32 => srtp_crypto_policy_set_rtp_default,
-                _ => set,
-            };
-            set_rtcp(&mut policy.rtcp);
-        }
-        let mut key_salt = [key, salt].concat();
-        key_salt.resize(64, 0);
-        let mut mki_bytes = mki.map(<[u8]>::to_vec).unwrap_or_default();
-        let mut master = MasterKey {
-            key: key_salt.as_mut_ptr(),
-            mki_id: mki_bytes.as_mut_ptr(),
-            mki_size: mki_bytes.len() as c_uint,
-        };
-        let mut master_ptr: *mut MasterKey = &mut master;
-        if mki.is_some() {
-            policy.keys = &mut master_ptr;
-            policy.num_master_keys = 1;
-        } else {
-            policy.key = key_salt.as_mut_ptr();
-        }
         let mut session = std::ptr::null_mut();
-        // SAFETY: `policy` and everything it points to (key_salt, mki_bytes, master,
-        // master_ptr) outlive this call; libsrtp copies the key material it needs.
-        check(unsafe { srtp_create(&mut session, &policy) })?;
+        with_policy(suite, key, salt, mki, outbound, |policy| {
+            // SAFETY: the policy and everything it points to outlive this call; libsrtp
+            // copies the key material it needs.
+            check(unsafe { srtp_create(&mut session, policy) })
+        })?;
         Ok(LibSrtp {
             session,
             use_mki: mki.is_some(),
         })
+    }
+
+    /// srtp_update: re-keys the session in place with the same suite and direction. For
+    /// streams already seen, libsrtp keeps the extended sequence number (ROC) and the
+    /// SRTCP index under the new key.
+    pub fn update(
+        &mut self,
+        suite: SrtpSuite,
+        key: &[u8],
+        salt: &[u8],
+        outbound: bool,
+    ) -> Result<(), LibSrtpError> {
+        with_policy(suite, key, salt, None, outbound, |policy| {
+            // SAFETY: `self.session` is a live session from srtp_create; the policy and
+            // everything it points to outlive this call.
+            check(unsafe { srtp_update(self.session, policy) })
+        })?;
+        self.use_mki = false;
+        Ok(())
     }
 
     fn call(

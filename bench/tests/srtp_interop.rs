@@ -135,3 +135,51 @@ fn libsrtp_to_ours() {
         }
     }
 }
+
+/// A libsrtp sender re-keyed with `srtp_update` (as SIP stacks do on a re-INVITE with a
+/// new `a=crypto`) keeps its stream's index past the sequence wrap under the new key.
+/// Our receiver for the new key, continued from the old one, reads every packet; a
+/// fresh one (ROC 0) reads none.
+#[test]
+fn libsrtp_rekeyed_with_srtp_update_to_ours() {
+    for suite in SUITES {
+        let (key, salt) = keys(suite, 3);
+        let (new_key, new_salt) = keys(suite, 4);
+        let mut theirs = LibSrtp::new(suite, &key, &salt, None, true).unwrap();
+        let mut old = SrtpContext::new(suite, &key, &salt, None).unwrap();
+        let send = |theirs: &mut LibSrtp, seq: u16| {
+            let plain = rtp(seq, 0x5eed_0001);
+            let mut buf = vec![0u8; plain.len() + MAX_TRAILER];
+            buf[..plain.len()].copy_from_slice(&plain);
+            let n = theirs.protect_rtp(&mut buf, plain.len()).unwrap();
+            buf.truncate(n);
+            (plain, buf)
+        };
+        // The old key carries the stream across the wrap: ROC 1.
+        for seq in seqs() {
+            let (plain, mut buf) = send(&mut theirs, seq);
+            let m = old.unprotect_rtp(&mut buf).unwrap();
+            assert_eq!(&buf[..m], &plain[..]);
+        }
+        assert_eq!(old.roc(), 1);
+        theirs.update(suite, &new_key, &new_salt, true).unwrap();
+        let mut fresh = SrtpContext::new(suite, &new_key, &new_salt, None).unwrap();
+        let mut continued = fresh.clone();
+        continued.continue_from(&old);
+        let next = seqs().last().unwrap().wrapping_add(1);
+        for seq in next..next + 20 {
+            let (plain, buf) = send(&mut theirs, seq);
+            assert_eq!(
+                fresh.unprotect_rtp(&mut buf.clone()),
+                Err(SrtpError::AuthenticationFailed),
+                "{suite} seq {seq}: read at ROC 0"
+            );
+            let mut buf = buf;
+            let m = continued
+                .unprotect_rtp(&mut buf)
+                .unwrap_or_else(|e| panic!("{suite} seq {seq}: {e}"));
+            assert_eq!(&buf[..m], &plain[..]);
+        }
+        assert_eq!(continued.roc(), 1);
+    }
+}

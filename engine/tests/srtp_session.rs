@@ -304,3 +304,56 @@ fn srtcp_reports_flow_and_bad_ones_are_dropped_and_counted() {
         assert_eq!(last.srtp_auth_failed, 1, "{suite:?}: {last:?}");
     }
 }
+
+/// A trunk re-keys mid-call (a re-INVITE with a new `a=crypto`) after its sequence
+/// numbers have wrapped once, and keeps its SRTP index under the new key (RFC 3711;
+/// libsrtp's `srtp_update`): the retargeted session reads it at ROC 1 and authenticates
+/// every packet, in every suite. A session that took the new key at ROC 0 would fail
+/// them all.
+#[test]
+fn a_rekeyed_trunk_that_keeps_its_rollover_counter_is_heard() {
+    use voxgate_engine::rtp::RtpHeader;
+    use voxgate_engine::srtp::SrtpContext;
+    for suite in SUITES {
+        let ours = CryptoAttribute::generate(1, suite).unwrap().to_sdp_value();
+        let old = CryptoAttribute::generate(1, suite).unwrap();
+        let new = CryptoAttribute::generate(1, suite).unwrap();
+        let trunk: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let t0 = Instant::now();
+        let keys = SrtpKeys {
+            local: ours,
+            remote: old.to_sdp_value(),
+        };
+        let mut gw = MediaSession::new(cfg(2, trunk, Some(keys)), t0).unwrap();
+        let mut step = 0u32;
+        let mut send = |tx: &mut SrtpContext, gw: &mut MediaSession, seq: u16| {
+            step += 1;
+            let mut buf = [0u8; 300];
+            let header = RtpHeader {
+                payload_type: 0,
+                sequence_number: seq,
+                timestamp: step * 160,
+                ssrc: 0x1234,
+                marker: false,
+            };
+            let n = header.write_packet(&mut buf, &[0xff; 160]).unwrap();
+            let n = tx.protect_rtp(&mut buf, n).unwrap();
+            let now = t0 + Duration::from_millis(20 * u64::from(step));
+            gw.handle_timeout(now);
+            gw.handle_rtp(now, trunk, &mut buf[..n]);
+        };
+        let mut tx = old.context().unwrap();
+        for seq in [65534, 65535, 0, 1] {
+            send(&mut tx, &mut gw, seq);
+        }
+        assert_eq!(gw.stats().packets_in, 4, "{suite}");
+        gw.retarget(trunk, None, Some(new.context().unwrap()));
+        let mut tx = new.context().unwrap();
+        tx.set_roc(1, 1);
+        for seq in 2..12 {
+            send(&mut tx, &mut gw, seq);
+        }
+        assert_eq!(gw.stats().srtp_auth_failed, 0, "{suite}");
+        assert_eq!(gw.stats().packets_in, 14, "{suite}");
+    }
+}

@@ -41,7 +41,7 @@ struct Routes {
 
 /// The trunk's side of a call's media as last negotiated.
 #[derive(Debug, Clone, PartialEq)]
-struct Peer {
+pub(crate) struct Peer {
     remote_rtp: Option<SocketAddr>,
     /// The trunk's accepted keying, normalised: tag 0 and no `WSH=` hint, so that a
     /// re-offer which renumbers or respells the same keying (`2^31` as `2147483648`,
@@ -51,7 +51,7 @@ struct Peer {
 }
 
 impl Peer {
-    fn of(media: &NegotiatedMedia) -> Peer {
+    pub(crate) fn of(media: &NegotiatedMedia) -> Peer {
         Peer {
             remote_rtp: media.remote_rtp,
             key: media.srtp.as_ref().and_then(|k| {
@@ -92,6 +92,29 @@ fn retarget(id: SessionId, old: &Peer, new: &Peer) -> Result<Option<Command>, Me
         remote_rtcp: None,
         inbound,
     }))
+}
+
+/// Moves engine session `id` of `call` from the trunk's media `old` to its re-offered
+/// `new` when it moved or re-keyed ([`retarget`]), and says what it did in the log.
+/// Both media ports (the call layer's hub and the SIP tests' engine port) follow a
+/// re-offer through here.
+pub(crate) fn follow_reoffer(
+    engine: &Engine,
+    call: CallRef,
+    id: SessionId,
+    old: &Peer,
+    new: &Peer,
+) {
+    match retarget(id, old, new) {
+        Ok(Some(c)) => {
+            tracing::info!(call = call.0, remote = ?new.remote_rtp, "trunk media moved: session retargeted");
+            if let Err(e) = engine.command(c) {
+                tracing::warn!(call = call.0, "retarget not queued: {e}");
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(call = call.0, "re-offer not applied: {e}"),
+    }
 }
 
 /// The engine, shared by the SIP core's media port and the call tasks.
@@ -253,7 +276,7 @@ impl MediaPort for MediaHub {
     fn update(&mut self, call: CallRef, media: &NegotiatedMedia) {
         tracing::debug!(call = call.0, direction = ?media.direction, remote = ?media.remote_rtp, "media changed");
         let new = Peer::of(media);
-        let command = {
+        let (id, old) = {
             let mut routes = self.routes();
             let Some(id) = routes.by_call.get(&call).map(|(id, ..)| *id) else {
                 return;
@@ -261,18 +284,9 @@ impl MediaPort for MediaHub {
             let Some(old) = routes.peers.insert(call, new.clone()) else {
                 return;
             };
-            retarget(id, &old, &new)
+            (id, old)
         };
-        match command {
-            Ok(Some(c)) => {
-                tracing::info!(call = call.0, remote = ?new.remote_rtp, "trunk media moved: session retargeted");
-                if let Err(e) = self.engine.command(c) {
-                    tracing::warn!(call = call.0, "retarget not queued: {e}");
-                }
-            }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(call = call.0, "re-offer not applied: {e}"),
-        }
+        follow_reoffer(&self.engine, call, id, &old, &new);
     }
 
     fn close(&mut self, call: CallRef) {

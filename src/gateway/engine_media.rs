@@ -14,6 +14,7 @@ use std::time::Duration;
 use voxgate_engine::worker::{Command, Engine, Event, SessionId};
 
 use super::media::{MediaError, MediaPort, Prompt};
+use crate::call::media::{follow_reoffer, Peer};
 use crate::sip::dialog::{CallRef, Direction};
 use crate::sip::ua::NegotiatedMedia;
 
@@ -26,7 +27,8 @@ type Held = Arc<Mutex<HashSet<SessionId>>>;
 pub struct EngineMedia {
     engine: Arc<Engine>,
     prompt: Arc<[i16]>,
-    sessions: HashMap<CallRef, SessionId>,
+    /// Per call: its engine session and the trunk's media as last negotiated.
+    sessions: HashMap<CallRef, (SessionId, Peer)>,
     counts: Counts,
     held: Held,
     stop: Arc<AtomicBool>,
@@ -131,12 +133,12 @@ impl MediaPort for EngineMedia {
             .engine
             .open_session(cfg)
             .map_err(|e| MediaError::Engine(e.to_string()))?;
-        self.sessions.insert(call, handle.id);
+        self.sessions.insert(call, (handle.id, Peer::of(media)));
         Ok(handle.local_rtp)
     }
 
     fn start(&mut self, call: CallRef, _media: &NegotiatedMedia) {
-        if let Some(&id) = self.sessions.get(&call) {
+        if let Some(&(id, _)) = self.sessions.get(&call) {
             if let Err(e) = self.engine.command(Command::Play {
                 id,
                 pcm: self.prompt.as_ref().into(),
@@ -147,12 +149,15 @@ impl MediaPort for EngineMedia {
     }
 
     fn update(&mut self, call: CallRef, media: &NegotiatedMedia) {
-        // The engine latches the remote address from RTP (symmetric RTP). On hold with
-        // no sending direction (we answered recvonly/inactive) the prompt stops; it
-        // starts again on resume.
-        let Some(&id) = self.sessions.get(&call) else {
+        // A move or a new trunk key retargets the session as the call layer's hub does.
+        // On hold with no sending direction (we answered recvonly/inactive) the prompt
+        // stops; it starts again on resume.
+        let Some((id, peer)) = self.sessions.get_mut(&call) else {
             return;
         };
+        let (id, new) = (*id, Peer::of(media));
+        let old = std::mem::replace(peer, new.clone());
+        follow_reoffer(&self.engine, call, id, &old, &new);
         let sends = matches!(media.direction, Direction::SendRecv | Direction::SendOnly);
         let was_held = {
             let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
@@ -178,7 +183,7 @@ impl MediaPort for EngineMedia {
     }
 
     fn close(&mut self, call: CallRef) {
-        if let Some(id) = self.sessions.remove(&call) {
+        if let Some((id, _)) = self.sessions.remove(&call) {
             if let Err(e) = self.engine.command(Command::Close { id }) {
                 tracing::warn!(%id, "close not queued: {e}");
             }

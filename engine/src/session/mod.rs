@@ -255,7 +255,9 @@ impl MediaSession {
     /// accepted at once instead of after the old source has been silent for
     /// [`RELATCH_AFTER`]. `remote_rtcp` as in [`SessionConfig::remote_rtcp`]. With
     /// `inbound`, the peer's new SRTP key (a re-offer with a new `a=crypto`) replaces the
-    /// old one for what we receive; it is built by the caller, off the packet path.
+    /// old one for what we receive; it is built by the caller, off the packet path, and
+    /// reads a peer that carries its rollover counter across the new key as well as one
+    /// that starts afresh ([`crate::srtp::SrtpContext::continue_from`]).
     pub fn retarget(
         &mut self,
         remote_rtp: SocketAddr,
@@ -269,7 +271,8 @@ impl MediaSession {
             self.remote = Some(remote_rtp);
             self.push_event(SessionEvent::RemoteAddressLearned(remote_rtp));
         }
-        if let (Some(s), Some(ctx)) = (self.srtp.as_mut(), inbound) {
+        if let (Some(s), Some(mut ctx)) = (self.srtp.as_mut(), inbound) {
+            ctx.continue_from(&s.inbound);
             s.inbound = ctx;
         }
     }

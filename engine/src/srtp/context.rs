@@ -209,6 +209,10 @@ pub struct SrtpContext {
     rtcp_keys: SessionKeys,
     rtcp_r: u64,
     rtp_window: ReplayWindow,
+    /// Until the first packet is accepted: the highest index of the context this one
+    /// replaced on a re-key, a second guess at the rollover counter (see
+    /// [`SrtpContext::continue_from`]). Beside the window, on a line each packet reads.
+    rtp_carried: Option<u64>,
     rtcp_window: ReplayWindow,
     next_rtcp_index: u32,
     rtp_packets: u64,
@@ -319,6 +323,7 @@ impl SrtpContext {
             rtcp_packets: 0,
             rtp_limit: lifetime.min(SRTP_MAX_PACKETS),
             rtcp_limit: lifetime.min(SRTCP_MAX_PACKETS),
+            rtp_carried: None,
         })
     }
 
@@ -355,8 +360,23 @@ impl SrtpContext {
     /// Sets the rollover counter and highest sequence number known from signalling
     /// (e.g. joining a stream mid-way); the next packets are estimated from there.
     pub fn set_roc(&mut self, roc: u32, seq: u16) {
+        self.rtp_carried = None;
         self.rtp_window
             .start_at((u64::from(roc) << 16) | u64::from(seq));
+    }
+
+    /// Makes this context, the peer's new key on a re-key, also try the rollover
+    /// counter where `old` (the context it replaces) left off. RFC 3711 keeps a stream's
+    /// index across a master-key change and some senders do (libsrtp's `srtp_update`);
+    /// others start the new key's stream afresh at ROC 0. Until this context accepts a
+    /// packet, each packet is tried against the index continued from `old` and, if that
+    /// fails to authenticate, against the fresh one; the first that authenticates
+    /// decides. Without this, a continuing sender re-keyed after its first sequence
+    /// wrap (within 22 minutes of a 50 packet/s call) would fail every packet.
+    pub fn continue_from(&mut self, old: &SrtpContext) {
+        if self.rtp_window.highest().is_none() {
+            self.rtp_carried = old.rtp_window.highest().or(old.rtp_carried);
+        }
     }
 
     /// Sets the next SRTCP index to send (tests and re-keying; it starts at 0).
@@ -507,32 +527,57 @@ impl SrtpContext {
             return Err(SrtpError::KeyLifetimeExhausted);
         }
         let seq = u16::from_be_bytes([buf[2], buf[3]]);
-        let ssrc = [buf[8], buf[9], buf[10], buf[11]];
         let index = self.rtp_window.estimate_rtp_index(seq)?;
         self.rtp_window.check(index)?;
+        if let Some(top) = self.rtp_carried {
+            if let Some((c, fresh)) = self.open_rtp_continued(buf, hdr, end, tag_at, top, index) {
+                self.accept_rtp(c, fresh);
+                return Ok(end);
+            }
+        }
         let fresh = self.keys_for(Stream::Rtp, index);
         let keys = fresh.as_ref().map_or(&self.rtp_keys, |(_, k)| k);
-        match keys {
-            SessionKeys::Cm { aes, mac, salt } => {
-                let roc = ((index >> 16) as u32).to_be_bytes();
-                let tag = hmac_tag(mac, &buf[..end], &roc);
-                if !bool::from(tag[..tag_len].ct_eq(&buf[tag_at..tag_at + tag_len])) {
-                    return Err(SrtpError::AuthenticationFailed);
-                }
-                aes.xor(&cm_iv(salt, ssrc, index), &mut buf[hdr..end]);
-            }
-            SessionKeys::Gcm { aead, salt } => {
-                let nonce = gcm_iv(salt, ssrc, index);
-                let mut tag = [0u8; 16];
-                tag.copy_from_slice(&buf[tag_at..tag_at + 16]);
-                let (head, rest) = buf.split_at_mut(hdr);
-                aead.open(&nonce, head, &mut rest[..end - hdr], &tag)?;
-            }
+        open_rtp(keys, self.suite, buf, hdr, end, tag_at, index)?;
+        self.accept_rtp(index, fresh);
+        Ok(end)
+    }
+
+    /// Records the SRTP packet of `index` as accepted (it authenticated).
+    #[inline(always)]
+    fn accept_rtp(&mut self, index: u64, fresh: Option<(u64, SessionKeys)>) {
+        if self.rtp_carried.is_some() {
+            self.rtp_carried = None;
         }
         self.rtp_window.commit(index);
         self.install_keys(Stream::Rtp, fresh);
         self.rtp_packets += 1;
-        Ok(end)
+    }
+
+    /// The first packets after a re-key ([`SrtpContext::continue_from`]): opens `buf`
+    /// as the index continued from the old context's highest `top`, if that differs
+    /// from `index` (the fresh estimate) and authenticates. Returns that index and the
+    /// keys to install; `None` leaves `buf` untouched for the fresh try.
+    #[cold]
+    #[inline(never)]
+    fn open_rtp_continued(
+        &self,
+        buf: &mut [u8],
+        hdr: usize,
+        end: usize,
+        tag_at: usize,
+        top: u64,
+        index: u64,
+    ) -> Option<(u64, Option<(u64, SessionKeys)>)> {
+        let mut carried = ReplayWindow::default();
+        carried.start_at(top);
+        let c = carried
+            .estimate_rtp_index(index as u16)
+            .ok()
+            .filter(|&c| c != index)?;
+        let fresh = self.keys_for(Stream::Rtp, c);
+        let keys = fresh.as_ref().map_or(&self.rtp_keys, |(_, k)| k);
+        open_rtp(keys, self.suite, buf, hdr, end, tag_at, c).ok()?;
+        Some((c, fresh))
     }
 
     /// Protects the RTCP compound packet in `buf[..len]` in place (always encrypted,
@@ -668,6 +713,40 @@ impl SrtpContext {
 }
 
 /// RTP header length (fixed header, CSRCs, extension), checked against the packet.
+/// Authenticates and decrypts `buf` (payload `hdr..end`, tag at `tag_at`) with `keys`
+/// as the SRTP packet of `index`; `buf` is left untouched when it does not authenticate.
+#[inline(always)]
+fn open_rtp(
+    keys: &SessionKeys,
+    suite: SrtpSuite,
+    buf: &mut [u8],
+    hdr: usize,
+    end: usize,
+    tag_at: usize,
+    index: u64,
+) -> Result<(), SrtpError> {
+    let ssrc = [buf[8], buf[9], buf[10], buf[11]];
+    match keys {
+        SessionKeys::Cm { aes, mac, salt } => {
+            let tag_len = suite.rtp_tag_len();
+            let roc = ((index >> 16) as u32).to_be_bytes();
+            let tag = hmac_tag(mac, &buf[..end], &roc);
+            if !bool::from(tag[..tag_len].ct_eq(&buf[tag_at..tag_at + tag_len])) {
+                return Err(SrtpError::AuthenticationFailed);
+            }
+            aes.xor(&cm_iv(salt, ssrc, index), &mut buf[hdr..end]);
+        }
+        SessionKeys::Gcm { aead, salt } => {
+            let nonce = gcm_iv(salt, ssrc, index);
+            let mut tag = [0u8; 16];
+            tag.copy_from_slice(&buf[tag_at..tag_at + 16]);
+            let (head, rest) = buf.split_at_mut(hdr);
+            aead.open(&nonce, head, &mut rest[..end - hdr], &tag)?;
+        }
+    }
+    Ok(())
+}
+
 fn rtp_header_len(pkt: &[u8]) -> Result<usize, SrtpError> {
     if pkt.len() < 12 {
         return Err(SrtpError::TooShort);

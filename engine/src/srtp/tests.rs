@@ -240,6 +240,93 @@ fn roc_rolls_over_at_65535() {
     }
 }
 
+/// A re-key replaces the peer's context. A sender that keeps its index across the new
+/// key (RFC 3711; libsrtp's `srtp_update`) is read with the rollover counter where the
+/// old context left off; one that starts afresh at ROC 0 is read too; the first packet
+/// that authenticates settles which, for every suite (a failed GCM guess leaves the
+/// packet as it was for the next).
+#[test]
+fn a_rekeyed_context_reads_a_sender_that_continues_its_index_or_starts_afresh() {
+    const NEW_KEY: [u8; 32] = [0x33; 32];
+    for suite in ALL {
+        let k = &NEW_KEY[..suite.key_len()];
+        let s = &SALT[..suite.salt_len()];
+        let rekeyed = || SrtpContext::new(suite, k, s, None).unwrap();
+        // The old key's stream has wrapped once: ROC 1, highest seq 5.
+        let (mut tx_old, mut rx_old) = pair(suite, None);
+        for seq in [65534u16, 65535, 0, 5] {
+            unprotect(&mut rx_old, &protect(&mut tx_old, &rtp(seq, 30))).unwrap();
+        }
+        assert_eq!(rx_old.roc(), 1);
+
+        // Continuing: the new key protects seq 6 onward with ROC 1.
+        let mut tx_cont = rekeyed();
+        tx_cont.set_roc(1, 5);
+        let cont: Vec<Vec<u8>> = (6..9).map(|q| protect(&mut tx_cont, &rtp(q, 30))).collect();
+        let mut plain = rekeyed();
+        assert_eq!(
+            unprotect(&mut plain, &cont[0]),
+            Err(SrtpError::AuthenticationFailed),
+            "{suite}: without the carried ROC a continuing sender fails"
+        );
+        let mut rx = rekeyed();
+        rx.continue_from(&rx_old);
+        for (p, q) in cont.iter().zip(6u16..) {
+            assert_eq!(
+                unprotect(&mut rx, p).unwrap(),
+                rtp(q, 30),
+                "{suite} seq {q}"
+            );
+        }
+        assert_eq!(rx.roc(), 1);
+
+        // Afresh: the new key's stream starts at ROC 0 (seq 7 is past 5, so the carried
+        // guess is ROC 1 and fails first).
+        let mut tx_fresh = rekeyed();
+        let fresh: Vec<Vec<u8>> = (7..10)
+            .map(|q| protect(&mut tx_fresh, &rtp(q, 30)))
+            .collect();
+        let mut rx = rekeyed();
+        rx.continue_from(&rx_old);
+        for (p, q) in fresh.iter().zip(7u16..) {
+            assert_eq!(
+                unprotect(&mut rx, p).unwrap(),
+                rtp(q, 30),
+                "{suite} seq {q}"
+            );
+        }
+        assert_eq!(rx.roc(), 0);
+        // Settled: the continuing stream's packets no longer pass.
+        let late = protect(&mut tx_cont, &rtp(12, 30));
+        assert_eq!(
+            unprotect(&mut rx, &late),
+            Err(SrtpError::AuthenticationFailed)
+        );
+
+        // Across the wrap: the old stream stopped at ROC 0 seq 65530, the new key's
+        // continuing stream wraps to ROC 1 before its first packet arrives.
+        let (mut tx_old, mut rx_old) = pair(suite, None);
+        unprotect(&mut rx_old, &protect(&mut tx_old, &rtp(65530, 30))).unwrap();
+        let mut tx_cont = rekeyed();
+        tx_cont.set_roc(0, 65530);
+        let _lost = protect(&mut tx_cont, &rtp(65535, 30));
+        let after_wrap = protect(&mut tx_cont, &rtp(3, 30));
+        let mut rx = rekeyed();
+        rx.continue_from(&rx_old);
+        assert_eq!(unprotect(&mut rx, &after_wrap).unwrap(), rtp(3, 30));
+        assert_eq!(rx.roc(), 1);
+
+        // Re-keyed twice before any packet: the guess still comes from the last stream
+        // that was heard.
+        let mut twice = rekeyed();
+        twice.continue_from(&rx_old);
+        let mut rx = rekeyed();
+        rx.continue_from(&twice);
+        let after_wrap = protect(&mut tx_cont, &rtp(4, 30));
+        assert_eq!(unprotect(&mut rx, &after_wrap).unwrap(), rtp(4, 30));
+    }
+}
+
 #[test]
 fn key_lifetime_is_enforced() {
     let options = SrtpOptions {
