@@ -53,6 +53,8 @@ struct Policy {
 
 const SSRC_ANY_INBOUND: c_int = 2;
 const SSRC_ANY_OUTBOUND: c_int = 3;
+/// libsrtp's `sec_serv_auth`: authentication without confidentiality (SRTCP E = 0).
+const SEC_SERV_AUTH: c_int = 2;
 /// Bytes libsrtp may write past the packet when protecting (tag, MKI, SRTCP index).
 pub const MAX_TRAILER: usize = 16 + 128 + 4;
 
@@ -115,6 +117,7 @@ fn with_policy<R>(
     salt: &[u8],
     mki: Option<&[u8]>,
     outbound: bool,
+    rtcp_encrypted: bool,
     f: impl FnOnce(&Policy) -> R,
 ) -> R {
     let mut policy = Policy {
@@ -154,6 +157,9 @@ fn with_policy<R>(
             _ => set,
         };
         set_rtcp(&mut policy.rtcp);
+    }
+    if !rtcp_encrypted {
+        policy.rtcp.sec_serv = SEC_SERV_AUTH;
     }
     let mut key_salt = [key, salt].concat();
     key_salt.resize(64, 0);
@@ -198,13 +204,35 @@ impl LibSrtp {
         mki: Option<&[u8]>,
         outbound: bool,
     ) -> Result<LibSrtp, LibSrtpError> {
+        Self::create(suite, key, salt, mki, outbound, true)
+    }
+
+    /// As [`LibSrtp::new`] without SRTCP encryption: protected RTCP goes out with E = 0,
+    /// authenticated only (RFC 3711 §3.4).
+    pub fn new_unencrypted_srtcp(
+        suite: SrtpSuite,
+        key: &[u8],
+        salt: &[u8],
+        outbound: bool,
+    ) -> Result<LibSrtp, LibSrtpError> {
+        Self::create(suite, key, salt, None, outbound, false)
+    }
+
+    fn create(
+        suite: SrtpSuite,
+        key: &[u8],
+        salt: &[u8],
+        mki: Option<&[u8]>,
+        outbound: bool,
+        rtcp_encrypted: bool,
+    ) -> Result<LibSrtp, LibSrtpError> {
         static INIT: Once = Once::new();
         // SAFETY: srtp_init has no preconditions; Once runs it once per process.
         INIT.call_once(|| unsafe {
             let _ = srtp_init();
         });
         let mut session = std::ptr::null_mut();
-        with_policy(suite, key, salt, mki, outbound, |policy| {
+        with_policy(suite, key, salt, mki, outbound, rtcp_encrypted, |policy| {
             // SAFETY: the policy and everything it points to outlive this call; libsrtp
             // copies the key material it needs.
             check(unsafe { srtp_create(&mut session, policy) })
@@ -225,7 +253,7 @@ impl LibSrtp {
         salt: &[u8],
         outbound: bool,
     ) -> Result<(), LibSrtpError> {
-        with_policy(suite, key, salt, None, outbound, |policy| {
+        with_policy(suite, key, salt, None, outbound, true, |policy| {
             // SAFETY: `self.session` is a live session from srtp_create; the policy and
             // everything it points to outlive this call.
             check(unsafe { srtp_update(self.session, policy) })

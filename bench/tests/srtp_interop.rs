@@ -183,3 +183,36 @@ fn libsrtp_rekeyed_with_srtp_update_to_ours() {
         assert_eq!(continued.roc(), 1);
     }
 }
+
+/// SRTCP with E = 0 (authenticated, not encrypted) from libsrtp: the report travels in
+/// clear, our receiver authenticates it and hands it over as sent, and a flipped bit in
+/// the clear report fails, for every suite.
+#[test]
+fn libsrtp_unencrypted_srtcp_to_ours() {
+    for suite in SUITES {
+        let (key, salt) = keys(suite, 5);
+        let mut theirs = LibSrtp::new_unencrypted_srtcp(suite, &key, &salt, true).unwrap();
+        let mut ours = SrtpContext::new(suite, &key, &salt, None).unwrap();
+        for k in 0..20 {
+            let plain = rtcp(k, 0x5eed_0002);
+            let mut buf = vec![0u8; plain.len() + MAX_TRAILER];
+            buf[..plain.len()].copy_from_slice(&plain);
+            let n = theirs.protect_rtcp(&mut buf, plain.len()).unwrap();
+            assert_eq!(&buf[..plain.len()], &plain[..], "{suite}: sent in clear");
+            // The E+index word: after the report (AES-CM) or after the GCM tag.
+            let trailer = if suite.is_aead() { n - 4 } else { plain.len() };
+            assert_eq!(buf[trailer] & 0x80, 0, "{suite}: E = 0");
+            let mut bad = buf[..n].to_vec();
+            bad[12] ^= 0x01;
+            assert_eq!(
+                ours.clone().unprotect_rtcp(&mut bad),
+                Err(SrtpError::AuthenticationFailed),
+                "{suite} rtcp {k}"
+            );
+            let m = ours
+                .unprotect_rtcp(&mut buf[..n])
+                .unwrap_or_else(|e| panic!("{suite} rtcp {k}: {e}"));
+            assert_eq!(&buf[..m], &plain[..]);
+        }
+    }
+}
