@@ -1,7 +1,8 @@
 //! Entry points for the fuzz targets (`fuzz/fuzz_targets/srtp_*.rs`).
 //!
-//! The first input byte picks the suite and whether an MKI is configured; the rest is
-//! the packet. The context's keys are fixed and differ from every published vector, so
+//! The first input byte picks the suite, whether an MKI is configured, a non-zero key
+//! derivation rate (bit 7) and a context just re-keyed from a stream at ROC 7 (bit 6: its
+//! first packets are tried at two rollover counters); the rest is the packet. The context's keys are fixed and differ from every published vector, so
 //! no input can authenticate: an `Ok` would be a forgery and panics.
 
 use super::context::{SrtpContext, SrtpOptions};
@@ -20,13 +21,19 @@ fn context(selector: u8) -> Option<SrtpContext> {
         key_derivation_rate: if selector & 0x80 != 0 { 1 << 4 } else { 0 },
         key_lifetime: None,
     };
-    SrtpContext::with_options(
+    let mut ctx = SrtpContext::with_options(
         suite,
         &KEY[..suite.key_len()],
         &SALT[..suite.salt_len()],
         &options,
     )
-    .ok()
+    .ok()?;
+    if selector & 0x40 != 0 {
+        let mut old = ctx.clone();
+        old.set_roc(7, 0xfff0);
+        ctx.continue_from(&old);
+    }
+    Some(ctx)
 }
 
 /// Unprotects `data[1..]` as SRTP; panics if it authenticates.
