@@ -109,17 +109,44 @@ impl std::fmt::Display for LibSrtpError {
 
 impl std::error::Error for LibSrtpError {}
 
-/// Builds the libsrtp policy for `suite`, `key || salt`, `mki` and a direction, and
-/// hands it to `f` while everything it points to is alive.
-fn with_policy<R>(
+/// What one libsrtp policy is made of.
+#[derive(Clone, Copy)]
+struct Keying<'a> {
     suite: SrtpSuite,
-    key: &[u8],
-    salt: &[u8],
-    mki: Option<&[u8]>,
+    key: &'a [u8],
+    salt: &'a [u8],
+    mki: Option<&'a [u8]>,
+    /// Protect (true) or unprotect (false).
     outbound: bool,
+    /// SRTCP with E = 1 (libsrtp's default) or authentication only.
     rtcp_encrypted: bool,
-    f: impl FnOnce(&Policy) -> R,
-) -> R {
+}
+
+impl<'a> Keying<'a> {
+    /// No MKI, SRTCP encrypted.
+    fn new(suite: SrtpSuite, key: &'a [u8], salt: &'a [u8], outbound: bool) -> Keying<'a> {
+        Keying {
+            suite,
+            key,
+            salt,
+            mki: None,
+            outbound,
+            rtcp_encrypted: true,
+        }
+    }
+}
+
+/// Builds the libsrtp policy for `keying` and hands it to `f` while everything it
+/// points to is alive.
+fn with_policy<R>(keying: Keying<'_>, f: impl FnOnce(&Policy) -> R) -> R {
+    let Keying {
+        suite,
+        key,
+        salt,
+        mki,
+        outbound,
+        rtcp_encrypted,
+    } = keying;
     let mut policy = Policy {
         ssrc: SsrcPolicy {
             kind: if outbound {
@@ -204,7 +231,10 @@ impl LibSrtp {
         mki: Option<&[u8]>,
         outbound: bool,
     ) -> Result<LibSrtp, LibSrtpError> {
-        Self::create(suite, key, salt, mki, outbound, true)
+        Self::create(Keying {
+            mki,
+            ..Keying::new(suite, key, salt, outbound)
+        })
     }
 
     /// As [`LibSrtp::new`] without SRTCP encryption: protected RTCP goes out with E = 0,
@@ -215,31 +245,27 @@ impl LibSrtp {
         salt: &[u8],
         outbound: bool,
     ) -> Result<LibSrtp, LibSrtpError> {
-        Self::create(suite, key, salt, None, outbound, false)
+        Self::create(Keying {
+            rtcp_encrypted: false,
+            ..Keying::new(suite, key, salt, outbound)
+        })
     }
 
-    fn create(
-        suite: SrtpSuite,
-        key: &[u8],
-        salt: &[u8],
-        mki: Option<&[u8]>,
-        outbound: bool,
-        rtcp_encrypted: bool,
-    ) -> Result<LibSrtp, LibSrtpError> {
+    fn create(keying: Keying<'_>) -> Result<LibSrtp, LibSrtpError> {
         static INIT: Once = Once::new();
         // SAFETY: srtp_init has no preconditions; Once runs it once per process.
         INIT.call_once(|| unsafe {
             let _ = srtp_init();
         });
         let mut session = std::ptr::null_mut();
-        with_policy(suite, key, salt, mki, outbound, rtcp_encrypted, |policy| {
+        with_policy(keying, |policy| {
             // SAFETY: the policy and everything it points to outlive this call; libsrtp
             // copies the key material it needs.
             check(unsafe { srtp_create(&mut session, policy) })
         })?;
         Ok(LibSrtp {
             session,
-            use_mki: mki.is_some(),
+            use_mki: keying.mki.is_some(),
         })
     }
 
@@ -253,7 +279,7 @@ impl LibSrtp {
         salt: &[u8],
         outbound: bool,
     ) -> Result<(), LibSrtpError> {
-        with_policy(suite, key, salt, None, outbound, true, |policy| {
+        with_policy(Keying::new(suite, key, salt, outbound), |policy| {
             // SAFETY: `self.session` is a live session from srtp_create; the policy and
             // everything it points to outlive this call.
             check(unsafe { srtp_update(self.session, policy) })

@@ -269,16 +269,21 @@ fn a_rekeyed_context_reads_a_sender_that_continues_its_index_or_starts_afresh() 
             Err(SrtpError::AuthenticationFailed),
             "{suite}: without the carried ROC a continuing sender fails"
         );
-        let mut rx = rekeyed();
-        rx.continue_from(&rx_old);
-        for (p, q) in cont.iter().zip(6u16..) {
-            assert_eq!(
-                unprotect(&mut rx, p).unwrap(),
-                rtp(q, 30),
-                "{suite} seq {q}"
-            );
-        }
-        assert_eq!(rx.roc(), 1);
+        // A new-key receiver continued from `rx_old` that reads `packets` (seq from
+        // `first` on), each as sent.
+        let continued_reader = |packets: &[Vec<u8>], first: u16| {
+            let mut rx = rekeyed();
+            rx.continue_from(&rx_old);
+            for (p, q) in packets.iter().zip(first..) {
+                assert_eq!(
+                    unprotect(&mut rx, p).unwrap(),
+                    rtp(q, 30),
+                    "{suite} seq {q}"
+                );
+            }
+            rx
+        };
+        assert_eq!(continued_reader(&cont, 6).roc(), 1);
 
         // Afresh: the new key's stream starts at ROC 0 (seq 7 is past 5, so the carried
         // guess is ROC 1 and fails first).
@@ -286,15 +291,7 @@ fn a_rekeyed_context_reads_a_sender_that_continues_its_index_or_starts_afresh() 
         let fresh: Vec<Vec<u8>> = (7..10)
             .map(|q| protect(&mut tx_fresh, &rtp(q, 30)))
             .collect();
-        let mut rx = rekeyed();
-        rx.continue_from(&rx_old);
-        for (p, q) in fresh.iter().zip(7u16..) {
-            assert_eq!(
-                unprotect(&mut rx, p).unwrap(),
-                rtp(q, 30),
-                "{suite} seq {q}"
-            );
-        }
+        let mut rx = continued_reader(&fresh, 7);
         assert_eq!(rx.roc(), 0);
         // Settled: the continuing stream's packets no longer pass.
         let late = protect(&mut tx_cont, &rtp(12, 30));
