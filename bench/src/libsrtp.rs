@@ -269,9 +269,9 @@ impl LibSrtp {
         })
     }
 
-    /// srtp_update: re-keys the session in place with the same suite and direction. For
-    /// streams already seen, libsrtp keeps the extended sequence number (ROC) and the
-    /// SRTCP index under the new key.
+    /// srtp_update: re-keys the session in place with the same suite and direction, and
+    /// no MKI (a session made with one drops it). For streams already seen, libsrtp
+    /// keeps the extended sequence number (ROC) and the SRTCP index under the new key.
     pub fn update(
         &mut self,
         suite: SrtpSuite,

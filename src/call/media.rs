@@ -69,7 +69,10 @@ impl Peer {
 /// built here, on the control side, never on a media core.
 fn retarget(id: SessionId, old: &Peer, new: &Peer) -> Result<Option<Command>, MediaError> {
     let moved = new.remote_rtp.filter(|a| Some(*a) != old.remote_rtp);
-    let rekeyed = new.key.as_ref().filter(|k| Some(*k) != old.key.as_ref());
+    let rekeyed = new
+        .key
+        .as_ref()
+        .filter(|k| !old.key.as_ref().is_some_and(|o| same_key(o, k)));
     let Some(remote_rtp) = moved.or(if rekeyed.is_some() {
         old.remote_rtp
     } else {
@@ -115,6 +118,17 @@ pub(crate) fn follow_reoffer(
         Ok(None) => {}
         Err(e) => tracing::warn!(call = call.0, "re-offer not applied: {e}"),
     }
+}
+
+/// Whether two accepted keyings of the trunk are the same key: suite, key and salt, MKI
+/// and KDR. A re-offer that only restates the lifetime keeps the session's context: a
+/// new context under the same master key would start an empty replay window, in which
+/// packets captured under that key could be played again.
+fn same_key(a: &CryptoAttribute, b: &CryptoAttribute) -> bool {
+    let (mut a, mut b) = (a.clone(), b.clone());
+    a.lifetime = None;
+    b.lifetime = None;
+    a == b
 }
 
 /// The engine, shared by the SIP core's media port and the call tasks.
@@ -419,9 +433,14 @@ mod tests {
                 "{same}"
             );
         }
-        // Another MKI or lifetime is new keying.
+        // Another MKI is new keying; another lifetime for the same key is not (a new
+        // context under the same key would open an empty replay window).
         let other_mki = spelled(&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key}|2^31|2:4"));
         assert!(retarget(id, &with_mki, &other_mki).unwrap().is_some());
+        let other_lifetime = spelled(&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key}|2^20|1:4"));
+        assert!(retarget(id, &with_mki, &other_lifetime).unwrap().is_none());
+        let no_lifetime = spelled(&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key}|1:4"));
+        assert!(retarget(id, &with_mki, &no_lifetime).unwrap().is_none());
         // A line that does not parse keys nothing (it was refused when answering).
         assert_eq!(peer(Some("192.0.2.1:4000"), Some("!!")).key, None);
         // Debug never shows the key.

@@ -211,7 +211,7 @@ pub struct SrtpContext {
     rtp_window: ReplayWindow,
     /// Until the first packet is accepted: the highest index of the context this one
     /// replaced on a re-key, a second guess at the rollover counter (see
-    /// [`SrtpContext::continue_from`]). Beside the window, on a line each packet reads.
+    /// [`SrtpContext::continue_from`]).
     rtp_carried: Option<u64>,
     rtcp_window: ReplayWindow,
     next_rtcp_index: u32,
@@ -229,6 +229,7 @@ impl fmt::Debug for SrtpContext {
             .field("mki_len", &self.mki.map(|m| m.len))
             .field("kdr", &self.kdr)
             .field("rtp_highest_index", &self.rtp_window.highest())
+            .field("rtp_continued_from", &self.rtp_carried)
             .field("next_rtcp_index", &self.next_rtcp_index)
             .field("rtp_packets", &self.rtp_packets)
             .field("rtcp_packets", &self.rtcp_packets)
@@ -369,9 +370,10 @@ impl SrtpContext {
     /// counter where `old` (the context it replaces) left off. RFC 3711 keeps a stream's
     /// index across a master-key change and some senders do (libsrtp's `srtp_update`);
     /// others start the new key's stream afresh at ROC 0. Until this context accepts a
-    /// packet, each packet is tried against the index continued from `old` and, if that
-    /// fails to authenticate, against the fresh one; the first that authenticates
-    /// decides. Without this, a continuing sender re-keyed after its first sequence
+    /// packet, each packet is tried at the index estimated from `old`'s highest (only
+    /// above it) and, if that fails to authenticate, at the fresh estimate; the first
+    /// that authenticates decides. Until then a packet that fails costs two
+    /// authentication passes instead of one. Without this, a continuing sender re-keyed after its first sequence
     /// wrap (within 22 minutes of a 50 packet/s call) would fail every packet.
     pub fn continue_from(&mut self, old: &SrtpContext) {
         if self.rtp_window.highest().is_none() {
@@ -570,10 +572,12 @@ impl SrtpContext {
     ) -> Option<(u64, Option<(u64, SessionKeys)>)> {
         let mut carried = ReplayWindow::default();
         carried.start_at(top);
+        // A continuing sender sends above what the old key reached; at or below it are
+        // packets already heard under the old key, a replay if the new key is the same.
         let c = carried
             .estimate_rtp_index(index as u16)
             .ok()
-            .filter(|&c| c != index)?;
+            .filter(|&c| c != index && c > top)?;
         let fresh = self.keys_for(Stream::Rtp, c);
         let keys = fresh.as_ref().map_or(&self.rtp_keys, |(_, k)| k);
         open_rtp(keys, self.suite, buf, hdr, end, tag_at, c).ok()?;
@@ -712,9 +716,11 @@ impl SrtpContext {
     }
 }
 
-/// RTP header length (fixed header, CSRCs, extension), checked against the packet.
 /// Authenticates and decrypts `buf` (payload `hdr..end`, tag at `tag_at`) with `keys`
-/// as the SRTP packet of `index`; `buf` is left untouched when it does not authenticate.
+/// as the SRTP packet of `index`; `buf` is left untouched when it does not authenticate
+/// (AES-CM compares the tag before the keystream; aes-gcm 0.11's
+/// `decrypt_inout_detached` does the same, which the aead trait does not promise: the
+/// re-key test's afresh case, GCM included, depends on it).
 #[inline(always)]
 fn open_rtp(
     keys: &SessionKeys,
@@ -747,6 +753,7 @@ fn open_rtp(
     Ok(())
 }
 
+/// RTP header length (fixed header, CSRCs, extension), checked against the packet.
 fn rtp_header_len(pkt: &[u8]) -> Result<usize, SrtpError> {
     if pkt.len() < 12 {
         return Err(SrtpError::TooShort);

@@ -1,8 +1,9 @@
 //! Entry points for the fuzz targets (`fuzz/fuzz_targets/srtp_*.rs`).
 //!
-//! The first input byte picks the suite, whether an MKI is configured, a non-zero key
-//! derivation rate (bit 7) and a context just re-keyed from a stream at ROC 7 (bit 6: its
-//! first packets are tried at two rollover counters); the rest is the packet. The context's keys are fixed and differ from every published vector, so
+//! The first input byte picks the context: bit 0 an MKI, bit 7 a non-zero key
+//! derivation rate, bit 6 a context just re-keyed from a stream at ROC 7 (its first
+//! packets are tried at two rollover counters), and bits 1–7 modulo 5 the suite (bits 6
+//! and 7 take part, every combination is still reachable); the rest is the packet. The context's keys are fixed and differ from every published vector, so
 //! no input can authenticate: an `Ok` would be a forgery and panics.
 
 use super::context::{SrtpContext, SrtpOptions};

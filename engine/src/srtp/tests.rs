@@ -321,6 +321,28 @@ fn a_rekeyed_context_reads_a_sender_that_continues_its_index_or_starts_afresh() 
         rx.continue_from(&twice);
         let after_wrap = protect(&mut tx_cont, &rtp(4, 30));
         assert_eq!(unprotect(&mut rx, &after_wrap).unwrap(), rtp(4, 30));
+
+        // The same key back in a new context (a trunk returning to an earlier key): a
+        // packet already heard under it, at ROC 1, is not the continued stream — only
+        // indices above the old highest are — so it is not taken again.
+        let (mut tx_old, mut rx_old) = pair(suite, None);
+        tx_old.set_roc(0, 65530);
+        let heard: Vec<Vec<u8>> = [65535u16, 3, 9]
+            .iter()
+            .map(|&q| protect(&mut tx_old, &rtp(q, 30)))
+            .collect();
+        for p in &heard {
+            unprotect(&mut rx_old, p).unwrap();
+        }
+        let (_, mut same_key) = pair(suite, None);
+        same_key.continue_from(&rx_old);
+        assert_eq!(
+            unprotect(&mut same_key, &heard[1]),
+            Err(SrtpError::AuthenticationFailed),
+            "{suite}: a replay of seq 3 at ROC 1"
+        );
+        let next = protect(&mut tx_old, &rtp(10, 30));
+        assert_eq!(unprotect(&mut same_key, &next).unwrap(), rtp(10, 30));
     }
 }
 
