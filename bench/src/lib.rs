@@ -252,6 +252,18 @@ fn excess(latencies: &[u32], sessions: &[u32]) -> Vec<u32> {
         .collect()
 }
 
+/// The `--backend` of the load binaries: `uring`, `mmsg` or `auto` (io_uring where it
+/// works, else recvmmsg/sendmmsg).
+pub fn parse_backend(name: &str) -> anyhow::Result<voxgate_engine::worker::Backend> {
+    use voxgate_engine::worker::Backend;
+    match name {
+        "uring" => Ok(Backend::Uring),
+        "mmsg" => Ok(Backend::Mmsg),
+        "auto" => Ok(Backend::Auto),
+        other => anyhow::bail!("--backend must be uring, mmsg or auto, not {other:?}"),
+    }
+}
+
 /// The percentile `p` (0..=100) of `v` (sorted in place), 0 if empty.
 pub fn percentile(v: &mut [u32], p: f64) -> u32 {
     if v.is_empty() {

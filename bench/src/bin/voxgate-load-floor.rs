@@ -12,7 +12,6 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use voxgate_bench::{GeneratorArgs, LoadGenerator};
 use voxgate_engine::worker::floor::echo_floor;
-use voxgate_engine::worker::Backend;
 
 /// Name of the thread whose CPU time is reported.
 const THREAD: &str = "vg-floor";
@@ -26,7 +25,7 @@ struct Args {
     /// Seconds of sending.
     #[arg(long, default_value_t = 10.0)]
     seconds: f64,
-    /// The media core's backend: uring or mmsg.
+    /// The media core's backend: uring, mmsg or auto.
     #[arg(long, default_value = "uring")]
     backend: String,
     /// CPU of the echo thread.
@@ -39,11 +38,7 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let backend = match args.backend.as_str() {
-        "uring" => Backend::Uring,
-        "mmsg" => Backend::Mmsg,
-        other => bail!("--backend: expected uring or mmsg, got {other:?}"),
-    };
+    let backend = voxgate_bench::parse_backend(&args.backend)?;
     let mut generator = LoadGenerator::bind().context("binding the generator socket")?;
     let sockets = generator
         .add_loopback_sockets(args.calls)

@@ -15,7 +15,7 @@ use voxgate_engine::session::SrtpKeys;
 use voxgate_engine::srtp::sdes::CryptoAttribute;
 use voxgate_engine::srtp::SrtpSuite;
 use voxgate_engine::worker::media::{CodecKind, SessionConfig};
-use voxgate_engine::worker::{Backend, Command, Engine, EngineConfig, EngineError, Event};
+use voxgate_engine::worker::{Command, Engine, EngineConfig, EngineError, Event};
 
 /// Name of the thread whose CPU time is reported.
 const THREAD: &str = "voxgate-media-0";
@@ -81,12 +81,7 @@ fn opus_frames() -> anyhow::Result<Vec<Vec<u8>>> {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     tracing_subscriber_init();
-    let backend = match args.backend.as_str() {
-        "uring" => Backend::Uring,
-        "mmsg" => Backend::Mmsg,
-        "auto" => Backend::Auto,
-        other => bail!("--backend must be uring, mmsg or auto, not {other}"),
-    };
+    let backend = voxgate_bench::parse_backend(&args.backend)?;
     let (codec, payload_type) = match args.codec.as_str() {
         "pcmu" => (CodecKind::Pcmu, 0u8),
         "pcma" => (CodecKind::Pcma, 8u8),
