@@ -374,100 +374,72 @@ impl Metrics {
                 let _ = writeln!(o, "voxgate_sip_responses_total{{code=\"{}\"}} {v}", i + 100);
             }
         }
-        header(
+        let per_core =
+            |o: &mut String,
+             name: &str,
+             help: &str,
+             series: &dyn Fn(&CoreMetrics) -> Vec<(&'static str, f64)>| {
+                header(o, name, "counter", help);
+                for (i, c) in self.cores[..cores].iter().enumerate() {
+                    for (label, v) in series(c) {
+                        let sep = if label.is_empty() { "" } else { "," };
+                        let _ = writeln!(o, "{name}{{core=\"{i}\"{sep}{label}}} {v}");
+                    }
+                }
+            };
+        let n = |c: &Counter| c.get() as f64;
+        per_core(
             &mut o,
             "voxgate_rtp_packets_total",
-            "counter",
             "RTP packets per media core and direction.",
+            &|c| {
+                vec![
+                    ("direction=\"in\"", n(&c.packets_in)),
+                    ("direction=\"out\"", n(&c.packets_out)),
+                ]
+            },
         );
-        for (i, c) in self.cores[..cores].iter().enumerate() {
-            let _ = writeln!(
-                o,
-                "voxgate_rtp_packets_total{{core=\"{i}\",direction=\"in\"}} {}",
-                c.packets_in.get()
-            );
-            let _ = writeln!(
-                o,
-                "voxgate_rtp_packets_total{{core=\"{i}\",direction=\"out\"}} {}",
-                c.packets_out.get()
-            );
-        }
-        header(
+        per_core(
             &mut o,
             "voxgate_srtp_auth_failures_total",
-            "counter",
             "SRTP/SRTCP authentication failures per media core.",
+            &|c| vec![("", n(&c.srtp_auth_failures))],
         );
-        for (i, c) in self.cores[..cores].iter().enumerate() {
-            let _ = writeln!(
-                o,
-                "voxgate_srtp_auth_failures_total{{core=\"{i}\"}} {}",
-                c.srtp_auth_failures.get()
-            );
-        }
-        header(
+        per_core(
             &mut o,
             "voxgate_srtp_replayed_total",
-            "counter",
             "SRTP/SRTCP packets dropped as replays (duplicate or outside the window) per media core.",
+            &|c| vec![("", n(&c.srtp_replayed))],
         );
-        for (i, c) in self.cores[..cores].iter().enumerate() {
-            let _ = writeln!(
-                o,
-                "voxgate_srtp_replayed_total{{core=\"{i}\"}} {}",
-                c.srtp_replayed.get()
-            );
-        }
-        header(
+        per_core(
             &mut o,
             "voxgate_srtp_protect_failures_total",
-            "counter",
             "Outgoing SRTP/SRTCP packets not sent because they could not be protected (master key lifetime) per media core.",
+            &|c| vec![("", n(&c.srtp_protect_failures))],
         );
-        for (i, c) in self.cores[..cores].iter().enumerate() {
-            let _ = writeln!(
-                o,
-                "voxgate_srtp_protect_failures_total{{core=\"{i}\"}} {}",
-                c.srtp_protect_failures.get()
-            );
-        }
-        header(
+        per_core(
             &mut o,
             "voxgate_jitter_buffer_events_total",
-            "counter",
             "Jitter-buffer lost/late/concealed frames per media core.",
+            &|c| {
+                vec![
+                    ("kind=\"lost\"", n(&c.jb_lost)),
+                    ("kind=\"late\"", n(&c.jb_late)),
+                    ("kind=\"concealed\"", n(&c.jb_concealed)),
+                ]
+            },
         );
-        for (i, c) in self.cores[..cores].iter().enumerate() {
-            for (k, v) in [
-                ("lost", &c.jb_lost),
-                ("late", &c.jb_late),
-                ("concealed", &c.jb_concealed),
-            ] {
-                let _ = writeln!(
-                    o,
-                    "voxgate_jitter_buffer_events_total{{core=\"{i}\",kind=\"{k}\"}} {}",
-                    v.get()
-                );
-            }
-        }
-        header(
+        per_core(
             &mut o,
             "voxgate_queue_full_total",
-            "counter",
             "Full command/event queue events per media core.",
+            &|c| {
+                vec![
+                    ("queue=\"command\"", n(&c.command_queue_full)),
+                    ("queue=\"event\"", n(&c.event_queue_full)),
+                ]
+            },
         );
-        for (i, c) in self.cores[..cores].iter().enumerate() {
-            let _ = writeln!(
-                o,
-                "voxgate_queue_full_total{{core=\"{i}\",queue=\"command\"}} {}",
-                c.command_queue_full.get()
-            );
-            let _ = writeln!(
-                o,
-                "voxgate_queue_full_total{{core=\"{i}\",queue=\"event\"}} {}",
-                c.event_queue_full.get()
-            );
-        }
         header(
             &mut o,
             "voxgate_media_core_service_lateness_seconds",
@@ -486,19 +458,12 @@ impl Metrics {
                 counts.iter().sum(),
             );
         }
-        header(
+        per_core(
             &mut o,
             "voxgate_media_core_cpu_seconds_total",
-            "counter",
             "CPU time of each media core's thread (user and system, the kernel's packet work for its sockets included).",
+            &|c| vec![("", c.cpu_ns.get() as f64 / 1e9)],
         );
-        for (i, c) in self.cores[..cores].iter().enumerate() {
-            let _ = writeln!(
-                o,
-                "voxgate_media_core_cpu_seconds_total{{core=\"{i}\"}} {}",
-                c.cpu_ns.get() as f64 / 1e9
-            );
-        }
         header(&mut o, "voxgate_provider_latency_seconds", "histogram", "Provider latency: stt end-of-speech to final, tts request to first audio, assistant round trip.");
         for p in Provider::ALL {
             let h = &self.provider_latency[p as usize];
