@@ -101,21 +101,35 @@ fn advance(core: &mut SipCore, until: Instant) {
     }
 }
 
-fn answered(core: &mut SipCore, t0: Instant, extra: &str) -> (CallRef, String) {
+/// What the core sent: (status code or method, message text) each.
+type Sent = Vec<(String, String)>;
+
+/// An INVITE with `extra` headers and `body` from the trunk, answered on port 20000:
+/// the call, what went out before the answer and what the answer sent.
+fn invite_and_answer(
+    core: &mut SipCore,
+    t0: Instant,
+    extra: &str,
+    body: &str,
+) -> (CallRef, Sent, Sent) {
     core.handle_request(
-        request("INVITE", "z9hG4bK1", 1, None, extra, SDP),
+        request("INVITE", "z9hG4bK1", 1, None, extra, body),
         flow(),
         t0,
     );
-    let s = sent(core);
-    assert_eq!(codes(&s), ["100", "180"]);
+    let before = sent(core);
     let call = match events(core).as_slice() {
         [CallEvent::Incoming(i)] => i.call,
         e => panic!("{e:?}"),
     };
     core.answer(call, "127.0.0.1:20000".parse().unwrap(), t0)
         .expect("answer");
-    let s = sent(core);
+    (call, before, sent(core))
+}
+
+fn answered(core: &mut SipCore, t0: Instant, extra: &str) -> (CallRef, String) {
+    let (call, before, s) = invite_and_answer(core, t0, extra, SDP);
+    assert_eq!(codes(&before), ["100", "180"]);
     assert_eq!(codes(&s), ["200"]);
     assert!(s[0].1.contains("m=audio 20000 RTP/AVP 0"), "{}", s[0].1);
     (call, to_tag_of(&s[0].1))
@@ -582,19 +596,7 @@ fn behind_a_proxy_responses_keep_vias_and_bye_follows_record_route() {
     let _ = sent(&mut c);
     // Re-run the answer to inspect the 200: the one `answered` saw.
     let mut c2 = core(IntegrationSettings::default());
-    c2.handle_request(
-        request("INVITE", "z9hG4bK1", 1, None, extra, SDP),
-        flow(),
-        t0,
-    );
-    let _ = sent(&mut c2);
-    let call2 = match events(&mut c2).as_slice() {
-        [CallEvent::Incoming(i)] => i.call,
-        e => panic!("{e:?}"),
-    };
-    c2.answer(call2, "127.0.0.1:20000".parse().unwrap(), t0)
-        .expect("answer");
-    let ok = sent(&mut c2);
+    let (_call2, _, ok) = invite_and_answer(&mut c2, t0, extra, SDP);
     let text = &ok[0].1;
     let vias: Vec<&str> = text.lines().filter(|l| l.starts_with("Via:")).collect();
     assert_eq!(vias.len(), 2, "{text}");
@@ -910,19 +912,7 @@ fn a_reinvite_that_switches_between_rtp_and_srtp_is_refused() {
 
     // An SRTP call re-offered as plain RTP.
     let mut c = core(IntegrationSettings::default());
-    c.handle_request(
-        request("INVITE", "z9hG4bK1", 1, None, "", &savp(1)),
-        flow(),
-        t0,
-    );
-    let _ = sent(&mut c);
-    let call = match events(&mut c).as_slice() {
-        [CallEvent::Incoming(i)] => i.call,
-        e => panic!("{e:?}"),
-    };
-    c.answer(call, "127.0.0.1:20000".parse().unwrap(), t0)
-        .expect("answer");
-    let s = sent(&mut c);
+    let (_call, _, s) = invite_and_answer(&mut c, t0, "", &savp(1));
     assert!(s[0].1.contains("m=audio 20000 RTP/SAVP 0"), "{}", s[0].1);
     let tag = to_tag_of(&s[0].1);
     ack(&mut c, &tag, 1);
